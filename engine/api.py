@@ -1,0 +1,137 @@
+"""The engine's HTTP API (FastAPI): typed routes over ``Engine``, uniform JSON errors.
+
+Every error is ``{"error": {"code", "message", "detail"}}`` with a 4xx status for bad
+input; an unexpected failure answers 500 and the engine keeps serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from engine.errors import EngineError
+from engine.schemas.analyses import AnalysisRequest
+from engine.schemas.common import ErrorBody, PromptRequest, TokenizeResponse
+from engine.schemas.jobs import JobInfo, JobResult
+from engine.schemas.model import Capabilities, Health
+from engine.service import Engine
+
+log = logging.getLogger(__name__)
+ERRORS = {400: {"model": ErrorBody}, 404: {"model": ErrorBody}, 422: {"model": ErrorBody}}
+
+
+def _error(status: int, code: str, message: str, detail: dict | None = None) -> JSONResponse:
+    body = {"error": {"code": code, "message": message, "detail": detail or {}}}
+    return JSONResponse(status_code=status, content=body)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(EngineError)
+    async def engine_error(_: Request, e: EngineError) -> JSONResponse:
+        return _error(e.status, e.code, e.message, e.detail)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(_: Request, e: RequestValidationError) -> JSONResponse:
+        errors = e.errors()
+        if any(err.get("type") == "json_invalid" for err in errors):
+            ctx = errors[0].get("ctx", {})
+            return _error(
+                400,
+                "malformed_json",
+                f"The request body is not valid JSON ({ctx.get('error', 'parse error')}).",
+            )
+        problems = "; ".join(
+            f"{'.'.join(str(x) for x in err['loc'][1:]) or 'body'}: {err['msg']}" for err in errors
+        )
+        return _error(422, "bad_request", f"Invalid request: {problems}")
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, e: Exception) -> JSONResponse:
+        log.exception("unexpected error")
+        return _error(
+            500, "internal_error", f"The engine failed on this request: {type(e).__name__}: {e}"
+        )
+
+
+def _auth(engine: Engine):
+    bearer = HTTPBearer(auto_error=False)
+
+    def check(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+        token = engine.settings.token
+        if token and (creds is None or not secrets.compare_digest(creds.credentials, token)):
+            raise EngineError(
+                401,
+                "unauthorized",
+                "This engine needs a token: send 'Authorization: Bearer <token>'.",
+            )
+
+    return check
+
+
+def create_app(engine: Engine) -> FastAPI:
+    app = FastAPI(title="Interpscope engine", version="0.1", dependencies=[Depends(_auth(engine))])
+    _install_error_handlers(app)
+    app.state.engine = engine
+
+    @app.get("/health", response_model=Health)
+    def health() -> Health:
+        return engine.health()
+
+    @app.get("/capabilities", response_model=Capabilities)
+    def capabilities() -> Capabilities:
+        return engine.capabilities()
+
+    @app.post("/tokenize", response_model=TokenizeResponse, responses=ERRORS)
+    def tokenize(req: PromptRequest) -> TokenizeResponse:
+        _, infos = engine.tokenize(req.prompt, req.prepend_bos)
+        return TokenizeResponse(tokens=infos, n_ctx=engine.require_model().n_ctx)
+
+    @app.get("/analyses")
+    def analyses() -> dict:
+        return {
+            name: {
+                "description": a.description,
+                "version": a.version,
+                "params": a.params.model_json_schema(),
+                "result": a.result.model_json_schema(),
+            }
+            for name, a in engine.analyses.items()
+        }
+
+    @app.post("/analysis/{name}", responses=ERRORS)
+    def analysis(name: str, req: AnalysisRequest) -> Response:
+        return Response(engine.analyze(name, req), media_type="application/json")
+
+    @app.post("/jobs/{kind}", response_model=JobInfo, responses=ERRORS)
+    def start_job(kind: str, params: dict) -> JobInfo:
+        return engine.start_job(kind, params).info()
+
+    @app.get("/jobs", response_model=list[JobInfo])
+    def list_jobs() -> list[JobInfo]:
+        return [j.info() for j in engine.jobs.list()]
+
+    @app.get("/jobs/{job_id}", response_model=JobResult, responses=ERRORS)
+    def get_job(job_id: str) -> JobResult:
+        job = engine.jobs.get(job_id)
+        return JobResult(job=job.info(), result=job.result if job.status.finished else None)
+
+    @app.post("/jobs/{job_id}/cancel", response_model=JobInfo, responses=ERRORS)
+    def cancel_job(job_id: str) -> JobInfo:
+        return engine.jobs.cancel(job_id).info()
+
+    @app.get("/cache/stats")
+    def cache_stats() -> dict:
+        return engine.cache.stats().as_dict()
+
+    @app.post("/cache/clear")
+    def cache_clear() -> dict:
+        engine.cache.clear()
+        engine.runs.clear()
+        return engine.cache.stats().as_dict()
+
+    return app

@@ -1,0 +1,113 @@
+"""A typed HTTP client for the engine (used by the app, tests and benchmarks).
+
+Connection failures raise ``EngineUnavailable``; error answers raise ``EngineRequestError``
+with the engine's code and message.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+
+class EngineUnavailable(Exception):
+    """The engine could not be reached (not started, stopped, or restarting)."""
+
+
+class EngineRequestError(Exception):
+    def __init__(self, status: int, code: str, message: str, detail: dict | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.detail = status, code, message, detail or {}
+
+
+class EngineClient:
+    def __init__(self, url: str, token: str | None = None, timeout: float = 60.0):
+        self.url = url.rstrip("/")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+    def request(
+        self, method: str, path: str, json: Any = None, timeout: float | None = None
+    ) -> Any:
+        kwargs: dict[str, Any] = {"json": json}
+        if timeout is not None:
+            kwargs["timeout"] = timeout
+        try:
+            r = self._http.request(method, path, **kwargs)
+        except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as e:
+            raise EngineUnavailable(
+                f"The engine at {self.url} is not reachable ({type(e).__name__})."
+            ) from e
+        except httpx.TimeoutException as e:
+            raise EngineUnavailable(f"The engine at {self.url} did not answer in time.") from e
+        if r.status_code >= 400:
+            try:
+                err = r.json()["error"]
+            except Exception:
+                err = {"code": "http_error", "message": r.text[:500]}
+            raise EngineRequestError(r.status_code, err["code"], err["message"], err.get("detail"))
+        return r.json()
+
+    # --- endpoints ---------------------------------------------------------------
+    def health(self, timeout: float | None = None) -> dict:
+        return self.request("GET", "/health", timeout=timeout)
+
+    def capabilities(self) -> dict:
+        return self.request("GET", "/capabilities")
+
+    def tokenize(self, prompt: str, prepend_bos: bool = True) -> dict:
+        return self.request("POST", "/tokenize", {"prompt": prompt, "prepend_bos": prepend_bos})
+
+    def analyze(self, name: str, prompt: str, prepend_bos: bool = True, **params: Any) -> dict:
+        body = {"prompt": prompt, "prepend_bos": prepend_bos, "params": params}
+        return self.request("POST", f"/analysis/{name}", body)
+
+    def start_job(self, kind: str, params: dict) -> dict:
+        return self.request("POST", f"/jobs/{kind}", params)
+
+    def job(self, job_id: str) -> dict:
+        return self.request("GET", f"/jobs/{job_id}")
+
+    def cancel_job(self, job_id: str) -> dict:
+        return self.request("POST", f"/jobs/{job_id}/cancel")
+
+    def wait_job(
+        self,
+        job_id: str,
+        *,
+        timeout: float = 600.0,
+        poll: float = 0.2,
+        on_progress: Callable[[dict], None] | None = None,
+    ) -> dict:
+        """Poll until the job finishes; return ``{"job": info, "result": ...}``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self.job(job_id)
+            if on_progress:
+                on_progress(state["job"])
+            if state["job"]["status"] in ("done", "failed", "cancelled"):
+                return state
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} still {state['job']['status']} after {timeout} s")
+            time.sleep(poll)
+
+    def load_model(self, name: str, dtype: str = "float32", device: str | None = None) -> dict:
+        job = self.start_job("load_model", {"name": name, "dtype": dtype, "device": device})
+        state = self.wait_job(job["id"])
+        if state["job"]["status"] != "done":
+            raise EngineRequestError(
+                422, "load_failed", state["job"]["error"] or state["job"]["message"]
+            )
+        return state["result"]
+
+    def cache_stats(self) -> dict:
+        return self.request("GET", "/cache/stats")
+
+    def clear_cache(self) -> dict:
+        return self.request("POST", "/cache/clear")
+
+    def close(self) -> None:
+        self._http.close()

@@ -1,0 +1,70 @@
+"""One forward pass of a prompt, shared by every analysis of it.
+
+A ``PromptRun`` is the tokens plus the logits and activation cache of one
+``run_with_cache``, computed on first use. The engine keeps a few recent runs so that
+opening several views of the same prompt costs one forward pass; the activation cache
+itself never leaves the engine process.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from functools import cached_property
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+from transformer_lens import ActivationCache
+
+from engine.loading import LoadedModel
+from engine.schemas.common import TokenInfo
+
+
+class PromptRun:
+    def __init__(self, lm: LoadedModel, token_ids: list[int], infos: list[TokenInfo]):
+        self.lm = lm
+        self.token_ids = token_ids
+        self.token_infos = infos
+
+    @property
+    def tokens(self) -> Int[Tensor, "1 pos"]:
+        return torch.tensor([self.token_ids], device=self.lm.device)
+
+    @cached_property
+    def _forward(self) -> tuple[Float[Tensor, "pos vocab"], ActivationCache]:
+        with torch.inference_mode():
+            logits, cache = self.lm.model.run_with_cache(self.tokens)
+        return logits[0].float(), cache.remove_batch_dim()
+
+    @property
+    def logits(self) -> Float[Tensor, "pos vocab"]:
+        return self._forward[0]
+
+    @property
+    def cache(self) -> ActivationCache:
+        return self._forward[1]
+
+
+class RunStore:
+    """The most recent prompt runs of the loaded model, least recently used dropped first."""
+
+    def __init__(self, max_runs: int = 8):
+        self._runs: OrderedDict[tuple, PromptRun] = OrderedDict()
+        self._max = max_runs
+        self._lock = threading.Lock()
+
+    def get(self, lm: LoadedModel, token_ids: list[int], infos: list[TokenInfo]) -> PromptRun:
+        key = (lm.fingerprint, tuple(token_ids))
+        with self._lock:
+            run = self._runs.get(key)
+            if run is None:
+                run = self._runs[key] = PromptRun(lm, token_ids, infos)
+            self._runs.move_to_end(key)
+            while len(self._runs) > self._max:
+                self._runs.popitem(last=False)
+            return run
+
+    def clear(self) -> None:
+        with self._lock:
+            self._runs.clear()

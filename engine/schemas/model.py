@@ -1,0 +1,45 @@
+"""Which model is loaded and what it can do."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class LoadModelRequest(BaseModel):
+    name: str = Field(description="a TransformerLens model name or a local Hugging Face directory")
+    dtype: str = "float32"
+    device: str | None = Field(default=None, description="cuda / mps / cpu; best available if None")
+
+
+class ModelInfo(BaseModel):
+    name: str
+    source: str
+    fingerprint: str
+    device: str
+    dtype: str
+    n_layers: int
+    n_heads: int
+    d_model: int
+    d_vocab: int
+    n_ctx: int
+    load_seconds: float
+
+
+class Capability(BaseModel):
+    available: bool
+    reason: str = ""
+
+
+class Capabilities(BaseModel):
+    model: ModelInfo | None
+    features: dict[str, Capability]
+    analyses: list[str]
+    jobs: list[str]
+
+
+class Health(BaseModel):
+    status: str
+    engine_id: str = Field(description="changes whenever the engine process restarts")
+    model: str | None
+    uptime_s: float
+    busy: bool

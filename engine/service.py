@@ -1,0 +1,175 @@
+"""The engine: one loaded model, its analyses, the result cache and the job queue.
+
+UI-free and HTTP-free: ``engine.api`` exposes it over HTTP and tests call it directly.
+One request uses the model at a time (``model_lock``); cached results need no lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+
+from cache import ResultCache, result_key
+from engine import validation
+from engine.analyses import Analysis, load_builtin
+from engine.errors import EngineError
+from engine.job_kinds import JOB_KINDS
+from engine.jobs import Job, JobManager
+from engine.loading import LoadedModel, load_model
+from engine.run import RunStore
+from engine.schemas.analyses import AnalysisRequest
+from engine.schemas.common import TokenInfo
+from engine.schemas.model import Capabilities, Capability, Health, ModelInfo
+from engine.settings import EngineSettings
+from engine.validation import parse_params
+
+log = logging.getLogger(__name__)
+
+
+class Engine:
+    def __init__(self, settings: EngineSettings, *, load: bool = True):
+        self.settings = settings
+        self.engine_id = uuid.uuid4().hex[:12]
+        self.started = time.time()
+        self.cache = ResultCache(
+            settings.cache_dir,
+            size_limit_bytes=settings.cache_size_mb << 20,
+            memory_items=settings.memory_cache_items,
+        )
+        self.runs = RunStore(settings.max_runs)
+        self.model_lock = threading.RLock()
+        self.lm: LoadedModel | None = None
+        self.analyses = load_builtin()
+        self.job_kinds = JOB_KINDS
+        self.jobs = JobManager()
+        if load and settings.model:
+            self.load(settings.model, dtype=settings.dtype, device=settings.device)
+
+    # --- model -----------------------------------------------------------------
+    def load(self, name: str, *, dtype: str = "float32", device: str | None = None) -> ModelInfo:
+        lm = load_model(name, device=device or self.settings.device, dtype=dtype)
+        with self.model_lock:
+            self.lm = lm
+            self.runs.clear()
+        return self.model_info()
+
+    def require_model(self) -> LoadedModel:
+        if self.lm is None:
+            raise EngineError(409, "no_model", "No model is loaded: load one first.")
+        return self.lm
+
+    def model_info(self) -> ModelInfo | None:
+        lm = self.lm
+        if lm is None:
+            return None
+        cfg = lm.model.cfg
+        return ModelInfo(
+            name=lm.name,
+            source=lm.source,
+            fingerprint=lm.fingerprint,
+            device=lm.device,
+            dtype=lm.dtype,
+            n_layers=cfg.n_layers,
+            n_heads=cfg.n_heads,
+            d_model=cfg.d_model,
+            d_vocab=cfg.d_vocab,
+            n_ctx=cfg.n_ctx,
+            load_seconds=round(lm.load_seconds, 3),
+        )
+
+    def health(self) -> Health:
+        return Health(
+            status="ok",
+            engine_id=self.engine_id,
+            model=self.lm.name if self.lm else None,
+            uptime_s=round(time.time() - self.started, 3),
+            busy=self.jobs.busy(),
+        )
+
+    def capabilities(self) -> Capabilities:
+        lm = self.lm
+        no_model = Capability(available=False, reason="no model loaded")
+        features = {
+            "predictions": Capability(available=True) if lm else no_model,
+            "attention": Capability(available=True) if lm else no_model,
+            "generation": Capability(available=True) if lm else no_model,
+            "saes": Capability(available=False, reason="SAE views are not built yet"),
+            "transcoders": Capability(
+                available=False, reason="attribution graphs are not built yet"
+            ),
+        }
+        return Capabilities(
+            model=self.model_info(),
+            features=features,
+            analyses=sorted(self.analyses),
+            jobs=sorted(self.job_kinds),
+        )
+
+    # --- prompts -----------------------------------------------------------------
+    def tokenize(self, prompt: str, prepend_bos: bool = True) -> tuple[list[int], list[TokenInfo]]:
+        lm = self.require_model()
+        validation.check_prompt_text(prompt)
+        tok = lm.model.tokenizer
+        enc = tok(prompt, add_special_tokens=False, return_offsets_mapping=True)
+        ids, offsets = list(enc["input_ids"]), list(enc["offset_mapping"])
+        texts = [tok.decode([i]) for i in ids]
+        infos = [
+            TokenInfo(pos=0, id=i, text=t, start=s, end=e)
+            for i, t, (s, e) in zip(ids, texts, offsets, strict=True)
+        ]
+        if prepend_bos and tok.bos_token_id is not None:
+            ids = [tok.bos_token_id] + ids
+            infos = [
+                TokenInfo(pos=0, id=tok.bos_token_id, text=tok.bos_token, start=None, end=None)
+            ] + infos
+        for pos, info in enumerate(infos):
+            info.pos = pos
+        validation.check_length(len(ids), lm.n_ctx)
+        return ids, infos
+
+    # --- analyses ----------------------------------------------------------------
+    def analysis(self, name: str) -> Analysis:
+        if name not in self.analyses:
+            raise EngineError(
+                404,
+                "unknown_analysis",
+                f"No analysis named {name!r}; known: {sorted(self.analyses)}.",
+            )
+        return self.analyses[name]
+
+    def analyze(self, name: str, request: AnalysisRequest) -> bytes:
+        """The analysis result as JSON bytes, from the cache when it has it."""
+        analysis = self.analysis(name)
+        lm = self.require_model()
+        params = parse_params(analysis.params, request.params)
+        ids, infos = self.tokenize(request.prompt, request.prepend_bos)
+        analysis.check(lm, params)
+        key = result_key(
+            lm.fingerprint, ids, name, analysis.version, params.model_dump(mode="json")
+        )
+        hit = self.cache.get(key)
+        if hit is not None:
+            return hit
+        with self.model_lock:
+            t0 = time.perf_counter()
+            result = analysis.fn(self.runs.get(lm, ids, infos), params)
+            log.debug("%s computed in %.1f ms", name, (time.perf_counter() - t0) * 1e3)
+        data = result.model_dump_json().encode()
+        self.cache.set(key, data)
+        return data
+
+    # --- jobs --------------------------------------------------------------------
+    def start_job(self, kind: str, raw_params: dict) -> Job:
+        if kind not in self.job_kinds:
+            raise EngineError(
+                404, "unknown_job_kind", f"No job kind {kind!r}; known: {sorted(self.job_kinds)}."
+            )
+        spec = self.job_kinds[kind]
+        params = parse_params(spec.params, raw_params)
+        return self.jobs.submit(kind, lambda ctx: spec.run(self, ctx, params))
+
+    def close(self) -> None:
+        self.jobs.shutdown()
+        self.cache.close()

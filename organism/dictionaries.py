@@ -1,0 +1,195 @@
+"""Build the organism's SAEs, transcoders and latent examples from a trained model directory.
+
+    python -m organism.dictionaries --model assets/organism --out assets/organism
+
+Writes, under ``--out``:
+
+- ``saes/<hook_name>/``: SAELens files (``cfg.json``, ``sae_weights.safetensors``, ...),
+  ``metrics.json`` (L0, FVE, CE recovered, dead fraction on held-out rows) and
+  ``latents.json.gz`` (top-activating examples and a label per latent);
+- ``transcoders/``: circuit-tracer ``config.yaml`` + ``layer_{i}.safetensors``,
+  ``metrics.json`` (per-layer FVU, replacement-model agreement, attribution smoke test) and
+  ``layer_{i}.latents.json.gz``;
+- ``dictionaries.json``: every metric, setting and phase time, for the model card.
+
+Each phase logs "phase ... done in X s". ``--sae-tokens`` / ``--tc-tokens`` /
+``--heldout-rows`` shrink the run for development.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from sae_lens import SAE
+
+from engine.loading import load_model
+from organism import latent_examples as lx
+from organism.dict_data import HELDOUT_SEED, TRAIN_SEED, corpus_rows, load_tokenizer
+from organism.dict_metrics import sae_metrics
+from organism.replacement import build_replacement_model, load_transcoder_set, replacement_metrics
+from organism.sae import SAESettings, rows_needed, train_sae
+from organism.transcoders import IN_HOOK, TranscoderSettings, save_transcoders, train_transcoders
+
+log = logging.getLogger("organism.dictionaries")
+
+DEFAULT_HOOKS = ("blocks.1.hook_resid_post", "blocks.3.hook_resid_post")
+SMOKE_PROMPT = "The capital of France is"
+
+
+@contextmanager
+def phase(name: str, times: dict[str, float]):
+    t0 = time.perf_counter()
+    log.info("phase %s ...", name)
+    yield
+    times[name] = round(time.perf_counter() - t0, 1)
+    log.info("phase %s done in %.1f s", name, times[name])
+
+
+def write_json(path: Path, obj: dict) -> None:
+    path.write_text(json.dumps(obj, indent=2) + "\n")
+
+
+def attribution_smoke(rm, tok) -> dict:
+    """circuit-tracer ``attribute`` on one short prompt with the shipped transcoders."""
+    from circuit_tracer import attribute
+
+    ids = torch.tensor([tok.bos_token_id, *tok.encode(SMOKE_PROMPT)])
+    t0 = time.perf_counter()
+    graph = attribute(ids, rm, max_n_logits=3, batch_size=64, max_feature_nodes=256)
+    top = tok.decode([int(graph.logit_targets[0].vocab_idx)]) if graph.logit_targets else None
+    return {
+        "prompt": SMOKE_PROMPT,
+        "n_active_features": int(graph.active_features.shape[0]),
+        "n_nodes": int(graph.adjacency_matrix.shape[0]),
+        "top_logit": top,
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+
+
+def sae_sources(out: Path, hooks: list[str]) -> list[lx.Source]:
+    sources = []
+    for hook in hooks:
+        sae = SAE.load_from_disk(str(out / "saes" / hook), device="cpu")
+        sources.append(lx.Source(f"sae {hook}", hook, sae.encode, sae.cfg.d_sae))
+    return sources
+
+
+def transcoder_sources(out: Path) -> list[lx.Source]:
+    ts = load_transcoder_set(out / "transcoders")
+    return [
+        lx.Source(f"transcoder layer {i}", IN_HOOK.format(layer=i), tc.encode, tc.d_transcoder)
+        for i, tc in enumerate(ts)
+    ]
+
+
+def build_examples(model, tok, out: Path, hooks: list[str], held, top_k: int) -> dict:
+    special = tok.all_special_ids
+    sources = sae_sources(out, hooks) + transcoder_sources(out)
+    paths = [out / "saes" / h / "latents.json.gz" for h in hooks]
+    paths += [out / "transcoders" / f"layer_{i}.latents.json.gz" for i in range(model.cfg.n_layers)]
+    vocab = [tok.decode([i]) for i in range(len(tok))]
+    n_tokens = int(
+        held.tokens.ne(-1).logical_and(~torch.isin(held.tokens, torch.tensor(special))).sum()
+    )
+    before = 10
+    tables = lx.collect(model, sources, held, special, top_k=top_k, before=before, after=3)
+    meta = {
+        "heldout_seed": HELDOUT_SEED,
+        "n_rows": int(held.tokens.shape[0]),
+        "n_tokens": n_tokens,
+        "top_k": top_k,
+        "vocab": vocab,
+    }
+    summary = {}
+    for source, path, (top, win) in zip(sources, paths, tables, strict=True):
+        records = lx.latent_records(top, win, held, n_tokens, vocab, before)
+        lx.write_examples(path, source, records, meta)
+        n_dead = sum(r["label"] == "dead" for r in records)
+        summary[source.name] = {
+            "file": str(path.relative_to(out)),
+            "dead_latents": n_dead,
+            "bytes": path.stat().st_size,
+        }
+    return summary
+
+
+def run(args: argparse.Namespace) -> dict:
+    times: dict[str, float] = {}
+    out: Path = args.out
+    with phase("load", times):
+        lm = load_model(str(args.model), device="cpu")
+        model, tok = lm.model, load_tokenizer(args.model)
+        special = tok.all_special_ids
+    seq = model.cfg.n_ctx
+    with phase("data", times):
+        n_train = rows_needed(max(args.sae_tokens, args.tc_tokens), seq)
+        train_rows = corpus_rows(tok, n_train, seed=TRAIN_SEED, seq=seq)
+        held = corpus_rows(tok, args.heldout_rows, seed=HELDOUT_SEED, seq=seq)
+    summary: dict = {"model": lm.fingerprint, "saes": {}, "times_s": times}
+    for hook in args.hooks:
+        s = SAESettings(
+            hook_name=hook, d_sae=args.sae_latents, k=args.sae_k, training_tokens=args.sae_tokens
+        )
+        with phase(f"sae {hook}", times):
+            sae = train_sae(model, train_rows, s, out / "saes" / hook, special)
+        with phase(f"sae {hook} metrics", times):
+            metrics = {**sae_metrics(model, sae, held.tokens, special), "settings": asdict(s)}
+            write_json(out / "saes" / hook / "metrics.json", metrics)
+        summary["saes"][hook] = metrics
+        log.info("sae %s: %s", hook, {k: v for k, v in metrics.items() if k != "settings"})
+    ts_settings = TranscoderSettings(
+        d_transcoder=args.tc_latents, k=args.tc_k, training_tokens=args.tc_tokens
+    )
+    with phase("transcoders", times):
+        tcs = train_transcoders(model, train_rows, ts_settings, special)
+        save_transcoders(tcs, out / "transcoders", ts_settings, lm.name)
+    with phase("transcoder metrics", times):
+        rm = build_replacement_model(model, load_transcoder_set(out / "transcoders"))
+        tc_metrics = replacement_metrics(rm, held.tokens, special)
+        tc_metrics["attribution_smoke"] = attribution_smoke(rm, tok)
+        tc_metrics["settings"] = asdict(ts_settings)
+        write_json(out / "transcoders" / "metrics.json", tc_metrics)
+    summary["transcoders"] = tc_metrics
+    with phase("latent examples", times):
+        summary["examples"] = build_examples(model, tok, out, args.hooks, held, args.top_k)
+    summary["heldout"] = {"seed": HELDOUT_SEED, "rows": args.heldout_rows}
+    summary["train_seed"] = TRAIN_SEED
+    write_json(out / "dictionaries.json", summary)
+    return summary
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", type=Path, default=Path("assets/organism"))
+    ap.add_argument("--out", type=Path, default=Path("assets/organism"))
+    ap.add_argument("--hooks", nargs="+", default=list(DEFAULT_HOOKS))
+    ap.add_argument("--sae-tokens", type=int, default=SAESettings.training_tokens)
+    ap.add_argument("--sae-k", type=float, default=SAESettings.k)
+    ap.add_argument("--sae-latents", type=int, default=SAESettings.d_sae)
+    ap.add_argument("--tc-tokens", type=int, default=TranscoderSettings.training_tokens)
+    ap.add_argument("--tc-k", type=float, default=TranscoderSettings.k)
+    ap.add_argument("--tc-latents", type=int, default=TranscoderSettings.d_transcoder)
+    ap.add_argument("--heldout-rows", type=int, default=1024)
+    ap.add_argument("--top-k", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=1)
+    return ap.parse_args(argv)
+
+
+def main() -> None:
+    args = parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    run(args)
+    log.info("all done in %.1f s", time.perf_counter() - t0)
+
+
+if __name__ == "__main__":
+    main()

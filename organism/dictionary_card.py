@@ -1,0 +1,82 @@
+"""Render the SAE / transcoder section of the organism's model card from ``dictionaries.json``.
+
+python -m organism.dictionary_card assets/organism > /tmp/section.md
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def _f(x: float, digits: int = 3) -> str:
+    return f"{x:.{digits}f}"
+
+
+def sae_table(saes: dict) -> list[str]:
+    lines = [
+        "| hook point | latents | L0 | FVE | CE recovered | dead | CE clean / SAE / zero |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for hook, m in saes.items():
+        s = m["settings"]
+        lines.append(
+            f"| `{hook}` | {s['d_sae']} | {_f(m['l0'], 1)} | {_f(m['fve'])} | "
+            f"{_f(m['ce_recovered'])} | {_f(m['dead_fraction'])} | "
+            f"{_f(m['ce_clean'])} / {_f(m['ce_sae'])} / {_f(m['ce_zero'])} |"
+        )
+    return lines
+
+
+def transcoder_table(tc: dict) -> list[str]:
+    lines = ["| layer | latents | L0 | FVU | dead |", "|---|---|---|---|---|"]
+    d = tc["settings"]["d_transcoder"]
+    for i, layer in enumerate(tc["layers"]):
+        lines.append(
+            f"| {i} | {d} | {_f(layer['l0'], 1)} | {_f(layer['fvu'])} | {_f(layer['dead_fraction'])} |"
+        )
+    return lines
+
+
+def render_dictionary_section(summary: dict) -> str:
+    """Markdown for the card: SAEs, transcoders, replacement agreement, timings."""
+    tc = summary["transcoders"]
+    held = summary["heldout"]
+    smoke = tc["attribution_smoke"]
+    lines = [
+        "## Sparse autoencoders and transcoders",
+        "",
+        f"Measured on {held['rows']} held-out corpus rows (seed {held['seed']}; the "
+        "dictionaries trained on rows from another seed), over content tokens (BOS and pad "
+        "left out). CE recovered uses zero-ablation as the baseline.",
+        "",
+        "### SAEs (SAELens, BatchTopK saved as JumpReLU)",
+        "",
+        *sae_table(summary["saes"]),
+        "",
+        "### Per-layer transcoders (circuit-tracer format, JumpReLU)",
+        "",
+        *transcoder_table(tc),
+        "",
+        f"Replacement model (every MLP replaced by its transcoder, no error term): top-1 "
+        f"next-token agreement {_f(tc['top1_agreement'])}, KL(model ‖ replacement) "
+        f"{_f(tc['kl'], 4)} nats, CE {_f(tc['ce_model'])} → {_f(tc['ce_replacement'])} "
+        f"(all MLPs zeroed: {_f(tc['ce_zero_mlp'])}; CE recovered {_f(tc['ce_recovered'])}).",
+        "",
+        f"circuit-tracer `attribute` on “{smoke['prompt']}”: {smoke['n_active_features']} "
+        f"active latents, top logit {smoke['top_logit']!r}, {smoke['seconds']} s.",
+        "",
+        "Phase times (s): " + ", ".join(f"{k} {v}" for k, v in summary["times_s"].items()),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    root = Path(sys.argv[1] if len(sys.argv) > 1 else "assets/organism")
+    summary = json.loads((root / "dictionaries.json").read_text())
+    sys.stdout.write(render_dictionary_section(summary))
+
+
+if __name__ == "__main__":
+    main()

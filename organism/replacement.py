@@ -1,0 +1,139 @@
+"""Load the organism's transcoders with circuit-tracer and build its replacement model.
+
+The replacement model is circuit-tracer's ``TransformerLensReplacementModel`` built with
+``ReplacementModel.from_config`` from the config and processed weights of the model that
+``engine.loading.load_model`` returns (fold_ln etc.), so its ``mlp.hook_in`` /
+``mlp.hook_out`` carry what the transcoders were trained on. Prompts given to it as token
+ids must start with BOS.
+
+``replacement_metrics`` measures how well the transcoders stand in for the MLPs: per-layer
+FVU and L0 on the model's own MLP inputs, and, with every MLP replaced by its transcoder
+(no error term), top-1 next-token agreement, KL(model || replacement) and cross-entropy.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import torch
+import yaml
+from circuit_tracer import ReplacementModel
+from circuit_tracer.transcoder import TranscoderSet
+from circuit_tracer.utils.hf_utils import load_transcoders
+from jaxtyping import Int
+from torch import Tensor
+from transformer_lens import HookedTransformer
+
+from organism.dict_data import content_mask
+from organism.dict_metrics import Moments, batches
+
+
+def load_transcoder_set(tc_dir: Path, device: str = "cpu") -> TranscoderSet:
+    """The transcoders in `tc_dir` (``config.yaml`` + ``layer_*.safetensors``) via circuit-tracer."""
+    config = yaml.safe_load((tc_dir / "config.yaml").read_text())
+    config["transcoders"] = [str((tc_dir / p).resolve()) for p in config["transcoders"]]
+    return load_transcoders(
+        config,
+        device=torch.device(device),
+        dtype=torch.float32,
+        lazy_encoder=False,
+        lazy_decoder=False,
+    )
+
+
+def build_replacement_model(model: HookedTransformer, transcoders: TranscoderSet):
+    """circuit-tracer's replacement model around a copy of `model`'s weights."""
+    rm = ReplacementModel.from_config(
+        copy.deepcopy(model.cfg), transcoders, backend="transformerlens", tokenizer=model.tokenizer
+    )
+    renames = {".mlp.": ".mlp.old_mlp.", "unembed.": "unembed.old_unembed."}
+    state = {}
+    for key, val in model.state_dict().items():
+        for old, new in renames.items():
+            if key.startswith("unembed.") and old == "unembed.":
+                key = new + key[len(old) :]
+            elif old == ".mlp." and old in key:
+                key = key.replace(old, new, 1)
+        state[key] = val
+    missing, unexpected = rm.load_state_dict(state, strict=False)
+    if unexpected or any(not k.startswith("transcoders.") for k in missing):
+        raise RuntimeError(f"weights do not fit the replacement model: {missing} {unexpected}")
+    rm.eval()
+    return rm
+
+
+def _replace_hooks(rm, mask: Tensor) -> list:
+    """Hooks that swap every MLP's output for its transcoder's at `mask` positions."""
+    inputs: dict[int, Tensor] = {}
+
+    def keep(act, hook, layer):
+        inputs[layer] = act
+
+    def swap(act, hook, layer):
+        out = act.clone()
+        out[mask] = rm.transcoders[layer](inputs[layer][mask])
+        return out
+
+    hooks = []
+    for layer in range(rm.cfg.n_layers):
+        hooks.append((f"blocks.{layer}.mlp.hook_in", lambda a, hook, i=layer: keep(a, hook, i)))
+        hooks.append((f"blocks.{layer}.mlp.hook_out", lambda a, hook, i=layer: swap(a, hook, i)))
+    return hooks
+
+
+def _zero_mlp_hooks(rm, mask: Tensor) -> list:
+    def zero(act, hook):
+        out = act.clone()
+        out[mask] = 0
+        return out
+
+    return [(f"blocks.{layer}.mlp.hook_out", zero) for layer in range(rm.cfg.n_layers)]
+
+
+def _layer_moments(rm, tokens: Tensor, mask: Tensor, moments: list[Moments]) -> Tensor:
+    names = [f"blocks.{i}.mlp.hook_{d}" for i in range(rm.cfg.n_layers) for d in ("in", "out")]
+    logits, cache = rm.run_with_cache(tokens, names_filter=lambda n: n in names)
+    for layer, m in enumerate(moments):
+        x = cache[f"blocks.{layer}.mlp.hook_in"][mask]
+        y = cache[f"blocks.{layer}.mlp.hook_out"][mask]
+        tc = rm.transcoders[layer]
+        acts = tc.encode(x)
+        m.add(y, tc.decode(acts, x), acts)
+    return logits
+
+
+@torch.no_grad()
+def replacement_metrics(
+    rm, tokens: Int[Tensor, "row pos"], special_ids: list[int], batch: int = 32
+) -> dict:
+    """Per-layer FVU/L0/dead fraction and whole-model agreement of the replacement model."""
+    moments = [Moments(tc.d_transcoder) for tc in rm.transcoders]
+    sums = {"agree": 0.0, "kl": 0.0, "ce_model": 0.0, "ce_replacement": 0.0, "ce_zero_mlp": 0.0}
+    n = 0
+    for x in batches(tokens, batch):
+        mask = content_mask(x, special_ids)
+        clean = _layer_moments(rm, x, mask, moments)
+        repl = rm.run_with_hooks(x, fwd_hooks=_replace_hooks(rm, mask))
+        zero = rm.run_with_hooks(x, fwd_hooks=_zero_mlp_hooks(rm, mask))
+        pred = mask[:, :-1]  # positions whose next-token prediction is scored
+        lp_clean = clean[:, :-1].log_softmax(-1)[pred]
+        lp_repl = repl[:, :-1].log_softmax(-1)[pred]
+        target = x[:, 1:][pred]
+        sums["agree"] += float((lp_clean.argmax(-1) == lp_repl.argmax(-1)).sum())
+        sums["kl"] += float((lp_clean.exp() * (lp_clean - lp_repl)).sum())
+        for key, logits in (("ce_model", clean), ("ce_replacement", repl), ("ce_zero_mlp", zero)):
+            lp = logits[:, :-1].log_softmax(-1)[pred]
+            sums[key] += float(-lp.gather(-1, target[:, None]).sum())
+        n += int(pred.sum())
+    out = {k: v / n for k, v in sums.items()}
+    out["top1_agreement"] = out.pop("agree")
+    out["ce_recovered"] = (out["ce_zero_mlp"] - out["ce_replacement"]) / (
+        out["ce_zero_mlp"] - out["ce_model"]
+    )
+    out["n_tokens"] = n
+    out["layers"] = []
+    for m in moments:
+        r = m.result()
+        out["layers"].append({"fvu": 1 - r.pop("fve"), **r})
+    return out

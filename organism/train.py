@@ -1,0 +1,212 @@
+"""Train the organism (GPT-2 architecture) on the synthetic corpus, resumably.
+
+    python -m organism.train --out assets/organism --work runs/organism --steps 7000
+
+Schedule: for the first ``mlp_freeze_steps`` every MLP's output projection is held at zero
+and repeat documents are frequent, so the attention circuit for induction forms before the
+MLPs open an easier route (see shared/ORGANISM-NOTES.md); then the MLPs train and repeats
+drop to a smaller share of the mix. Checkpoints go to ``--work`` every ``ckpt_every`` steps;
+re-running the same command resumes from the latest one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel
+
+from organism import corpus, metrics
+from organism.data import make_batch
+from organism.tokenizer import save_tokenizer, train_tokenizer
+
+log = logging.getLogger("organism.train")
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 0
+    steps: int = 7000
+    batch: int = 32
+    seq: int = 128
+    n_layer: int = 4
+    d_model: int = 192
+    n_head: int = 6
+    lr: float = 1e-3
+    min_lr: float = 5e-5
+    warmup: int = 200
+    weight_decay: float = 0.05
+    mlp_freeze_steps: int = 800
+    repeat_frac_early: float = 0.5
+    repeat_frac_late: float = 0.15
+    ckpt_every: int = 250
+    eval_every: int = 250
+    tokenizer_docs: int = 50_000
+
+
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    frac = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(1.0, frac)))
+
+
+def build_model(cfg: TrainConfig, vocab_size: int, tok) -> GPT2LMHeadModel:
+    gcfg = GPT2Config(
+        vocab_size=vocab_size,
+        n_positions=cfg.seq,
+        n_ctx=cfg.seq,  # real GPT-2 configs carry it; TransformerLens reads it
+        n_embd=cfg.d_model,
+        n_layer=cfg.n_layer,
+        n_head=cfg.n_head,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    torch.manual_seed(cfg.seed)
+    return GPT2LMHeadModel(gcfg)
+
+
+def set_mlp_frozen(model: GPT2LMHeadModel, frozen: bool) -> None:
+    for block in model.transformer.h:
+        for p in block.mlp.c_proj.parameters():
+            if frozen:
+                p.data.zero_()
+            p.requires_grad_(not frozen)
+
+
+def hf_runner(model: GPT2LMHeadModel) -> metrics.Runner:
+    def run(tokens):
+        model.config._attn_implementation = "eager"
+        out = model(tokens, output_attentions=True)
+        model.config._attn_implementation = "sdpa"
+        return out.logits, torch.stack(out.attentions)
+
+    return run
+
+
+@torch.no_grad()
+def evaluate(model: GPT2LMHeadModel, tok) -> dict:
+    model.eval()
+    run = hf_runner(model)
+    vocab = [i for i in range(len(tok)) if i not in tok.all_special_ids]
+    ind = metrics.induction(run, metrics.random_repeats(vocab, tok.bos_token_id, n=16))
+    layer, head, score = ind.best_head
+    out = {
+        "first_copy_loss": round(ind.first_copy_loss, 3),
+        "second_copy_loss": round(ind.second_copy_loss, 3),
+        "best_induction_head": f"L{layer}H{head}",
+        "best_induction_score": round(score, 3),
+        "ioi_heldout_pairs": metrics.top1_accuracy(
+            run, tok, *metrics.ioi_cases(True, False, n=100)
+        ),
+        "ioi_heldout_templates": metrics.top1_accuracy(
+            run, tok, *metrics.ioi_cases(True, True, n=100)
+        ),
+        "facts": metrics.top1_accuracy(run, tok, *metrics.fact_cases()),
+    }
+    model.train()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", type=Path, default=Path("assets/organism"))
+    ap.add_argument("--work", type=Path, default=Path("runs/organism"))
+    ap.add_argument("--steps", type=int, default=TrainConfig.steps)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(message)s",
+        handlers=[logging.StreamHandler(), logging.FileHandler(args.work / "train.log")]
+        if args.work.mkdir(parents=True, exist_ok=True) is None
+        else [],
+    )
+    torch.set_num_threads(args.threads)
+    cfg = TrainConfig(steps=args.steps)
+    tok_dir = args.work / "tokenizer"
+    if not (tok_dir / "tokenizer.json").exists():
+        t0 = time.time()
+        save_tokenizer(
+            train_tokenizer(corpus.sample_texts(cfg.tokenizer_docs, seed=cfg.seed)), tok_dir
+        )
+        log.info("tokenizer trained in %.1f s", time.time() - t0)
+    from transformers import PreTrainedTokenizerFast
+
+    tok = PreTrainedTokenizerFast.from_pretrained(str(tok_dir))
+    model = build_model(cfg, len(tok), tok)
+    opt = torch.optim.AdamW(
+        model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=cfg.weight_decay
+    )
+    ckpt = args.work / "ckpt.pt"
+    step = 0
+    if ckpt.exists():
+        state = torch.load(ckpt, weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        step = state["step"]
+        log.info("resumed from step %d", step)
+    split = corpus.ioi_split()
+    set_mlp_frozen(model, step < cfg.mlp_freeze_steps)
+    t_last, tokens_since = time.time(), 0
+    while step < cfg.steps:
+        if step == cfg.mlp_freeze_steps:
+            set_mlp_frozen(model, False)
+            log.info("step %d: MLP outputs released", step)
+        early = step < cfg.mlp_freeze_steps
+        x = make_batch(
+            tok,
+            split,
+            seed=cfg.seed,
+            step=step,
+            batch=cfg.batch,
+            seq=cfg.seq,
+            repeat_frac=cfg.repeat_frac_early if early else cfg.repeat_frac_late,
+        )
+        for g in opt.param_groups:
+            g["lr"] = lr_at(cfg, step)
+        logits = model(x).logits
+        loss = torch.nn.functional.cross_entropy(
+            logits[:, :-1].reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1)
+        )
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if early:
+            set_mlp_frozen(model, True)
+        step += 1
+        tokens_since += x.numel()
+        if step % 50 == 0:
+            dt = time.time() - t_last
+            log.info(
+                "step %d loss %.4f lr %.2e %.0f tok/s",
+                step,
+                loss.item(),
+                lr_at(cfg, step),
+                tokens_since / dt,
+            )
+            t_last, tokens_since = time.time(), 0
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            log.info("step %d eval %s", step, json.dumps(evaluate(model, tok)))
+        if step % cfg.ckpt_every == 0 or step == cfg.steps:
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step}, ckpt)
+    args.out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(args.out), safe_serialization=True)
+    tok.save_pretrained(str(args.out))
+    (args.out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    log.info("saved model to %s", args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+"""Shared fixtures: a tiny random GPT-2 saved in Hugging Face format and an engine over it."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+from fastapi.testclient import TestClient
+
+from engine.api import create_app
+from engine.service import Engine
+from engine.settings import EngineSettings
+from tests.helpers import make_tiny_gpt2
+
+
+@pytest.fixture(autouse=True)
+def _seed_everything():
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    return make_tiny_gpt2(tmp_path_factory.mktemp("tiny_gpt2"))
+
+
+@pytest.fixture(scope="session")
+def engine(tiny_model_dir, tmp_path_factory):
+    settings = EngineSettings(model=str(tiny_model_dir), cache_dir=tmp_path_factory.mktemp("cache"))
+    eng = Engine(settings)
+    yield eng
+    eng.close()
+
+
+@pytest.fixture(scope="session")
+def api(engine):
+    with TestClient(create_app(engine)) as client:
+        yield client
+
+
+@pytest.fixture
+def model(engine):
+    return engine.require_model().model

@@ -1,0 +1,33 @@
+"""Builders for tiny test models (random weights, saved in Hugging Face format; no download)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel
+
+from organism.corpus import sample_texts
+from organism.tokenizer import save_tokenizer, train_tokenizer
+
+
+def make_tiny_gpt2(out_dir: Path, *, seed: int = 0, n_layer: int = 2, n_ctx: int = 64) -> Path:
+    """A random-weight GPT-2 with its own small BPE tokenizer, saved like a hub model."""
+    tok = train_tokenizer(sample_texts(2000, seed=seed), vocab_size=400)
+    tok.model_max_length = n_ctx
+    torch.manual_seed(seed)
+    cfg = GPT2Config(
+        vocab_size=len(tok),
+        n_positions=n_ctx,
+        n_ctx=n_ctx,
+        n_embd=32,
+        n_layer=n_layer,
+        n_head=4,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    model = GPT2LMHeadModel(cfg)
+    model.save_pretrained(str(out_dir), safe_serialization=True)
+    save_tokenizer(tok, out_dir)
+    return out_dir
