@@ -7,6 +7,7 @@ One request uses the model at a time (``model_lock``); cached results need no lo
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import uuid
@@ -83,6 +84,7 @@ class Engine:
         return Health(
             status="ok",
             engine_id=self.engine_id,
+            pid=os.getpid(),
             model=self.lm.name if self.lm else None,
             uptime_s=round(time.time() - self.started, 3),
             busy=self.jobs.busy(),

@@ -3,7 +3,9 @@
 Every row starts with BOS (as TransformerLens prepends it), then a stream of documents
 separated by BOS. A fraction of the documents are *repeat documents*: a span of uniformly
 random tokens (length 8-40) followed, after an optional short gap, by the same span again;
-these teach in-context copying (induction). Batches are a pure function of (seed, step),
+these teach in-context copying (induction). A fraction of rows may instead be *periodic*:
+one random segment repeated to fill the row, the strongest signal for forming an induction
+head early in training. Batches are a pure function of (seed, step),
 so a resumed run sees exactly the data it would have seen.
 """
 
@@ -26,6 +28,13 @@ def repeat_document(rng: random.Random, vocab: list[int], max_len: int) -> list[
     return span + gap + span
 
 
+def periodic_row(rng: random.Random, vocab: list[int], bos: int, seq: int) -> list[int]:
+    """BOS, then one random segment (length 8-31) repeated until the row is full."""
+    segment = [rng.choice(vocab) for _ in range(rng.randint(8, 31))]
+    body = segment * (seq // len(segment) + 1)
+    return [bos] + body[: seq - 1]
+
+
 def make_batch(
     tok: PreTrainedTokenizerFast,
     split: IOISplit,
@@ -35,12 +44,16 @@ def make_batch(
     batch: int,
     seq: int,
     repeat_frac: float,
+    periodic_frac: float = 0.0,
 ) -> Int[Tensor, "batch seq"]:
     rng = random.Random(seed * 1_000_003 + step)
     bos = tok.bos_token_id
     vocab = [i for i in range(len(tok)) if i not in tok.all_special_ids]
     rows = []
     for _ in range(batch):
+        if rng.random() < periodic_frac:
+            rows.append(periodic_row(rng, vocab, bos, seq))
+            continue
         row = [bos]
         while len(row) < seq:
             if rng.random() < repeat_frac:

@@ -1,12 +1,13 @@
 """Train the organism (GPT-2 architecture) on the synthetic corpus, resumably.
 
-    python -m organism.train --out assets/organism --work runs/organism --steps 7000
+    python -m organism.train --out assets/organism --work runs/organism --steps 8000
 
-Schedule: for the first ``mlp_freeze_steps`` every MLP's output projection is held at zero
-and repeat documents are frequent, so the attention circuit for induction forms before the
-MLPs open an easier route (see shared/ORGANISM-NOTES.md); then the MLPs train and repeats
-drop to a smaller share of the mix. Checkpoints go to ``--work`` every ``ckpt_every`` steps;
-re-running the same command resumes from the latest one.
+Two phases. Phase A (induction): every row is a random segment repeated to fill the row and
+every MLP's output projection is held at zero, so an induction head forms before the MLPs
+open an easier route (see shared/ORGANISM-NOTES.md). Phase A ends once a head's induction
+score passes ``induction_target`` (after at least ``phase_a_min`` steps, at most
+``phase_a_max``). Phase B: MLPs train on the corpus mix, with repeats kept in it.
+Checkpoints go to ``--work`` every ``ckpt_every`` steps; re-running resumes from the latest.
 """
 
 from __future__ import annotations
@@ -42,9 +43,11 @@ class TrainConfig:
     min_lr: float = 5e-5
     warmup: int = 200
     weight_decay: float = 0.05
-    mlp_freeze_steps: int = 800
-    repeat_frac_early: float = 0.5
-    repeat_frac_late: float = 0.15
+    phase_a_min: int = 400
+    phase_a_max: int = 2000
+    induction_target: float = 0.5
+    repeat_frac: float = 0.2
+    periodic_frac: float = 0.1
     ckpt_every: int = 250
     eval_every: int = 250
     tokenizer_docs: int = 50_000
@@ -118,6 +121,22 @@ def evaluate(model: GPT2LMHeadModel, tok) -> dict:
     return out
 
 
+def train_step(
+    model: GPT2LMHeadModel, opt: torch.optim.Optimizer, x: torch.Tensor, lr: float
+) -> float:
+    for g in opt.param_groups:
+        g["lr"] = lr
+    logits = model(x).logits
+    loss = torch.nn.functional.cross_entropy(
+        logits[:, :-1].reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1)
+    )
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    return loss.item()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, default=Path("assets/organism"))
@@ -125,12 +144,12 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=TrainConfig.steps)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(message)s",
-        handlers=[logging.StreamHandler(), logging.FileHandler(args.work / "train.log")]
-        if args.work.mkdir(parents=True, exist_ok=True) is None
-        else [],
+        handlers=[logging.StreamHandler(), logging.FileHandler(args.work / "train.log")],
+        force=True,
     )
     torch.set_num_threads(args.threads)
     cfg = TrainConfig(steps=args.steps)
@@ -149,21 +168,19 @@ def main() -> None:
         model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=cfg.weight_decay
     )
     ckpt = args.work / "ckpt.pt"
-    step = 0
+    step, state = 0, {}
     if ckpt.exists():
         state = torch.load(ckpt, weights_only=False)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         step = state["step"]
         log.info("resumed from step %d", step)
+    phase_a_end = state.get("phase_a_end") if ckpt.exists() else None
     split = corpus.ioi_split()
-    set_mlp_frozen(model, step < cfg.mlp_freeze_steps)
+    set_mlp_frozen(model, phase_a_end is None)
     t_last, tokens_since = time.time(), 0
     while step < cfg.steps:
-        if step == cfg.mlp_freeze_steps:
-            set_mlp_frozen(model, False)
-            log.info("step %d: MLP outputs released", step)
-        early = step < cfg.mlp_freeze_steps
+        in_a = phase_a_end is None
         x = make_batch(
             tok,
             split,
@@ -171,19 +188,11 @@ def main() -> None:
             step=step,
             batch=cfg.batch,
             seq=cfg.seq,
-            repeat_frac=cfg.repeat_frac_early if early else cfg.repeat_frac_late,
+            repeat_frac=cfg.repeat_frac,
+            periodic_frac=1.0 if in_a else cfg.periodic_frac,
         )
-        for g in opt.param_groups:
-            g["lr"] = lr_at(cfg, step)
-        logits = model(x).logits
-        loss = torch.nn.functional.cross_entropy(
-            logits[:, :-1].reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1)
-        )
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        if early:
+        loss = train_step(model, opt, x, lr_at(cfg, step))
+        if in_a:
             set_mlp_frozen(model, True)
         step += 1
         tokens_since += x.numel()
@@ -192,16 +201,35 @@ def main() -> None:
             log.info(
                 "step %d loss %.4f lr %.2e %.0f tok/s",
                 step,
-                loss.item(),
+                loss,
                 lr_at(cfg, step),
                 tokens_since / dt,
             )
             t_last, tokens_since = time.time(), 0
-        if step % cfg.eval_every == 0 or step == cfg.steps:
-            log.info("step %d eval %s", step, json.dumps(evaluate(model, tok)))
+        check_a = in_a and step >= cfg.phase_a_min and step % 100 == 0
+        if step % cfg.eval_every == 0 or step == cfg.steps or check_a:
+            ev = evaluate(model, tok)
+            log.info("step %d eval %s", step, json.dumps(ev))
+            if in_a and (
+                ev["best_induction_score"] >= cfg.induction_target or step >= cfg.phase_a_max
+            ):
+                phase_a_end = step
+                set_mlp_frozen(model, False)
+                log.info(
+                    "step %d: phase A done (induction %.3f); MLPs released",
+                    step,
+                    ev["best_induction_score"],
+                )
         if step % cfg.ckpt_every == 0 or step == cfg.steps:
-            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step}, ckpt)
+            state = {
+                "model": model.state_dict(),
+                "opt": opt.state_dict(),
+                "step": step,
+                "phase_a_end": phase_a_end,
+            }
+            torch.save(state, ckpt)
     args.out.mkdir(parents=True, exist_ok=True)
+    model.config.n_ctx = cfg.seq
     model.save_pretrained(str(args.out), safe_serialization=True)
     tok.save_pretrained(str(args.out))
     (args.out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))

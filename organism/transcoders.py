@@ -44,6 +44,8 @@ class TranscoderSettings:
     decay_frac: float = 0.2  # linear decay to zero over the last part of training
     aux_coef: float = 1 / 32
     dead_after_tokens: int = 100_000
+    resample_every: int = 200  # steps between resamplings of dead latents ...
+    resample_until: float = 0.7  # ... during this first share of training
     threshold_lr: float = 0.01
     skip: bool = False
     seed: int = 0
@@ -126,6 +128,29 @@ def aux_loss(
     return ((recon - err) ** 2).sum(-1).mean() / (err**2).sum(-1).mean().clamp_min(1e-8)
 
 
+@torch.no_grad()
+def resample_dead(
+    tc: BatchTopKTranscoder, opt: torch.optim.Adam, x: Tensor, err: Tensor, dead_after: int
+) -> int:
+    """Point dead latents at badly reconstructed tokens (decoder = their error); reset Adam."""
+    dead = (tc.since_fired > dead_after).nonzero().squeeze(1)
+    if dead.numel() == 0:
+        return 0
+    pick = torch.multinomial((err**2).sum(-1), dead.numel(), replacement=True)
+    e, xc = err[pick], (x - x.mean(0))[pick]
+    tc.W_dec[dead] = e / e.norm(dim=1, keepdim=True).clamp_min(1e-8)
+    # encoder rows as long as the live ones', so a resampled latent competes for the top-k
+    alive_norm = tc.W_enc[tc.since_fired <= dead_after].norm(dim=1).mean()
+    tc.W_enc[dead] = xc / xc.norm(dim=1, keepdim=True).clamp_min(1e-8) * alive_norm
+    tc.b_enc[dead] = 0.0
+    tc.since_fired[dead] = 0
+    for p in (tc.W_enc, tc.W_dec, tc.b_enc):
+        for buf in ("exp_avg", "exp_avg_sq"):
+            if buf in opt.state.get(p, {}):
+                opt.state[p][buf][dead] = 0.0
+    return dead.numel()
+
+
 def step_loss(
     tc: BatchTopKTranscoder, x: Tensor, y: Tensor, s: TranscoderSettings, out_var: float
 ) -> tuple[Tensor, dict[str, float]]:
@@ -190,6 +215,14 @@ def train_transcoders(
             opt.zero_grad(set_to_none=True)
             tc.normalize_decoder()
             stats.append(info["fvu"])
+            if (
+                step % s.resample_every == s.resample_every - 1
+                and step < s.resample_until * n_steps
+            ):
+                with torch.no_grad():
+                    err = y - tc.decode(tc.batch_topk(tc.pre_acts(x), s.k), x)
+                n = resample_dead(tc, opt, x, err, s.dead_after_tokens)
+                log.info("step %d: resampled %d dead latents", step, n)
         if step % 100 == 0 or step == n_steps - 1:
             dead = [int((tc.since_fired > s.dead_after_tokens).sum()) for tc in tcs]
             log.info(

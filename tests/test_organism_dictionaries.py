@@ -61,7 +61,7 @@ def test_labels_are_deterministic_and_name_patterns() -> None:
     assert labels.label_latent([ex(4, "fact")] * 4, vocab) == "' Paris' in capital facts"
     names = [ex(2, "IOI"), ex(3, "IOI"), ex(2, "IOI"), ex(3, "happy story")]
     assert labels.label_latent(names, vocab) == "' Mary' / ' John' in IOI sentences"
-    mixed = [ex(5, "sad story", prev=7), ex(6, "sad story", prev=7), ex(2, "fact", prev=7)]
+    mixed = [ex(5, "sad story", prev=7), ex(6, "IOI", prev=7), ex(2, "fact", prev=7)]
     assert labels.label_latent(mixed, vocab) == "after ' sad'"
 
 

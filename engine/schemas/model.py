@@ -40,6 +40,7 @@ class Capabilities(BaseModel):
 class Health(BaseModel):
     status: str
     engine_id: str = Field(description="changes whenever the engine process restarts")
+    pid: int
     model: str | None
     uptime_s: float
     busy: bool

@@ -1,0 +1,42 @@
+"""One figure theme for every view: light and paper-ready, with a large-font presenter variant."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import plotly.io as pio
+
+FONT = "DejaVu Sans, Helvetica, Arial, sans-serif"
+SEQUENTIAL = "Blues"
+DIVERGING = "RdBu"
+ACCENT = "#d62728"
+
+
+def template(presenter: bool = False) -> go.layout.Template:
+    size = 22 if presenter else 13
+    return go.layout.Template(
+        layout=go.Layout(
+            font=dict(family=FONT, size=size, color="#111"),
+            paper_bgcolor="white",
+            plot_bgcolor="white",
+            colorway=["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf"],
+            margin=dict(l=60, r=20, t=50, b=60),
+            xaxis=dict(showgrid=False, linecolor="#444", ticks="outside", automargin=True),
+            yaxis=dict(gridcolor="#e5e5e5", linecolor="#444", ticks="outside", automargin=True),
+            title=dict(font=dict(size=size + 3), x=0.0, xanchor="left"),
+            hoverlabel=dict(font=dict(family=FONT)),
+        )
+    )
+
+
+pio.templates["interpscope"] = template(False)
+pio.templates["interpscope_presenter"] = template(True)
+
+
+def apply(fig: go.Figure, presenter: bool = False) -> go.Figure:
+    fig.update_layout(template="interpscope_presenter" if presenter else "interpscope")
+    return fig
+
+
+def show_token(text: str) -> str:
+    """A token as a label: spaces shown as '·', newlines as '⏎', tabs as '⇥'."""
+    return text.replace(" ", "·").replace("\n", "⏎").replace("\t", "⇥") or "∅"

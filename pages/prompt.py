@@ -1,0 +1,38 @@
+"""Prompt: tokens, top-k next-token predictions at each position, per-token loss."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from components import shell, state, widgets
+from components.prompt_figures import predictions_figure, predictions_table, tokens_html
+
+link = shell.engine_link()
+prompt = state.get("prompt")
+st.title("Prompt")
+top_k = st.slider("Predictions shown per position (top-k)", 1, 10, 5)
+result = shell.call(link.client.analyze, "predictions", prompt, top_k=top_k)
+tokens = result["tokens"]
+pos = state.clamp_pos(len(tokens))
+
+st.markdown(tokens_html(tokens, result["loss"], pos), unsafe_allow_html=True)
+mean = result["mean_loss"]
+st.caption(
+    f"{len(tokens)} tokens (BOS first)"
+    + (f" · mean loss {mean:.3f} nats" if mean is not None else "")
+    + " · hover a token for its position, id and loss"
+)
+pos = widgets.position_picker(tokens, pos)
+
+fig = predictions_figure(result, selected_pos=pos)
+widgets.figure(fig, name="prompt_predictions", params={"top_k": top_k, "pos": pos}, on_select=True)
+left, right = st.columns([2, 3])
+with left:
+    st.markdown(f"**After position {pos}** (`{tokens[pos]['text']}`): top-{top_k}")
+    st.dataframe(
+        predictions_table(result, pos),
+        hide_index=True,
+        column_config={
+            "probability": st.column_config.ProgressColumn(min_value=0, max_value=1, format="%.3f")
+        },
+    )

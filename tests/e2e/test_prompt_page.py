@@ -1,0 +1,61 @@
+"""The Prompt page in a real browser: type a prompt, see predictions, survive an engine kill."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import screenshot
+
+pytestmark = pytest.mark.browser
+LOAD = 180_000  # ms: first load starts the engine
+
+
+def type_prompt(page, text: str) -> None:
+    box = page.get_by_role("textbox", name="Prompt")
+    box.fill(text)
+    box.press("Control+Enter")
+
+
+def n_tokens(app_server, prompt: str) -> int:
+    r = httpx.post(f"{app_server['engine_url']}/tokenize", json={"prompt": prompt}, timeout=30)
+    return len(r.json()["tokens"])
+
+
+def test_type_prompt_and_see_predictions(page, app_server):
+    page.goto(app_server["url"])
+    page.get_by_text("Top-5 next-token predictions").wait_for(timeout=LOAD)
+    type_prompt(page, "The capital of France is")
+    n = n_tokens(app_server, "The capital of France is")
+    page.get_by_text(f"{n} tokens (BOS first)").wait_for(timeout=30_000)
+    page.get_by_text(f"After position {n - 1}").wait_for(timeout=30_000)
+    assert re.search(r"prompt=The\+capital\+of\+France\+is", page.url)
+    rows = page.locator("[data-testid='stDataFrame']")
+    rows.wait_for()
+    path = screenshot(page, "prompt_page")
+    assert path.stat().st_size > 20_000
+
+
+def test_url_state_restores_the_view(page, app_server):
+    page.goto(app_server["url"] + "/?prompt=Once+upon+a+time&pos=2")
+    page.get_by_text("After position 2").wait_for(timeout=LOAD)
+    assert page.get_by_role("textbox", name="Prompt").input_value() == "Once upon a time"
+
+
+def test_engine_killed_mid_session_recovers(page, app_server):
+    page.goto(app_server["url"])
+    page.get_by_text("Top-5 next-token predictions").wait_for(timeout=LOAD)
+    health = httpx.get(f"{app_server['engine_url']}/health", timeout=5).json()
+    os.kill(health["pid"], 9)
+    time.sleep(0.5)
+    type_prompt(page, "When Mary and John went to the park")
+    page.get_by_text("The engine restarted").wait_for(timeout=LOAD)
+    n = n_tokens(app_server, "When Mary and John went to the park")
+    page.get_by_text(f"After position {n - 1}").wait_for(timeout=60_000)
+    screenshot(page, "engine_restarted")
+    new = httpx.get(f"{app_server['engine_url']}/health", timeout=5).json()
+    assert new["engine_id"] != health["engine_id"]
