@@ -2,12 +2,14 @@
 
 Tests marked ``shipped`` load ``assets/organism`` (model, SAEs, transcoders, latent examples)
 and check them against what ``dictionaries.json`` claims; they skip while the assets have
-not been built (``python -m organism.dictionaries``).
+not been built (``python -m organism.dictionaries``). ``INTERPSCOPE_ORGANISM_DIR`` points
+them at another build (a development one).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
 from pathlib import Path
 
@@ -20,7 +22,11 @@ from organism.dict_data import HELDOUT_SEED, KIND_CODE, _repeat_kinds, content_m
 from organism.latent_examples import TopK, read_examples
 from organism.transcoders import IN_HOOK, OUT_HOOK
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets" / "organism"
+ASSETS = Path(
+    os.environ.get(
+        "INTERPSCOPE_ORGANISM_DIR", Path(__file__).resolve().parents[1] / "assets" / "organism"
+    )
+)
 shipped = pytest.mark.skipif(
     not (ASSETS / "saes").is_dir() or not (ASSETS / "dictionaries.json").is_file(),
     reason="organism dictionaries not built yet (python -m organism.dictionaries)",
