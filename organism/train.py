@@ -74,6 +74,9 @@ def build_model(cfg: TrainConfig, vocab_size: int, tok) -> GPT2LMHeadModel:
         bos_token_id=tok.bos_token_id,
         eos_token_id=tok.eos_token_id,
         pad_token_id=tok.pad_token_id,
+        # Untied: with tied embeddings no induction head formed in 1,200 steps of phase A
+        # (best score 0.07); untied, a clean one (0.98) formed by step 300 (measured here).
+        tie_word_embeddings=False,
     )
     torch.manual_seed(cfg.seed)
     return GPT2LMHeadModel(gcfg)
