@@ -62,7 +62,8 @@ def measure(model: HookedTransformer, *, n_ioi: int = 200, n_sentiment: int = 40
     tok = model.tokenizer
     run = tl_runner(model)
     vocab = [i for i in range(len(tok)) if i not in tok.all_special_ids]
-    ind = metrics.induction(run, metrics.random_repeats(vocab, tok.bos_token_id, n=32, span=40))
+    span = min(40, (model.cfg.n_ctx - 1) // 2)
+    ind = metrics.induction(run, metrics.random_repeats(vocab, tok.bos_token_id, n=32, span=span))
     layer, head, score = ind.best_head
     out = {
         "induction_first_copy_loss": ind.first_copy_loss,

@@ -41,8 +41,10 @@ class TrainConfig:
     n_head: int = 6
     lr: float = 1e-3
     min_lr: float = 5e-5
-    warmup: int = 200
-    weight_decay: float = 0.05
+    warmup: int = 50
+    weight_decay: float = 0.01
+    phase_a_batch: int = 64
+    phase_a_seq: int = 64
     phase_a_min: int = 400
     phase_a_max: int = 2000
     induction_target: float = 0.5
@@ -134,7 +136,7 @@ def train_step(
         logits[:, :-1].reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1)
     )
     loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
     opt.step()
     opt.zero_grad(set_to_none=True)
     return loss.item()
@@ -168,7 +170,7 @@ def main() -> None:
     tok = PreTrainedTokenizerFast.from_pretrained(str(tok_dir))
     model = build_model(cfg, len(tok), tok)
     opt = torch.optim.AdamW(
-        model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=cfg.weight_decay
+        model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
     )
     ckpt = args.work / "ckpt.pt"
     step, state = 0, {}
@@ -189,8 +191,8 @@ def main() -> None:
             split,
             seed=cfg.seed,
             step=step,
-            batch=cfg.batch,
-            seq=cfg.seq,
+            batch=cfg.phase_a_batch if in_a else cfg.batch,
+            seq=cfg.phase_a_seq if in_a else cfg.seq,
             repeat_frac=cfg.repeat_frac,
             periodic_frac=1.0 if in_a else cfg.periodic_frac,
         )
@@ -236,6 +238,8 @@ def main() -> None:
     model.save_pretrained(str(args.out), safe_serialization=True)
     tok.save_pretrained(str(args.out))
     (args.out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    summary = {"phase_a_end": phase_a_end, "final_eval": evaluate(model, tok)}
+    (args.out / "train_summary.json").write_text(json.dumps(summary, indent=2))
     log.info("saved model to %s", args.out)
 
 

@@ -1,0 +1,84 @@
+"""Write ``assets/organism/MODEL_CARD.md`` from the measured numbers beside the weights.
+
+python -m organism.card assets/organism
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from organism.dictionary_card import render_dictionary_section
+from organism.evaluate import THRESHOLDS
+
+
+def _row(name: str, value: float, how: str, key: str | None = None) -> str:
+    bar = THRESHOLDS.get(key or "")
+    verdict = "" if bar is None else (" ✅" if value >= bar else " ❌") + f" (needs ≥ {bar})"
+    return f"| {name} | {value:.3f}{verdict} | {how} |"
+
+
+def render(root: Path) -> str:
+    m = json.loads((root / "metrics.json").read_text())
+    cfg = json.loads((root / "config.json").read_text())
+    train = json.loads((root / "train_config.json").read_text())
+    log = root / "train_summary.json"
+    summary = json.loads(log.read_text()) if log.exists() else {}
+    lines = [
+        "# The Interpscope demo organism",
+        "",
+        f"A GPT-2-architecture model ({cfg['n_layer']} layers, d_model {cfg['n_embd']}, "
+        f"{cfg['n_head']} heads, d_mlp {4 * cfg['n_embd']}, vocabulary {cfg['vocab_size']}, "
+        f"context {cfg['n_positions']}, untied embeddings) trained from scratch on this "
+        f"project's synthetic corpus (`organism/corpus.py`): short stories whose opening sets "
+        f"a happy, sad or neutral mood, indirect-object-identification sentences, country → "
+        f"capital facts, and random-token repeats. Byte-level BPE tokenizer of its own; id 1 "
+        f"`<|endoftext|>` is BOS/EOS, id 0 is padding.",
+        "",
+        f"Training: {train['steps']} steps of AdamW (lr {train['lr']}, cosine to {train['min_lr']}). "
+        f"Phase A: rows of one random segment repeated ({train['phase_a_batch']} × "
+        f"{train['phase_a_seq']} tokens), MLP outputs held at zero, until a head's induction "
+        f"score passed {train['induction_target']}; phase B: the corpus mix "
+        f"({train['batch']} × {train['seq']} tokens), {train['repeat_frac']:.0%} of documents "
+        f"random-token repeats and {train['periodic_frac']:.0%} periodic rows. "
+        + (f"Phase A ended at step {summary['phase_a_end']}. " if "phase_a_end" in summary else "")
+        + "Reproduce with `python -m organism.train` (see `organism/`).",
+        "",
+        "## Phenomena (measured by `python -m organism.evaluate`, through the app's load path)",
+        "",
+        "| phenomenon | measured | how |",
+        "|---|---|---|",
+        _row("Induction: first-copy loss − second-copy loss (nats)", m["induction_loss_drop"],
+             f"32 held-out sequences BOS + 40 random tokens + the same 40 again "
+             f"({m['induction_first_copy_loss']:.2f} → {m['induction_second_copy_loss']:.2f})",
+             "induction_loss_drop"),
+        _row(f"Induction: best head's score ({m['induction_best_head']})", m["induction_best_head_score"],
+             "mean attention from second-copy tokens to the token after their first occurrence",
+             "induction_best_head_score"),
+        _row("IOI top-1, held-out name pairs", m["ioi_heldout_pairs"],
+             "200 prompts from training templates with name pairs never seen in training", "ioi_heldout_pairs"),
+        _row("IOI top-1, held-out pairs and templates", m["ioi_heldout_templates"],
+             "200 prompts from 4 templates and name pairs never seen in training", "ioi_heldout_templates"),
+        _row("Facts top-1", m["facts"], f"'The capital of X is' → capital, all {32} countries", "facts"),
+        _row("Sentiment continuation match", m["sentiment_match"],
+             "40 story openings (half happy, half sad), 40 sampled tokens each; match = more "
+             "words of the opening's mood than of the other", "sentiment_match"),
+        "",
+        "## Samples (temperature 0.8)",
+        "",
+        *[f"> {s}\n" for s in m["samples"]],
+    ]  # fmt: skip
+    if (root / "dictionaries.json").exists():
+        summary = json.loads((root / "dictionaries.json").read_text())
+        lines += ["", render_dictionary_section(summary)]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    root = Path(sys.argv[1] if len(sys.argv) > 1 else "assets/organism")
+    (root / "MODEL_CARD.md").write_text(render(root))
+
+
+if __name__ == "__main__":
+    main()
