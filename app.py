@@ -6,11 +6,16 @@ import streamlit as st
 
 from components import shell, state
 
-st.set_page_config(page_title="Interpscope", page_icon=":material/biotech:", layout="wide")
+st.set_page_config(page_title="Interpscope", page_icon="🔬", layout="wide")
 state.init()
 link = shell.connect()
 st.session_state["capabilities"] = shell.sidebar(link)
-pages = [st.Page("pages/prompt.py", title="Prompt", icon=":material/text_fields:", default=True)]
+pages = [
+    st.Page("views/prompt.py", title="Prompt", icon=":material/text_fields:", default=True),
+    st.Page("views/attention.py", title="Attention", icon=":material/grid_view:"),
+    st.Page("views/logit_lens.py", title="Logit lens", icon=":material/layers:"),
+    st.Page("views/dla.py", title="Direct logit attribution", icon=":material/bar_chart:"),
+]
 nav = st.navigation(pages)
 state.write_url()
 nav.run()

@@ -27,7 +27,10 @@ def timed(fn: Callable[[], object], repeat: int = 20, warmup: int = 2) -> float:
     return statistics.median(samples)
 
 
-def model_dir() -> str:
+def model_dir(override: str | None = None) -> str:
+    """`override` (any local Hugging Face model directory) or the embedded organism."""
+    if override:
+        return override
     if (ORGANISM / "config.json").exists():
         return str(ORGANISM)
-    raise SystemExit("bench needs the embedded organism in assets/organism")
+    raise SystemExit("bench needs the embedded organism in assets/organism (or --model DIR)")

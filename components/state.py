@@ -1,8 +1,10 @@
-"""View state (prompt, pos, layer, head) kept in ``st.query_params``: every view is a URL.
+"""View state kept in ``st.query_params``: every view is a URL.
 
 The canonical values live in ``st.session_state["view"]``; on a session's first run they are
 read from the URL, and on every run they are written back to it, so links carry the state
-across pages and into bookmarks.
+across pages and into bookmarks. ``pos``, ``layer`` and ``head`` are shared by every view
+(selecting one in a view sets it in the others); the rest belong to one view each.
+Token references (``target``, ``baseline``, ``targets``) are ``#<id>`` or a token's text.
 """
 
 from __future__ import annotations
@@ -12,7 +14,26 @@ from typing import Any
 import streamlit as st
 
 DEFAULT_PROMPT = "When Mary and John went to the store, John gave a drink to"
-FIELDS: dict[str, type] = {"prompt": str, "pos": int, "layer": int, "head": int}
+FIELDS: dict[str, type] = {
+    "prompt": str,
+    "pos": int,
+    "layer": int,
+    "head": int,
+    "compare": str,  # Attention: a second head, "L.H"
+    "score": str,  # Attention: the head score in the overview
+    "stage": str,  # Logit lens: resid_pre / resid_mid / resid_post
+    "targets": list,  # Logit lens: tokens followed down the layers
+    "target": str,  # DLA: the token whose logit is attributed
+    "baseline": str,  # DLA: subtract this token's logit
+}
+DEFAULTS: dict[str, Any] = {
+    "prompt": DEFAULT_PROMPT,
+    "layer": 0,
+    "head": 0,
+    "score": "prev_token",
+    "stage": "resid_post",
+    "targets": [],
+}
 
 
 def _parse(key: str, raw: str) -> Any:
@@ -22,14 +43,19 @@ def _parse(key: str, raw: str) -> Any:
         return None
 
 
+def _from_url(key: str) -> Any:
+    if FIELDS[key] is list:
+        return st.query_params.get_all(key) or None
+    return _parse(key, st.query_params[key]) if key in st.query_params else None
+
+
 def init() -> dict[str, Any]:
     if "view" not in st.session_state:
-        view: dict[str, Any] = {"prompt": DEFAULT_PROMPT, "pos": None, "layer": 0, "head": 0}
+        view = {key: DEFAULTS.get(key) for key in FIELDS}
         for key in FIELDS:
-            if key in st.query_params:
-                value = _parse(key, st.query_params[key])
-                if value is not None:
-                    view[key] = value
+            value = _from_url(key)
+            if value is not None:
+                view[key] = value
         st.session_state["view"] = view
     return st.session_state["view"]
 
@@ -45,8 +71,11 @@ def put(**values: Any) -> None:
 
 def write_url() -> None:
     for key, value in init().items():
-        if value is None or value == "":
+        if value is None or value == "" or value == []:
             st.query_params.pop(key, None)
+        elif isinstance(value, list):
+            if st.query_params.get_all(key) != [str(v) for v in value]:
+                st.query_params[key] = [str(v) for v in value]
         elif st.query_params.get(key) != str(value):
             st.query_params[key] = str(value)
 
@@ -57,3 +86,9 @@ def clamp_pos(n_tokens: int) -> int:
     if pos is None or not 0 <= pos < n_tokens:
         pos = n_tokens - 1
     return pos
+
+
+def clamp(key: str, count: int) -> int:
+    """The selected layer or head, clamped to what the model has."""
+    value = get(key) or 0
+    return min(max(value, 0), count - 1)

@@ -9,6 +9,7 @@ FONT = "DejaVu Sans, Helvetica, Arial, sans-serif"
 SEQUENTIAL = "Blues"
 DIVERGING = "RdBu"
 ACCENT = "#d62728"
+COLORWAY = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf"]
 
 
 def template(presenter: bool = False) -> go.layout.Template:
@@ -18,7 +19,7 @@ def template(presenter: bool = False) -> go.layout.Template:
             font=dict(family=FONT, size=size, color="#111"),
             paper_bgcolor="white",
             plot_bgcolor="white",
-            colorway=["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf"],
+            colorway=COLORWAY,
             margin=dict(l=60, r=20, t=50, b=60),
             xaxis=dict(showgrid=False, linecolor="#444", ticks="outside", automargin=True),
             yaxis=dict(gridcolor="#e5e5e5", linecolor="#444", ticks="outside", automargin=True),
@@ -34,6 +35,8 @@ pio.templates["interpscope_presenter"] = template(True)
 
 def apply(fig: go.Figure, presenter: bool = False) -> go.Figure:
     fig.update_layout(template="interpscope_presenter" if presenter else "interpscope")
+    if fig.layout.title.subtitle.text and fig.layout.margin.t is None:
+        fig.update_layout(margin_t=120 if presenter else 85)  # room for title and subtitle
     return fig
 
 

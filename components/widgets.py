@@ -1,13 +1,21 @@
-"""Widgets shared by the views: a position picker and a figure with PNG/SVG export."""
+"""Widgets shared by the views: position picker, token pickers, figures with export and clicks."""
 
 from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import plotly.graph_objects as go
 import streamlit as st
 
-from components import state
+from components import attention_vis, state, token_refs
 from components.export import caption_text, figure_bytes, with_caption
 from components.theme import show_token
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+OnClick = Callable[[dict], dict[str, Any]]  # a clicked point -> view state to set
 
 
 def position_picker(tokens: list[dict], pos: int) -> int:
@@ -31,8 +39,52 @@ def position_picker(tokens: list[dict], pos: int) -> int:
     return state.clamp_pos(len(tokens))
 
 
-def figure(fig: go.Figure, *, name: str, params: dict, on_select: bool = False) -> None:
-    """Show `fig` with PNG (3x) and SVG downloads stamped with model, prompt and `params`."""
+def bound(field: str, widget: Callable[..., Any], label: str, **kwargs: Any) -> Any:
+    """`widget` (selectbox, segmented control, ...) showing and setting view field `field`."""
+    key = f"w_{field}"
+
+    def changed() -> None:
+        state.put(**{field: st.session_state.get(key)})
+
+    st.session_state[key] = state.get(field)
+    return widget(label, key=key, on_change=changed, **kwargs)
+
+
+def token_choice(
+    field: str, label: str, suggestions: dict[int, str], *, default: str, multi: bool = False
+) -> Any:
+    """Pick token(s) among `suggestions` {id: text} or type one (text, ``·`` for a space, or
+    ``#<id>``); the choice is kept as token references in view field `field`."""
+    key = f"w_{field}"
+    current = state.get(field) or ([] if multi else None)
+    chosen = current if multi else [current] if current else []
+    options = list(dict.fromkeys([token_refs.of_id(i) for i in suggestions] + chosen))
+
+    def changed() -> None:
+        value = st.session_state.get(key)
+        if multi:
+            state.put(**{field: [token_refs.from_typed(v) for v in value or []]})
+        else:
+            state.put(**{field: token_refs.from_typed(value) if value else None})
+
+    st.session_state[key] = current
+    widget = st.multiselect if multi else st.selectbox
+    extra = {"max_selections": 10} if multi else {"index": None}
+    return widget(
+        label,
+        options,
+        key=key,
+        on_change=changed,
+        format_func=lambda r: token_refs.label(r, suggestions),
+        accept_new_options=True,
+        placeholder=default,
+        **extra,
+    )
+
+
+def figure(fig: go.Figure, *, name: str, params: dict, on_click: OnClick | None = None) -> None:
+    """Show `fig` with PNG (3x) and SVG downloads stamped with model, prompt and `params`.
+    With `on_click`, clicking a point sets the view state it returns."""
     caps = st.session_state.get("capabilities") or {}
     model = (caps.get("model") or {}).get("name", "unknown model")
     caption = caption_text(model, state.get("prompt"), params)
@@ -40,20 +92,21 @@ def figure(fig: go.Figure, *, name: str, params: dict, on_select: bool = False) 
         "displaylogo": False,
         "toImageButtonOptions": {"format": "png", "scale": 3, "filename": name},
     }
-    if on_select:
-        event = st.plotly_chart(
-            fig, config=config, on_select="rerun", selection_mode="points", key=f"fig_{name}"
-        )
-        points = (event or {}).get("selection", {}).get("points", [])
-        if points and "x" in points[0] and points[0]["x"] != state.get("pos"):
-            state.put(pos=int(points[0]["x"]))
-            st.rerun()
+    key = f"fig_{name}"
+    if on_click:
+
+        def clicked() -> None:  # runs before the rerun, so the page draws once, updated
+            points = st.session_state[key]["selection"]["points"]
+            if points:
+                state.put(**on_click(points[0]))
+
+        st.plotly_chart(fig, config=config, on_select=clicked, selection_mode="points", key=key)
     else:
-        st.plotly_chart(fig, config=config, key=f"fig_{name}")
+        st.plotly_chart(fig, config=config, key=key)
     st.caption(caption)
-    cols = st.columns([1, 1, 6])
-    for col, fmt in zip(cols, ("png", "svg"), strict=False):
-        col.download_button(
+    row = st.container(horizontal=True)
+    for fmt in ("png", "svg"):
+        row.download_button(
             f"{fmt.upper()}",
             data=lambda fmt=fmt: figure_bytes(with_caption(fig, caption), fmt),
             file_name=f"{name}.{fmt}",
@@ -62,3 +115,23 @@ def figure(fig: go.Figure, *, name: str, params: dict, on_select: bool = False) 
             icon=":material/download:",
             on_click="ignore",
         )
+
+
+@st.cache_resource(show_spinner=False)
+def circuitsvis_bundle_url() -> str | None:
+    """Where the browser loads circuitsvis from: the app's static folder when Streamlit serves
+    it (set INTERPSCOPE_CIRCUITSVIS=inline to inline the bundle instead), else None."""
+    if os.environ.get("INTERPSCOPE_CIRCUITSVIS") == "inline":
+        return None
+    if not st.get_option("server.enableStaticServing"):
+        return None
+    return attention_vis.install_bundle(STATIC_DIR)
+
+
+def attention_heads(tokens: list[str], patterns: list[list[list[float]]], layer: int) -> None:
+    """circuitsvis AttentionHeads of one layer, offline (see ``components.attention_vis``)."""
+    names = [f"L{layer}H{h}" for h in range(len(patterns))]
+    page = attention_vis.attention_heads_html(
+        tokens, patterns, names, bundle_url=circuitsvis_bundle_url()
+    )
+    st.iframe(page, height="content")

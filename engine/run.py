@@ -19,6 +19,7 @@ from transformer_lens import ActivationCache
 
 from engine.loading import LoadedModel
 from engine.schemas.common import TokenInfo
+from engine.validation import check_index
 
 
 class PromptRun:
@@ -44,6 +45,13 @@ class PromptRun:
     @property
     def cache(self) -> ActivationCache:
         return self._forward[1]
+
+    def position(self, pos: int | None) -> int:
+        """`pos`, or the last position when None; a clear 422 when past the prompt."""
+        if pos is None:
+            return len(self.token_ids) - 1
+        check_index("pos", pos, len(self.token_ids), owner="this prompt", noun="tokens")
+        return pos
 
 
 class RunStore:

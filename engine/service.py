@@ -96,6 +96,8 @@ class Engine:
         features = {
             "predictions": Capability(available=True) if lm else no_model,
             "attention": Capability(available=True) if lm else no_model,
+            "logit_lens": Capability(available=True) if lm else no_model,
+            "dla": Capability(available=True) if lm else no_model,
             "generation": Capability(available=True) if lm else no_model,
             "saes": Capability(available=False, reason="SAE views are not built yet"),
             "transcoders": Capability(

@@ -57,12 +57,15 @@ def check_length(n_tokens: int, n_ctx: int) -> None:
         )
 
 
-def check_index(kind: str, value: int, count: int) -> None:
+def check_index(
+    kind: str, value: int, count: int, *, owner: str = "this model", noun: str | None = None
+) -> None:
     if not 0 <= value < count:
         raise EngineError(
             422,
             f"{kind}_out_of_range",
-            f"{kind} {value} is out of range: this model has {count} {kind}s (0-{count - 1}).",
+            f"{kind} {value} is out of range: {owner} has {count} {noun or kind + 's'} "
+            f"(0-{count - 1}).",
             {kind: value, "count": count},
         )
 

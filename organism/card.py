@@ -43,6 +43,9 @@ def render(root: Path) -> str:
         f"({train['batch']} × {train['seq']} tokens), {train['repeat_frac']:.0%} of documents "
         f"random-token repeats and {train['periodic_frac']:.0%} periodic rows. "
         + (f"Phase A ended at step {summary['phase_a_end']}. " if "phase_a_end" in summary else "")
+        + (f"From step {train['late_mix_from']} the document mix shifts to story/IOI/fact weights "
+           f"{tuple(train['late_doc_weights'])} with {train['late_periodic_frac']:.0%} periodic rows. "
+           if "late_mix_from" in train else "")
         + "Reproduce with `python -m organism.train` (see `organism/`).",
         "",
         "## Phenomena (measured by `python -m organism.evaluate`, through the app's load path)",

@@ -70,9 +70,13 @@ def _repeat_kinds(doc: list[int]) -> list[int]:
 
 
 def _row(
-    rng: random.Random, tok: PreTrainedTokenizerFast, vocab: list[int], seq: int, repeat_frac: float
+    rng: random.Random,
+    tok: PreTrainedTokenizerFast,
+    vocab: list[int],
+    seq: int,
+    repeat_frac: float,
+    split: corpus.IOISplit,
 ):
-    split = corpus.ioi_split()
     bos = tok.bos_token_id
     ids, kinds = [bos], [KIND_CODE["special"]]
     while len(ids) < seq:
@@ -99,7 +103,8 @@ def corpus_rows(
     """`n_rows` rows of `seq` tokens, deterministic in `seed`."""
     rng = random.Random(seed)
     vocab = [i for i in range(len(tok)) if i not in tok.all_special_ids]
-    pairs = [_row(rng, tok, vocab, seq, repeat_frac) for _ in range(n_rows)]
+    split = corpus.ioi_split()
+    pairs = [_row(rng, tok, vocab, seq, repeat_frac, split) for _ in range(n_rows)]
     return Rows(
         tokens=torch.tensor([p[0] for p in pairs], dtype=torch.long),
         kinds=torch.tensor([p[1] for p in pairs], dtype=torch.long),

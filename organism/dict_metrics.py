@@ -25,6 +25,12 @@ from organism.dict_data import content_mask
 Encoder = Callable[[Float[Tensor, "... d_in"]], Float[Tensor, "... d_latent"]]
 
 
+def recovered(zero: float, patched: float, clean: float) -> float | None:
+    """(zero - patched) / (zero - clean); None when ablating changes nothing."""
+    gap = zero - clean
+    return None if abs(gap) < 1e-6 else (zero - patched) / gap
+
+
 def batches(tokens: Int[Tensor, "row pos"], size: int) -> Iterator[Int[Tensor, "b pos"]]:
     for i in range(0, tokens.shape[0], size):
         yield tokens[i : i + size]
@@ -52,12 +58,12 @@ class Moments:
         self.active += float((acts > 0).sum())
         self.fired |= (acts > 0).any(0).cpu()
 
-    def result(self) -> dict[str, float]:
+    def result(self) -> dict[str, float | None]:
         assert self.sum_x is not None and self.n > 0
         total_var = self.sum_sq - float((self.sum_x**2).sum()) / self.n
         return {
             "l0": self.active / self.n,
-            "fve": 1.0 - self.err_sq / total_var,
+            "fve": 1.0 - self.err_sq / total_var if total_var > 0 else None,
             "dead_fraction": 1.0 - float(self.fired.float().mean()),
             "n_tokens": self.n,
         }
@@ -104,5 +110,5 @@ def sae_metrics(
     ce = {k: v / n_rows for k, v in ce.items()}
     out = moments.result()
     out.update({f"ce_{k}": v for k, v in ce.items()})
-    out["ce_recovered"] = (ce["zero"] - ce["sae"]) / (ce["zero"] - ce["clean"])
+    out["ce_recovered"] = recovered(ce["zero"], ce["sae"], ce["clean"])
     return out

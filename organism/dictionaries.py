@@ -27,6 +27,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
+import yaml
 from sae_lens import SAE
 
 from engine.loading import load_model
@@ -89,12 +90,18 @@ def transcoder_sources(out: Path) -> list[lx.Source]:
     ]
 
 
+def token_strings(tok) -> list[str]:
+    """Each token id as text; a partial UTF-8 byte shows as its byte-level BPE name."""
+    strings = [tok.decode([i]) for i in range(len(tok))]
+    return [s if "\ufffd" not in s else tok.convert_ids_to_tokens(i) for i, s in enumerate(strings)]
+
+
 def build_examples(model, tok, out: Path, hooks: list[str], held, top_k: int) -> dict:
     special = tok.all_special_ids
     sources = sae_sources(out, hooks) + transcoder_sources(out)
     paths = [out / "saes" / h / "latents.json.gz" for h in hooks]
     paths += [out / "transcoders" / f"layer_{i}.latents.json.gz" for i in range(model.cfg.n_layers)]
-    vocab = [tok.decode([i]) for i in range(len(tok))]
+    vocab = token_strings(tok)
     n_tokens = int(
         held.tokens.ne(-1).logical_and(~torch.isin(held.tokens, torch.tensor(special))).sum()
     )
@@ -120,48 +127,89 @@ def build_examples(model, tok, out: Path, hooks: list[str], held, top_k: int) ->
     return summary
 
 
-def run(args: argparse.Namespace) -> dict:
-    times: dict[str, float] = {}
-    out: Path = args.out
-    with phase("load", times):
-        lm = load_model(str(args.model), device="cpu")
-        model, tok = lm.model, load_tokenizer(args.model)
-        special = tok.all_special_ids
-    seq = model.cfg.n_ctx
-    with phase("data", times):
-        n_train = rows_needed(max(args.sae_tokens, args.tc_tokens), seq)
-        train_rows = corpus_rows(tok, n_train, seed=TRAIN_SEED, seq=seq)
-        held = corpus_rows(tok, args.heldout_rows, seed=HELDOUT_SEED, seq=seq)
-    summary: dict = {"model": lm.fingerprint, "saes": {}, "times_s": times}
+def sae_phase(args, model, tok, train_rows, held, times: dict) -> dict:
+    """Train (unless ``--reuse``) and measure one SAE per hook; return their metrics."""
+    out, special, results = args.out, tok.all_special_ids, {}
     for hook in args.hooks:
-        s = SAESettings(
-            hook_name=hook, d_sae=args.sae_latents, k=args.sae_k, training_tokens=args.sae_tokens
-        )
+        sae_dir = out / "saes" / hook
+        s = SAESettings(hook, d_sae=args.sae_latents, k=args.sae_k, training_tokens=args.sae_tokens)
         with phase(f"sae {hook}", times):
-            sae = train_sae(model, train_rows, s, out / "saes" / hook, special)
+            if args.reuse:
+                s = SAESettings(**json.loads((sae_dir / "train_settings.json").read_text()))
+                sae = SAE.load_from_disk(str(sae_dir), device="cpu")
+            else:
+                sae = train_sae(model, train_rows, s, sae_dir, special)
+                write_json(sae_dir / "train_settings.json", asdict(s))
         with phase(f"sae {hook} metrics", times):
             metrics = {**sae_metrics(model, sae, held.tokens, special), "settings": asdict(s)}
-            write_json(out / "saes" / hook / "metrics.json", metrics)
-        summary["saes"][hook] = metrics
+            write_json(sae_dir / "metrics.json", metrics)
+        results[hook] = metrics
         log.info("sae %s: %s", hook, {k: v for k, v in metrics.items() if k != "settings"})
-    ts_settings = TranscoderSettings(
+    return results
+
+
+def transcoder_phase(args, lm, tok, train_rows, held, times: dict) -> dict:
+    """Train (unless ``--reuse``) and measure the transcoders; return their metrics."""
+    tc_dir, special = args.out / "transcoders", tok.all_special_ids
+    s = TranscoderSettings(
         d_transcoder=args.tc_latents, k=args.tc_k, training_tokens=args.tc_tokens
     )
     with phase("transcoders", times):
-        tcs = train_transcoders(model, train_rows, ts_settings, special)
-        save_transcoders(tcs, out / "transcoders", ts_settings, lm.name)
+        if args.reuse:
+            s = TranscoderSettings(
+                **yaml.safe_load((tc_dir / "config.yaml").read_text())["training"]
+            )
+        else:
+            tcs = train_transcoders(lm.model, train_rows, s, special)
+            save_transcoders(tcs, tc_dir, s, lm.name)
     with phase("transcoder metrics", times):
-        rm = build_replacement_model(model, load_transcoder_set(out / "transcoders"))
-        tc_metrics = replacement_metrics(rm, held.tokens, special)
-        tc_metrics["attribution_smoke"] = attribution_smoke(rm, tok)
-        tc_metrics["settings"] = asdict(ts_settings)
-        write_json(out / "transcoders" / "metrics.json", tc_metrics)
-    summary["transcoders"] = tc_metrics
+        rm = build_replacement_model(lm.model, load_transcoder_set(tc_dir))
+        metrics = replacement_metrics(rm, held.tokens, special)
+        try:
+            metrics["attribution_smoke"] = attribution_smoke(rm, tok)
+        except RuntimeError as e:  # e.g. influence fails to converge on a degenerate model
+            log.error("attribution smoke test failed: %s", e)
+            metrics["attribution_smoke"] = {"prompt": SMOKE_PROMPT, "error": str(e)}
+        metrics["settings"] = asdict(s)
+        write_json(tc_dir / "metrics.json", metrics)
+    log.info("transcoders: %s", {k: v for k, v in metrics.items() if k != "settings"})
+    return metrics
+
+
+def keep_training_times(summary_path: Path, times: dict[str, float]) -> None:
+    """With ``--reuse``, carry the training phases' times over from the previous summary."""
+    if not summary_path.is_file():
+        return
+    old = json.loads(summary_path.read_text()).get("times_s", {})
+    for name in (
+        "data",
+        "transcoders",
+        *(k for k in old if k.startswith("sae ") and "metrics" not in k),
+    ):
+        if name in old:
+            times[name] = old[name]
+
+
+def run(args: argparse.Namespace) -> dict:
+    times: dict[str, float] = {}
+    with phase("load", times):
+        lm = load_model(str(args.model), device="cpu")
+        tok = load_tokenizer(args.model)
+    seq = lm.model.cfg.n_ctx
+    with phase("data", times):
+        n_train = 0 if args.reuse else rows_needed(max(args.sae_tokens, args.tc_tokens), seq)
+        train_rows = corpus_rows(tok, n_train, seed=TRAIN_SEED, seq=seq)
+        held = corpus_rows(tok, args.heldout_rows, seed=HELDOUT_SEED, seq=seq)
+    summary: dict = {"model": lm.fingerprint, "times_s": times}
+    summary["saes"] = sae_phase(args, lm.model, tok, train_rows, held, times)
+    summary["transcoders"] = transcoder_phase(args, lm, tok, train_rows, held, times)
     with phase("latent examples", times):
-        summary["examples"] = build_examples(model, tok, out, args.hooks, held, args.top_k)
+        summary["examples"] = build_examples(lm.model, tok, args.out, args.hooks, held, args.top_k)
+    if args.reuse:
+        keep_training_times(args.out / "dictionaries.json", times)
     summary["heldout"] = {"seed": HELDOUT_SEED, "rows": args.heldout_rows}
     summary["train_seed"] = TRAIN_SEED
-    write_json(out / "dictionaries.json", summary)
+    write_json(args.out / "dictionaries.json", summary)
     return summary
 
 
@@ -179,6 +227,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--heldout-rows", type=int, default=1024)
     ap.add_argument("--top-k", type=int, default=10)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument(
+        "--reuse", action="store_true", help="keep the trained dictionaries, redo metrics/examples"
+    )
     return ap.parse_args(argv)
 
 

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 
-def _f(x: float, digits: int = 3) -> str:
-    return f"{x:.{digits}f}"
+def _f(x: float | None, digits: int = 3) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
 
 
 def sae_table(saes: dict) -> list[str]:
@@ -39,6 +39,15 @@ def transcoder_table(tc: dict) -> list[str]:
     return lines
 
 
+def smoke_line(smoke: dict) -> str:
+    if "error" in smoke:
+        return f"circuit-tracer `attribute` on “{smoke['prompt']}” failed: {smoke['error']}."
+    return (
+        f"circuit-tracer `attribute` on “{smoke['prompt']}”: {smoke['n_active_features']} "
+        f"active latents, top logit {smoke['top_logit']!r}, {smoke['seconds']} s."
+    )
+
+
 def render_dictionary_section(summary: dict) -> str:
     """Markdown for the card: SAEs, transcoders, replacement agreement, timings."""
     tc = summary["transcoders"]
@@ -48,8 +57,12 @@ def render_dictionary_section(summary: dict) -> str:
         "## Sparse autoencoders and transcoders",
         "",
         f"Measured on {held['rows']} held-out corpus rows (seed {held['seed']}; the "
-        "dictionaries trained on rows from another seed), over content tokens (BOS and pad "
-        "left out). CE recovered uses zero-ablation as the baseline.",
+        "dictionaries trained on rows from another seed). L0, FVE/FVU and dead fractions are "
+        "over content tokens (BOS and pad left out), where SAEs and transcoders are spliced in. "
+        "SAE CE is the mean next-token loss over all positions; replacement-model CE, KL and "
+        "agreement are over predictions made at content positions. CE recovered uses "
+        "zero-ablation (of the hook point, or of every MLP) as the baseline. A latent is dead "
+        "when it never fires on these rows.",
         "",
         "### SAEs (SAELens, BatchTopK saved as JumpReLU)",
         "",
@@ -64,8 +77,7 @@ def render_dictionary_section(summary: dict) -> str:
         f"{_f(tc['kl'], 4)} nats, CE {_f(tc['ce_model'])} → {_f(tc['ce_replacement'])} "
         f"(all MLPs zeroed: {_f(tc['ce_zero_mlp'])}; CE recovered {_f(tc['ce_recovered'])}).",
         "",
-        f"circuit-tracer `attribute` on “{smoke['prompt']}”: {smoke['n_active_features']} "
-        f"active latents, top logit {smoke['top_logit']!r}, {smoke['seconds']} s.",
+        smoke_line(smoke),
         "",
         "Phase times (s): " + ", ".join(f"{k} {v}" for k, v in summary["times_s"].items()),
     ]

@@ -26,7 +26,7 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from organism.dict_data import content_mask
-from organism.dict_metrics import Moments, batches
+from organism.dict_metrics import Moments, batches, recovered
 
 
 def load_transcoder_set(tc_dir: Path, device: str = "cpu") -> TranscoderSet:
@@ -128,12 +128,11 @@ def replacement_metrics(
         n += int(pred.sum())
     out = {k: v / n for k, v in sums.items()}
     out["top1_agreement"] = out.pop("agree")
-    out["ce_recovered"] = (out["ce_zero_mlp"] - out["ce_replacement"]) / (
-        out["ce_zero_mlp"] - out["ce_model"]
-    )
+    out["ce_recovered"] = recovered(out["ce_zero_mlp"], out["ce_replacement"], out["ce_model"])
     out["n_tokens"] = n
     out["layers"] = []
     for m in moments:
         r = m.result()
-        out["layers"].append({"fvu": 1 - r.pop("fve"), **r})
+        fve = r.pop("fve")
+        out["layers"].append({"fvu": None if fve is None else 1 - fve, **r})
     return out

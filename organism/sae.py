@@ -50,7 +50,7 @@ class SAESettings:
     train_batch_tokens: int = 2048
     store_batch_prompts: int = 16
     n_batches_in_buffer: int = 16
-    dead_feature_window: int = 250  # steps without firing before the aux loss revives a latent
+    dead_feature_window: int = 100  # steps without firing before the aux loss revives a latent
     seed: int = 0
 
 
@@ -66,7 +66,6 @@ def runner_config(s: SAESettings, d_in: int, context_size: int, special_ids: lis
         d_in=d_in,
         d_sae=s.d_sae,
         k=s.k,
-        aux_loss_coefficient=1 / 32,
         normalize_activations="none",
         device="cpu",
     )

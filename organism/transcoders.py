@@ -67,10 +67,10 @@ class BatchTopKTranscoder(nn.Module):
         self.register_buffer("since_fired", torch.zeros(d_transcoder))
 
     def pre_acts(self, x: Float[Tensor, "n d_model"]) -> Float[Tensor, "n d_tc"]:
-        return torch.relu(x @ self.W_enc.T + self.b_enc)
+        return x @ self.W_enc.T + self.b_enc
 
     def batch_topk(self, pre: Float[Tensor, "n d_tc"], k: float) -> Float[Tensor, "n d_tc"]:
-        flat = pre.flatten()
+        flat = torch.relu(pre).flatten()
         n_keep = min(flat.numel(), int(k * pre.shape[0]))
         top = flat.topk(n_keep, sorted=False)
         return torch.zeros_like(flat).scatter(0, top.indices, top.values).view_as(pre)
@@ -113,19 +113,18 @@ class BatchTopKTranscoder(nn.Module):
 
 
 def aux_loss(
-    tc: BatchTopKTranscoder, pre: Tensor, err: Tensor, dead_after: int
+    tc: BatchTopKTranscoder, raw_pre: Tensor, err: Tensor, dead_after: int, out_var: float
 ) -> Float[Tensor, ""]:
-    """AuxK: dead latents' top activations reconstruct the live latents' error."""
+    """AuxK (Gao et al.): the top pre-activations of dead latents reconstruct the error."""
     dead = tc.since_fired > dead_after
     n_dead = int(dead.sum())
     if n_dead == 0:
-        return pre.new_zeros(())
+        return raw_pre.new_zeros(())
     k_aux = min(n_dead, err.shape[-1] // 2)
-    dead_pre = pre * dead
-    top = dead_pre.topk(k_aux, dim=-1)
-    acts = torch.zeros_like(pre).scatter(-1, top.indices, top.values)
-    recon = acts @ tc.W_dec
-    return ((recon - err) ** 2).sum(-1).mean() / (err**2).sum(-1).mean().clamp_min(1e-8)
+    scale = min(n_dead / (err.shape[-1] // 2), 1.0)
+    top = raw_pre.masked_fill(~dead, -torch.inf).topk(k_aux, dim=-1)
+    acts = torch.zeros_like(raw_pre).scatter(-1, top.indices, top.values)
+    return scale * ((acts @ tc.W_dec - err) ** 2).sum(-1).mean() / out_var
 
 
 @torch.no_grad()
@@ -158,7 +157,7 @@ def step_loss(
     acts = tc.batch_topk(pre, s.k)
     y_hat = tc.decode(acts, x)
     mse = ((y_hat - y) ** 2).sum(-1).mean() / out_var
-    aux = aux_loss(tc, pre, (y - y_hat).detach(), s.dead_after_tokens)
+    aux = aux_loss(tc, pre, (y - y_hat).detach(), s.dead_after_tokens, out_var)
     tc.update_stats(acts.detach(), s.threshold_lr)
     return mse + s.aux_coef * aux, {"fvu": mse.item(), "aux": aux.item()}
 
@@ -196,7 +195,7 @@ def train_transcoders(
     seq = rows.tokens.shape[1]
     n_steps = s.training_tokens // (s.batch_rows * seq)
     first = mlp_activations(model, rows.tokens[: s.batch_rows * 4], special_ids)
-    out_vars = [float(((y - y.mean(0)) ** 2).sum(-1).mean()) for _, y in first]
+    out_vars = [max(1e-6, float(((y - y.mean(0)) ** 2).sum(-1).mean())) for _, y in first]
     tcs = [
         BatchTopKTranscoder(model.cfg.d_model, s.d_transcoder, s.skip, y.mean(0)) for _, y in first
     ]

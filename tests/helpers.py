@@ -11,8 +11,13 @@ from organism.corpus import sample_texts
 from organism.tokenizer import save_tokenizer, train_tokenizer
 
 
-def make_tiny_gpt2(out_dir: Path, *, seed: int = 0, n_layer: int = 2, n_ctx: int = 64) -> Path:
-    """A random-weight GPT-2 with its own small BPE tokenizer, saved like a hub model."""
+def make_tiny_gpt2(
+    out_dir: Path, *, seed: int = 0, n_layer: int = 2, n_ctx: int = 64, random_biases: bool = False
+) -> Path:
+    """A random-weight GPT-2 with its own small BPE tokenizer, saved like a hub model.
+
+    Hugging Face initialises biases to 0 and layer norms to 1; with `random_biases` those are
+    random too, so that code that mishandles a bias or a folded layer norm shows it."""
     tok = train_tokenizer(sample_texts(2000, seed=seed), vocab_size=400)
     tok.model_max_length = n_ctx
     torch.manual_seed(seed)
@@ -28,6 +33,13 @@ def make_tiny_gpt2(out_dir: Path, *, seed: int = 0, n_layer: int = 2, n_ctx: int
         pad_token_id=tok.pad_token_id,
     )
     model = GPT2LMHeadModel(cfg)
+    if random_biases:
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if name.endswith("bias"):
+                    p.normal_(0.0, 0.1)
+                elif ".ln_" in name and name.endswith("weight"):
+                    p.uniform_(0.5, 1.5)
     model.save_pretrained(str(out_dir), safe_serialization=True)
     save_tokenizer(tok, out_dir)
     return out_dir

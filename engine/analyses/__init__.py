@@ -43,6 +43,13 @@ def register(analysis: Analysis) -> Analysis:
 
 def load_builtin() -> dict[str, Analysis]:
     """Import the built-in analysis modules (each registers itself)."""
-    from engine.analyses import attention, predictions  # noqa: F401
+    from engine.analyses import (  # noqa: F401
+        attention,
+        attention_layer,
+        dla,
+        head_scores,
+        logit_lens,
+        predictions,
+    )
 
     return REGISTRY

@@ -74,7 +74,11 @@ def app_server(demo_model_dir, tmp_path_factory):
             time.sleep(0.3)
     yield {"url": url, "engine_url": env["INTERPSCOPE_ENGINE_URL"], "log": tmp / "streamlit.log"}
     proc.terminate()
-    proc.wait(timeout=20)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
     _stop_engine(env["INTERPSCOPE_ENGINE_URL"])
 
 

@@ -26,6 +26,13 @@ def n_tokens(app_server, prompt: str) -> int:
     return len(r.json()["tokens"])
 
 
+def test_deep_link_works_on_a_fresh_server(page, app_server):
+    """The session's first request is a deep link to a view (runs before any other test)."""
+    page.goto(app_server["url"] + "/attention?prompt=Once+upon+a+time&layer=1")
+    page.get_by_role("heading", name="Attention").wait_for(timeout=LOAD)
+    assert page.get_by_role("textbox", name="Prompt").input_value() == "Once upon a time"
+
+
 def test_type_prompt_and_see_predictions(page, app_server):
     page.goto(app_server["url"])
     page.get_by_text("Top-5 next-token predictions").wait_for(timeout=LOAD)

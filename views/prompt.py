@@ -25,7 +25,12 @@ st.caption(
 pos = widgets.position_picker(tokens, pos)
 
 fig = predictions_figure(result, selected_pos=pos)
-widgets.figure(fig, name="prompt_predictions", params={"top_k": top_k, "pos": pos}, on_select=True)
+widgets.figure(
+    fig,
+    name="prompt_predictions",
+    params={"top_k": top_k, "pos": pos},
+    on_click=lambda p: {"pos": int(p["x"])} if "x" in p else {},
+)
 left, right = st.columns([2, 3])
 with left:
     st.markdown(f"**After position {pos}** (`{tokens[pos]['text']}`): top-{top_k}")

@@ -1,0 +1,162 @@
+"""Figure builders of the Attention, Logit lens and DLA views: the figures carry the numbers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from components import attention_vis, token_refs
+from components.attention_figures import (
+    head_scores_figure,
+    parse_head,
+    patterns_figure,
+    scores_table,
+)
+from components.dla_figures import bar_terms, heads_figure, signed, terms_figure
+from components.export import caption_text, with_caption
+from components.lens_figures import lens_figure, row_of_layer, short, traces_figure
+
+TOKENS = ["<bos>", "A", " b", "</script>"]
+
+
+def fake_scores():
+    def score(name, values, reason=None):
+        return {"name": name, "label": name.title(), "description": f"about {name}",
+                "values": values, "n_queries": 3, "reason": reason}  # fmt: skip
+
+    return {
+        "tokens": [{"pos": i, "id": i, "text": t} for i, t in enumerate(TOKENS)],
+        "n_layers": 2,
+        "n_heads": 3,
+        "scores": [
+            score("prev_token", [[0.1, 0.2, 0.3], [0.4, 0.5, 0.6]]),
+            score("induction", None, "no token in the prompt repeats an earlier one"),
+        ],
+    }
+
+
+def shapes(fig):
+    return [(s.x0, s.x1, s.y0, s.y1) for s in fig.layout.shapes]
+
+
+def test_head_scores_figure_and_table():
+    res = fake_scores()
+    fig = head_scores_figure(res, "prev_token", selected=(1, 2), compare=(0, 0))
+    heat, grid = fig.data
+    assert [list(r) for r in heat.z] == res["scores"][0]["values"]
+    assert heat.text[1][2] == "0.60" and heat.zmax == 1
+    assert len(grid.x) == 6 and "L1H2: 0.600" in grid.text  # one click target per head
+    assert (1.5, 2.5, 0.5, 1.5) in shapes(fig) and (-0.5, 0.5, -0.5, 0.5) in shapes(fig)
+    empty = head_scores_figure(res, "induction")
+    assert not empty.data and "repeats" in empty.layout.annotations[0].text
+    table = scores_table(res, [(1, 2), (0, 1)])
+    assert list(table.columns) == ["score", "L1H2", "L0H1"]
+    assert table["L1H2"].tolist()[0] == 0.6 and table["L0H1"].isna().tolist() == [False, True]
+    assert parse_head("3.11") == (3, 11)
+
+
+def test_patterns_figure_masks_the_future_and_labels_tokens():
+    pattern = [[1, 0, 0, 0], [0.5, 0.5, 0, 0], [0.2, 0.3, 0.5, 0], [0.1, 0.2, 0.3, 0.4]]
+    fig = patterns_figure(TOKENS, [("L0H1", pattern), ("L1H0", pattern)], selected_pos=2)
+    heats = [d for d in fig.data if d.type == "heatmap"]
+    assert len(heats) == 2
+    assert list(heats[0].z[1][:2]) == [0.5, 0.5] and np.isnan(heats[0].z[1][2:]).all()
+    assert list(heats[0].z[3]) == [0.1, 0.2, 0.3, 0.4]
+    assert fig.layout.yaxis.ticktext == ("0:<bos>", "1:A", "2:·b", "3:</script>")
+    assert fig.layout.xaxis2.ticktext == ("<bos>", "A", "·b", "</script>")
+    assert (-0.5, 3.5, 1.5, 2.5) in shapes(fig)
+    assert [a.text for a in fig.layout.annotations] == ["L0H1", "L1H0"]
+
+
+def fake_lens():
+    def pred(t, p):
+        return {"id": len(t), "text": t, "prob": p, "logit": 1.0}
+
+    top = [
+        [[pred(f" r{r}p{p}", 0.1 * (r + p)), pred("x", 0.01)] for p in range(4)] for r in range(3)
+    ]
+    return {
+        "stage": "resid_pre", "rows": ["L0 pre", "L1 pre", "output"], "row_layers": [0, 1, 1],
+        "tokens": [{"pos": i, "id": i, "text": t} for i, t in enumerate(TOKENS)], "top": top,
+    }  # fmt: skip
+
+
+def test_lens_figure_cells_are_the_top_tokens():
+    res = fake_lens()
+    fig = lens_figure(res, selected_pos=1, selected_layer=1)
+    heat, grid = fig.data
+    assert heat.z[2][3] == pytest.approx(0.5) and heat.text[2][3] == "·r2p3"
+    assert fig.layout.yaxis.ticktext == ("L0 pre", "L1 pre", "output")
+    assert len(grid.x) == 12 and "2. x  p=0.010" in grid.text[0]
+    assert row_of_layer(res, 1) == 1 and row_of_layer(res, 7) is None
+    assert (0.5, 1.5, 0.5, 1.5) in shapes(fig)
+    assert short("abcdefghijk") == "abcdefg…"
+
+
+def test_traces_figure_has_probability_and_rank():
+    res = {"stage": "resid_post", "pos": 3, "rows": ["L0 post", "L1 post"], "row_layers": [0, 1],
+           "traces": [{"token": {"id": 5, "text": " Paris"}, "prob": [0.1, 0.9],
+                       "logit": [1.0, 3.0], "rank": [40, 1]}]}  # fmt: skip
+    fig = traces_figure(res)
+    prob, rank = fig.data
+    assert list(prob.y) == [0.1, 0.9] and list(rank.y) == [40, 1]
+    assert prob.name == "·Paris (id 5)" and fig.layout.yaxis2.type == "log"
+    assert fig.layout.yaxis2.range[0] > fig.layout.yaxis2.range[1]  # rank 1 on top
+
+
+def fake_dla(baseline=None):
+    heads = [[0.5, -0.25], [0.0, 1.0]]
+    res = {
+        "pos": 2, "token": {"pos": 2, "id": 7, "text": " b"}, "target": {"id": 3, "text": " Paris"},
+        "baseline": baseline, "metric": "logit", "heads": heads, "mlps": [0.2, -0.1],
+        "attn_bias": [0.01, 0.02], "embed": 0.3, "pos_embed": -0.05, "unembed_bias": 0.0,
+        "model_value": 0.0, "ln_scale": 2.0,
+    }  # fmt: skip
+    res["total"] = res["model_value"] = 0.5 - 0.25 + 1.0 + 0.2 - 0.1 + 0.03 + 0.3 - 0.05
+    return res
+
+
+def test_dla_figures_carry_every_term():
+    res = fake_dla()
+    fig = heads_figure(res, selected=(1, 0))
+    heat = fig.data[0]
+    assert [list(r) for r in heat.z] == res["heads"] and heat.zmid == 0
+    assert heat.text[0][1] == "-0.25" and "logit(·Paris)" in fig.layout.title.text
+    bars = terms_figure(res, selected_layer=1).data[0]
+    assert list(bars.x)[-1] == "total" and bars.y[-1] == pytest.approx(res["total"])
+    assert sum(bars.y[:-1]) == pytest.approx(res["total"])
+    assert dict(bar_terms(res))["all heads"] == pytest.approx(1.25)
+    assert list(bars.marker.line.width).index(3) == list(bars.x).index("MLP 1")
+    diff = heads_figure(fake_dla({"id": 9, "text": " Rome"}))
+    assert "logit(·Paris) − logit(·Rome)" in diff.layout.title.text
+    assert signed(0.00123, 0.002) == "+0.0012" and signed(-1.5, 3) == "-1.50"
+
+
+def test_view_figures_export_with_a_caption():
+    cap = caption_text("tiny", "a prompt", {"stage": "resid_pre", "pos": 3})
+    for fig in (lens_figure(fake_lens()), heads_figure(fake_dla())):
+        out = with_caption(fig, cap)
+        assert any("stage=resid_pre" in a.text for a in out.layout.annotations)
+
+
+def test_token_refs_round_trip():
+    assert token_refs.to_wire("#12") == 12 and token_refs.to_wire(" Paris") == " Paris"
+    assert token_refs.from_typed("·Paris") == " Paris" and token_refs.from_typed(" #4 ") == "#4"
+    assert token_refs.label("#12", {12: " Paris"}) == "·Paris  #12"
+    assert token_refs.label("#13", {}) == "#13" and token_refs.label("a b", {}) == "a·b"
+
+
+def test_circuitsvis_page_refers_to_the_served_bundle(tmp_path):
+    patterns = [[[1.0, 0.0], [0.5, 0.5]]]
+    page = attention_vis.attention_heads_html(
+        TOKENS[2:], patterns, ["L0H0"], bundle_url="/app/static/vendor/cv.js"
+    )
+    assert '<script src="/app/static/vendor/cv.js"></script>' in page
+    assert "<\\/script>" in page and page.count("</script>") == 2  # token text is escaped
+    assert "unpkg" not in page and "http" not in page and len(page) < 2000
+    inline = attention_vis.attention_heads_html(TOKENS[2:], patterns, ["L0H0"], bundle_url=None)
+    assert len(inline) > 1_000_000 and "<script src" not in inline
+    url = attention_vis.install_bundle(tmp_path)
+    copied = tmp_path / attention_vis.bundle_name()
+    assert url == "/app/static/" + attention_vis.bundle_name()
+    assert copied.read_bytes() == attention_vis.BUNDLE.read_bytes()

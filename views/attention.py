@@ -1,0 +1,96 @@
+"""Attention: a layer x head overview of head scores, head patterns, and a layer in circuitsvis."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from components import shell, state, widgets
+from components.attention_figures import (
+    head_key,
+    head_label,
+    head_scores_figure,
+    parse_head,
+    patterns_figure,
+    score_of,
+    scores_table,
+)
+
+link = shell.engine_link()
+prompt = state.get("prompt")
+model = st.session_state["capabilities"]["model"]
+n_layers, n_heads = model["n_layers"], model["n_heads"]
+st.title("Attention")
+
+scores = shell.call(link.client.analyze, "head_scores", prompt)
+tokens = scores["tokens"]
+pos = state.clamp_pos(len(tokens))
+layer, head = state.clamp("layer", n_layers), state.clamp("head", n_heads)
+heads = [head_key(la, h) for la in range(n_layers) for h in range(n_heads)]
+if state.get("compare") not in heads:
+    state.put(compare=None)
+names = [s["name"] for s in scores["scores"]]
+if state.get("score") not in names:
+    state.put(score=names[0])
+
+
+def set_head() -> None:
+    state.put(**dict(zip(("layer", "head"), parse_head(st.session_state["w_head_a"]), strict=True)))
+
+
+c1, c2, c3, c4 = st.columns([5, 2, 1.2, 1.2])
+score = widgets.bound(
+    "score", c1.segmented_control, "Head score", options=names,
+    format_func=lambda n: score_of(scores, n)["label"].split(" (")[0],
+) or names[0]  # fmt: skip
+click_sets = c2.segmented_control(
+    "A click in the overview sets", ["head", "comparison"], default="head", key="w_click"
+)
+st.session_state["w_head_a"] = head_key(layer, head)
+c3.selectbox("Head", heads, key="w_head_a", format_func=head_label, on_change=set_head)
+compare = widgets.bound(
+    "compare", c4.selectbox, "Compare with", options=[None, *heads], format_func=head_label,
+    placeholder="none",
+)  # fmt: skip
+shown = [(layer, head)] + ([parse_head(compare)] if compare else [])
+
+
+def clicked(p: dict) -> dict:
+    if "x" not in p or "y" not in p:
+        return {}
+    if click_sets == "comparison":
+        return {"compare": head_key(int(p["y"]), int(p["x"]))}
+    return {"layer": int(p["y"]), "head": int(p["x"])}
+
+
+left, right = st.columns([3, 2], gap="large")
+with left:
+    second = shown[1] if len(shown) > 1 else None
+    fig = head_scores_figure(scores, score, selected=shown[0], compare=second)
+    widgets.figure(fig, name="attention_head_scores", params={"score": score}, on_click=clicked)
+with right:
+    st.markdown("**Scores of the selected heads on this prompt**")
+    st.dataframe(scores_table(scores, shown), hide_index=True)
+    for s in scores["scores"]:
+        note = f" (none: {s['reason']})" if s["values"] is None else ""
+        st.caption(f"**{s['label']}**: {s['description']}{note}")
+
+patterns = [
+    (head_label(head_key(la, h)),
+     shell.call(link.client.analyze, "attention_pattern", prompt, layer=la, head=h)["pattern"])
+    for la, h in shown
+]  # fmt: skip
+st.subheader("Attention pattern" + (" (side by side)" if compare else ""))
+st.caption(
+    "Rows are queries, columns the keys they attend to. Click a row to select that position."
+)
+widgets.figure(
+    patterns_figure([t["text"] for t in tokens], patterns, selected_pos=pos),
+    name="attention_patterns",
+    params={"heads": ", ".join(t for t, _ in patterns), "pos": pos},
+    on_click=lambda p: {"pos": int(p["y"])} if "y" in p else {},
+)
+
+st.subheader(f"All heads of layer {layer}")
+st.caption("circuitsvis: hover a head to enlarge it, click to lock it; hover a token for its row.")
+layer_res = shell.call(link.client.analyze, "attention_layer", prompt, layer=layer)
+widgets.attention_heads(layer_res["tokens"], layer_res["patterns"], layer)

@@ -1,0 +1,58 @@
+"""Direct logit attribution: each head's, MLP's and embedding's direct effect on one logit."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from components import shell, state, token_refs, widgets
+from components.dla_figures import heads_figure, terms_figure
+
+link = shell.engine_link()
+prompt = state.get("prompt")
+model = st.session_state["capabilities"]["model"]
+st.title("Direct logit attribution")
+
+preds = shell.call(link.client.analyze, "predictions", prompt, top_k=8)
+tokens = preds["tokens"]
+pos = widgets.position_picker(tokens, state.clamp_pos(len(tokens)))
+suggestions = {p["id"]: p["text"] for p in preds["top"][pos]}
+a, b = st.columns(2)
+with a:
+    target = widgets.token_choice(
+        "target", "Target token (pick or type: ·Paris, #123)", suggestions,
+        default="the model's prediction",
+    )  # fmt: skip
+with b:
+    baseline = widgets.token_choice(
+        "baseline", "Minus a baseline token (logit difference)", suggestions,
+        default="none: attribute the logit itself",
+    )  # fmt: skip
+
+
+def wire(ref: str | None) -> str | int | None:
+    return token_refs.to_wire(ref) if ref else None
+
+
+res = shell.call(
+    link.client.analyze, "dla", prompt, pos=pos, target=wire(target), baseline=wire(baseline)
+)
+layer = state.clamp("layer", model["n_layers"])
+head = state.clamp("head", model["n_heads"])
+params = {"pos": pos, "target": repr(res["target"]["text"])}
+if res["baseline"]:
+    params["baseline"] = repr(res["baseline"]["text"])
+left, right = st.columns([1, 1], gap="large")
+with left:
+    widgets.figure(
+        heads_figure(res, selected=(layer, head)),
+        name="dla_heads",
+        params=params,
+        on_click=lambda p: {"layer": int(p["y"]), "head": int(p["x"])} if "y" in p else {},
+    )
+with right:
+    widgets.figure(terms_figure(res, selected_layer=layer), name="dla_terms", params=params)
+st.caption(
+    f"Each term is the component's output at pos {pos}, centred and divided by the final layer "
+    f"norm's scale there ({res['ln_scale']:.4g}), dotted with the unembedding direction; the "
+    "terms sum to what the model outputs. Click a head to select it in every view."
+)

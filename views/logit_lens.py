@@ -1,0 +1,50 @@
+"""Logit lens: the top token of every residual stream, and chosen tokens down the layers."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from components import shell, state, token_refs, widgets
+from components.lens_figures import lens_figure, traces_figure
+
+STAGES = ["resid_pre", "resid_mid", "resid_post"]
+
+link = shell.engine_link()
+prompt = state.get("prompt")
+st.title("Logit lens")
+if state.get("stage") not in STAGES:
+    state.put(stage="resid_post")
+stage = widgets.bound("stage", st.segmented_control, "Residual stream read", options=STAGES)
+stage = stage or "resid_post"
+
+grid = shell.call(link.client.analyze, "logit_lens", prompt, stage=stage, top_k=5)
+tokens = grid["tokens"]
+pos = state.clamp_pos(len(tokens))
+layer = state.get("layer")
+st.caption("Click a cell to select its position and layer; hover it for the top 5 tokens.")
+widgets.figure(
+    lens_figure(grid, selected_pos=pos, selected_layer=layer),
+    name="logit_lens",
+    params={"stage": stage, "pos": pos},
+    on_click=lambda p: (
+        {"pos": int(p["x"]), "layer": grid["row_layers"][int(p["y"])]} if "y" in p else {}
+    ),
+)
+
+st.subheader("Tokens down the layers")
+pos = widgets.position_picker(tokens, pos)
+final = {c["id"]: c["text"] for c in grid["top"][-1][pos]}
+chosen = widgets.token_choice(
+    "targets", "Tokens to follow (pick or type: ·Paris, #123)", final,
+    default="the model's prediction", multi=True,
+)  # fmt: skip
+traces = shell.call(
+    link.client.analyze, "logit_lens_targets", prompt, stage=stage, pos=pos,
+    targets=[token_refs.to_wire(r) for r in chosen],
+)  # fmt: skip
+names = ", ".join(t["token"]["text"] for t in traces["traces"])
+widgets.figure(
+    traces_figure(traces),
+    name="logit_lens_targets",
+    params={"stage": stage, "pos": pos, "targets": repr(names)},
+)
