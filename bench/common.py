@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parent.parent
 ORGANISM = REPO / "assets" / "organism"
 PROMPT_32 = (
     "When Mary and John went to the store, John gave a drink to Mary. The capital of "
-    "France is Paris. Once upon a time, there was a happy girl named Lily"
+    "France is Paris. Once upon a time, there was"
 )
 
 

@@ -8,6 +8,7 @@ import time
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from tests.e2e.conftest import screenshot
 
@@ -29,8 +30,10 @@ def n_tokens(app_server, prompt: str) -> int:
 def test_deep_link_works_on_a_fresh_server(page, app_server):
     """The session's first request is a deep link to a view (runs before any other test)."""
     page.goto(app_server["url"] + "/attention?prompt=Once+upon+a+time&layer=1")
-    page.get_by_role("heading", name="Attention").wait_for(timeout=LOAD)
-    assert page.get_by_role("textbox", name="Prompt").input_value() == "Once upon a time"
+    page.get_by_role("heading", name="Attention", exact=True).wait_for(timeout=LOAD)
+    expect(page.get_by_role("textbox", name="Prompt")).to_have_value(
+        "Once upon a time", timeout=15_000
+    )
 
 
 def test_type_prompt_and_see_predictions(page, app_server):
@@ -50,7 +53,9 @@ def test_type_prompt_and_see_predictions(page, app_server):
 def test_url_state_restores_the_view(page, app_server):
     page.goto(app_server["url"] + "/?prompt=Once+upon+a+time&pos=2")
     page.get_by_text("After position 2").wait_for(timeout=LOAD)
-    assert page.get_by_role("textbox", name="Prompt").input_value() == "Once upon a time"
+    expect(page.get_by_role("textbox", name="Prompt")).to_have_value(
+        "Once upon a time", timeout=15_000
+    )
 
 
 def test_engine_killed_mid_session_recovers(page, app_server):
