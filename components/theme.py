@@ -12,8 +12,12 @@ ACCENT = "#d62728"
 COLORWAY = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf"]
 
 
-def template(presenter: bool = False) -> go.layout.Template:
-    size = 22 if presenter else 13
+PAPER_WIDTH = 680  # px; at 3x this is 2040 px, ~300 dpi across a 6.8 in text width
+PAPER_FONT = 12  # px; ~7 pt when the figure is set in a 3.3 in paper column
+
+
+def template(presenter: bool = False, size: int | None = None) -> go.layout.Template:
+    size = size or (22 if presenter else 13)
     return go.layout.Template(
         layout=go.Layout(
             font=dict(family=FONT, size=size, color="#111"),
@@ -31,6 +35,7 @@ def template(presenter: bool = False) -> go.layout.Template:
 
 pio.templates["interpscope"] = template(False)
 pio.templates["interpscope_presenter"] = template(True)
+pio.templates["interpscope_paper"] = template(size=PAPER_FONT)
 
 
 def apply(fig: go.Figure, presenter: bool = False) -> go.Figure:
@@ -38,6 +43,15 @@ def apply(fig: go.Figure, presenter: bool = False) -> go.Figure:
     if fig.layout.title.subtitle.text and fig.layout.margin.t is None:
         fig.update_layout(margin_t=120 if presenter else 85)  # room for title and subtitle
     return fig
+
+
+def paper(fig: go.Figure) -> go.Figure:
+    """A copy of `fig` for a report: the paper template (small font), a column's width."""
+    out = go.Figure(fig)
+    out.update_layout(template="interpscope_paper", width=PAPER_WIDTH)
+    if out.layout.title.subtitle.text:
+        out.update_layout(margin_t=80)
+    return out
 
 
 def show_token(text: str) -> str:

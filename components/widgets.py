@@ -10,9 +10,10 @@ from typing import Any
 import plotly.graph_objects as go
 import streamlit as st
 
-from components import attention_vis, state, token_refs
-from components.export import caption_text, figure_bytes, with_caption
-from components.theme import show_token
+from components import attention_vis, presenter, state, token_refs
+from components.bundles import BundleSpec, figure_bundle
+from components.export import caption_text, export_figure, figure_bytes
+from components.theme import apply, show_token
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 OnClick = Callable[[dict], dict[str, Any]]  # a clicked point -> view state to set
@@ -82,12 +83,22 @@ def token_choice(
     )
 
 
-def figure(fig: go.Figure, *, name: str, params: dict, on_click: OnClick | None = None) -> None:
-    """Show `fig` with PNG (3x) and SVG downloads stamped with model, prompt and `params`.
-    With `on_click`, clicking a point sets the view state it returns."""
+def figure(
+    fig: go.Figure,
+    *,
+    name: str,
+    params: dict,
+    on_click: OnClick | None = None,
+    bundle: BundleSpec | None = None,
+) -> None:
+    """Show `fig` with PNG (3x) and SVG downloads stamped with model, prompt and `params`,
+    and with `bundle`, a zip of the images, the data and a snippet that recomputes it.
+    With `on_click`, clicking a point sets the view state it returns. In presenter mode the
+    figure takes the large-font template and the downloads are left out."""
     caps = st.session_state.get("capabilities") or {}
     model = (caps.get("model") or {}).get("name", "unknown model")
     caption = caption_text(model, state.get("prompt"), params)
+    shown = apply(go.Figure(fig), presenter=True) if presenter.active() else fig
     config = {
         "displaylogo": False,
         "toImageButtonOptions": {"format": "png", "scale": 3, "filename": name},
@@ -100,19 +111,46 @@ def figure(fig: go.Figure, *, name: str, params: dict, on_click: OnClick | None 
             if points:
                 state.put(**on_click(points[0]))
 
-        st.plotly_chart(fig, config=config, on_select=clicked, selection_mode="points", key=key)
+        st.plotly_chart(shown, config=config, on_select=clicked, selection_mode="points", key=key)
     else:
-        st.plotly_chart(fig, config=config, key=key)
+        st.plotly_chart(shown, config=config, key=key)
     st.caption(caption)
+    if not presenter.active():
+        _downloads(fig, name=name, caption=caption, params=params, bundle=bundle)
+
+
+def _downloads(
+    fig: go.Figure, *, name: str, caption: str, params: dict, bundle: BundleSpec | None
+) -> None:
     row = st.container(horizontal=True)
     for fmt in ("png", "svg"):
         row.download_button(
             f"{fmt.upper()}",
-            data=lambda fmt=fmt: figure_bytes(with_caption(fig, caption), fmt),
+            data=lambda fmt=fmt: figure_bytes(export_figure(fig, caption), fmt),
             file_name=f"{name}.{fmt}",
             mime="image/png" if fmt == "png" else "image/svg+xml",
             key=f"dl_{name}_{fmt}",
             icon=":material/download:",
+            on_click="ignore",
+        )
+    if bundle is not None:
+        info = (st.session_state.get("capabilities") or {}).get("model")
+        row.download_button(
+            "Figure bundle",
+            data=lambda: figure_bundle(
+                fig,
+                bundle,
+                name=name,
+                caption=caption,
+                params=params,
+                prompt=state.get("prompt"),
+                model_info=info,
+            ),
+            file_name=f"{name}.zip",
+            mime="application/zip",
+            key=f"dl_{name}_zip",
+            icon=":material/folder_zip:",
+            help="PNG, SVG, the data (JSON, CSV) and a Python snippet that recomputes it",
             on_click="ignore",
         )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import shell, state, widgets
+from components import shell, snippets, state, widgets
 from components.attention_figures import (
     head_key,
     head_label,
@@ -66,7 +66,10 @@ left, right = st.columns([3, 2], gap="large")
 with left:
     second = shown[1] if len(shown) > 1 else None
     fig = head_scores_figure(scores, score, selected=shown[0], compare=second)
-    widgets.figure(fig, name="attention_head_scores", params={"score": score}, on_click=clicked)
+    widgets.figure(
+        fig, name="attention_head_scores", params={"score": score}, on_click=clicked,
+        bundle=snippets.head_scores(scores, score),
+    )  # fmt: skip
 with right:
     st.markdown("**Scores of the selected heads on this prompt**")
     st.dataframe(scores_table(scores, shown), hide_index=True)
@@ -88,6 +91,7 @@ widgets.figure(
     name="attention_patterns",
     params={"heads": ", ".join(t for t, _ in patterns), "pos": pos},
     on_click=lambda p: {"pos": int(p["y"])} if "y" in p else {},
+    bundle=snippets.patterns(shown, [p for _, p in patterns], [t["text"] for t in tokens]),
 )
 
 st.subheader(f"All heads of layer {layer}")

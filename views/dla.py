@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import shell, state, token_refs, widgets
-from components.dla_figures import heads_figure, terms_figure
+from components import shell, snippets, state, token_refs, widgets
+from components.dla_figures import bar_terms, heads_figure, terms_figure
 
 link = shell.engine_link()
 prompt = state.get("prompt")
@@ -48,9 +48,13 @@ with left:
         name="dla_heads",
         params=params,
         on_click=lambda p: {"layer": int(p["y"]), "head": int(p["x"])} if "y" in p else {},
+        bundle=snippets.dla_heads(res),
     )
 with right:
-    widgets.figure(terms_figure(res, selected_layer=layer), name="dla_terms", params=params)
+    widgets.figure(
+        terms_figure(res, selected_layer=layer), name="dla_terms", params=params,
+        bundle=snippets.dla_terms(res, bar_terms(res) + [("total", res["total"])]),
+    )  # fmt: skip
 st.caption(
     f"Each term is the component's output at pos {pos}, centred and divided by the final layer "
     f"norm's scale there ({res['ln_scale']:.4g}), dotted with the unembedding direction; the "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import shell, state, token_refs, widgets
+from components import shell, snippets, state, token_refs, widgets
 from components.lens_figures import lens_figure, traces_figure
 
 STAGES = ["resid_pre", "resid_mid", "resid_post"]
@@ -29,6 +29,7 @@ widgets.figure(
     on_click=lambda p: (
         {"pos": int(p["x"]), "layer": grid["row_layers"][int(p["y"])]} if "y" in p else {}
     ),
+    bundle=snippets.logit_lens(grid),
 )
 
 st.subheader("Tokens down the layers")
@@ -47,4 +48,5 @@ widgets.figure(
     traces_figure(traces),
     name="logit_lens_targets",
     params={"stage": stage, "pos": pos, "targets": repr(names)},
+    bundle=snippets.lens_targets(traces),
 )

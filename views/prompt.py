@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import shell, state, widgets
+from components import shell, snippets, state, widgets
 from components.prompt_figures import predictions_figure, predictions_table, tokens_html
 
 link = shell.engine_link()
@@ -30,6 +30,7 @@ widgets.figure(
     name="prompt_predictions",
     params={"top_k": top_k, "pos": pos},
     on_click=lambda p: {"pos": int(p["x"])} if "x" in p else {},
+    bundle=snippets.predictions(result, top_k),
 )
 left, right = st.columns([2, 3])
 with left:

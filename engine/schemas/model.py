@@ -23,6 +23,9 @@ class ModelInfo(BaseModel):
     d_vocab: int
     n_ctx: int
     load_seconds: float
+    ref: str | None = Field(
+        default=None, description="what loads it again: its local directory, or its hub name"
+    )
 
 
 class Capability(BaseModel):

@@ -1,0 +1,195 @@
+"""Figure bundles: one zip with the image (PNG 3x, SVG), the data behind it, and a snippet.
+
+A view describes its figure's data as named arrays (``Array``: dimension names and nested
+lists) plus the analysis-specific part of a Python snippet that recomputes them
+(``BundleSpec``). ``snippet`` puts the model loading in front of that part, loading the model
+the way the engine does (engine/loading.py), so the snippet runs on its own and defines a
+``data`` dict with the same arrays. ``make_zip`` writes the bundle: images, data.json, one
+CSV per array (long format: one row per cell), snippet.py and a README.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import textwrap
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Array:
+    """Nested lists of numbers (None where undefined), one nesting level per dimension."""
+
+    dims: tuple[str, ...]
+    values: list
+
+
+@dataclass
+class BundleSpec:
+    """What a figure's bundle holds besides its image."""
+
+    data: dict[str, Array]
+    code: str  # snippet body: runs after `model`, `tokens`, `logits`, `cache` exist
+    labels: dict[str, list[str]] = field(default_factory=dict)  # dimension -> label per index
+    packages: tuple[str, ...] = ("transformer_lens",)
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """How a snippet loads the model: a local Hugging Face directory or a hub name."""
+
+    ref: str
+    local: bool
+    dtype: str = "float32"
+
+    @classmethod
+    def from_info(cls, info: dict | None, cwd: Path | None = None) -> ModelRef:
+        info = info or {}
+        ref = info.get("ref") or info.get("name") or "gpt2-small"
+        local = info.get("source") == "local"
+        if local and cwd is not None:
+            with contextlib.suppress(ValueError):
+                ref = str(Path(ref).resolve().relative_to(cwd.resolve()))
+        return cls(ref=ref, local=local, dtype=info.get("dtype") or "float32")
+
+
+def _header(model: ModelRef, prompt: str, title: str) -> str:
+    dtype = "" if model.dtype == "float32" else f", dtype=torch.{model.dtype}"
+    if model.local:
+        load = f"""\
+            MODEL = {model.ref!r}  # a local Hugging Face directory
+
+            # Loaded as the Interpscope engine loads it (engine/loading.py): LayerNorm folded,
+            # writing weights and unembedding centred, value biases folded.
+            cfg = loading.get_pretrained_model_config(MODEL, fold_ln=True{dtype})
+            model = HookedTransformer(cfg)
+            model.load_and_process_state_dict(
+                loading.get_pretrained_state_dict(MODEL, cfg, None{dtype}),
+                fold_ln=True, center_writing_weights=True, center_unembed=True,
+                fold_value_biases=True,
+            )"""
+    else:
+        load = f"""\
+            MODEL = {model.ref!r}
+
+            # from_pretrained's defaults are the engine's processing (LayerNorm folded, ...).
+            model = HookedTransformer.from_pretrained(MODEL{dtype})"""
+    return (
+        textwrap.dedent(
+            f'''\
+        """{title}: recompute the figure's data with TransformerLens."""
+
+        import json
+
+        import torch
+        {"import transformer_lens.loading_from_pretrained as loading" if model.local else ""}
+        from transformer_lens import HookedTransformer
+
+        PROMPT = {prompt!r}
+        '''
+        ).replace("import torch\n\n", "import torch\n")
+        + textwrap.dedent(load)
+        + textwrap.dedent(
+            """
+        model.eval()
+        torch.set_grad_enabled(False)
+
+        tokens = model.to_tokens(PROMPT)  # [1, pos], BOS first
+        logits, cache = model.run_with_cache(tokens)
+        """
+        )
+    )
+
+
+def snippet(model: ModelRef, prompt: str, spec: BundleSpec, title: str) -> str:
+    """A standalone script that recomputes `spec.data` into a dict named ``data``."""
+    footer = '\nif __name__ == "__main__":\n    print(json.dumps(data))\n'
+    body = textwrap.dedent(spec.code).strip() + "\n"
+    return _header(model, prompt, title) + "\n" + body + footer
+
+
+def _cells(values: Any, depth: int) -> list[tuple[tuple[int, ...], Any]]:
+    if depth == 0:
+        return [((), values)]
+    out = []
+    for i, sub in enumerate(values):
+        out += [((i, *idx), v) for idx, v in _cells(sub, depth - 1)]
+    return out
+
+
+def to_csv(array: Array, labels: dict[str, list[str]] | None = None) -> str:
+    """Long format: one row per cell, the index along each dimension (and its label), value."""
+    labels = labels or {}
+    labelled = [d for d in array.dims if d in labels]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow([*array.dims, *(f"{d}_label" for d in labelled), "value"])
+    for idx, value in _cells(array.values, len(array.dims)):
+        names = [labels[d][idx[array.dims.index(d)]] for d in labelled]
+        writer.writerow([*idx, *names, "" if value is None else value])
+    return buf.getvalue()
+
+
+def data_json(spec: BundleSpec, meta: dict) -> str:
+    arrays = {k: {"dims": list(a.dims), "values": a.values} for k, a in spec.data.items()}
+    return json.dumps({**meta, "labels": spec.labels, "arrays": arrays}, indent=1)
+
+
+def make_zip(
+    name: str, *, png: bytes, svg: bytes, spec: BundleSpec, code: str, meta: dict
+) -> bytes:
+    """The bundle: ``name.png``, ``name.svg``, ``data.json``, ``<array>.csv``, ``snippet.py``."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr(f"{name}/{name}.png", png)
+        z.writestr(f"{name}/{name}.svg", svg)
+        z.writestr(f"{name}/data.json", data_json(spec, meta))
+        for key, array in spec.data.items():
+            z.writestr(f"{name}/{key}.csv", to_csv(array, spec.labels))
+        z.writestr(f"{name}/snippet.py", code)
+        z.writestr(f"{name}/README.txt", _readme(name, spec, meta))
+    return buf.getvalue()
+
+
+def _readme(name: str, spec: BundleSpec, meta: dict) -> str:
+    arrays = "\n".join(f"  {k}.csv  [{' x '.join(a.dims)}]" for k, a in spec.data.items())
+    return (
+        f"Interpscope figure bundle: {name}\n{meta.get('caption', '')}\n\n"
+        f"  {name}.png  3x raster\n  {name}.svg  vector\n  data.json  every array below, "
+        f"with axis labels and the view parameters\n{arrays}\n"
+        f"  snippet.py  recomputes the arrays (needs {', '.join(spec.packages)}): "
+        "python snippet.py\n"
+    )
+
+
+def figure_bundle(
+    fig,
+    spec: BundleSpec,
+    *,
+    name: str,
+    caption: str,
+    params: dict,
+    prompt: str,
+    model_info: dict | None,
+    cwd: Path | None = None,
+) -> bytes:
+    """The zip a figure's *Figure bundle* button downloads (images rendered here)."""
+    from components.export import export_figure, figure_bytes
+
+    out = export_figure(fig, caption)
+    model = ModelRef.from_info(model_info, cwd or Path.cwd())
+    meta = {"figure": name, "caption": caption, "prompt": prompt, "params": params,
+            "model": model_info or {}}  # fmt: skip
+    return make_zip(
+        name,
+        png=figure_bytes(out, "png"),
+        svg=figure_bytes(out, "svg"),
+        spec=spec,
+        code=snippet(model, prompt, spec, title=f"Interpscope figure {name!r}"),
+        meta=meta,
+    )

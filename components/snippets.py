@@ -1,0 +1,202 @@
+"""The bundle of each view's figures: its data as arrays, and the TransformerLens code that
+recomputes them (pure functions of the engine's results; see ``components.bundles``).
+
+Every body runs after the snippet header has made ``model``, ``tokens`` ([1, pos]),
+``logits`` ([1, pos, vocab]) and ``cache`` (with its batch dimension), and ends with a dict
+``data`` whose keys are the bundle's arrays.
+"""
+
+from __future__ import annotations
+
+from components.bundles import Array, BundleSpec
+
+
+def _token_labels(tokens: list[dict]) -> list[str]:
+    return [t["text"] for t in tokens]
+
+
+def predictions(result: dict, top_k: int) -> BundleSpec:
+    """Prompt view: top-k next-token predictions at every position, and per-token loss."""
+    top = result["top"]
+    code = f"""
+        TOP_K = {top_k}
+        logprobs = logits[0].log_softmax(-1)  # [pos, vocab]
+        top_prob, top_id = logprobs.exp().topk(TOP_K, dim=-1)  # [pos, k]
+        # loss of each token given the ones before it (none for the first)
+        loss = -logprobs[:-1].gather(-1, tokens[0, 1:, None])[:, 0]
+        data = {{
+            "top_id": top_id.tolist(),
+            "top_prob": top_prob.tolist(),
+            "loss": [None] + loss.tolist(),
+        }}
+        """
+    return BundleSpec(
+        data={
+            "top_id": Array(("pos", "rank"), [[c["id"] for c in row] for row in top]),
+            "top_prob": Array(("pos", "rank"), [[c["prob"] for c in row] for row in top]),
+            "loss": Array(("pos",), list(result["loss"])),
+        },
+        code=code,
+        labels={"pos": _token_labels(result["tokens"])},
+    )
+
+
+SCORE_CODE = {
+    "prev_token": "score = patterns[..., q, q - 1].mean(-1)  # attention to the token before",
+    "bos": "score = patterns[..., 1:, 0].mean(-1)  # attention to position 0",
+    "entropy": "rows = patterns[..., 1:, :]\nscore = -torch.xlogy(rows, rows).sum(-1).mean(-1)",
+    "duplicate": """\
+        ids = tokens[0]
+        mask = (ids[:, None] == ids[None, :]).tril(-1)  # [q, k]: k < q holds q's token
+        rows = mask.any(-1)
+        rows[0] = False
+        score = (patterns * mask).sum(-1)[..., rows].mean(-1)""",
+    "induction": """\
+        ids = tokens[0]
+        earlier = (ids[:, None] == ids[None, :]).tril(-1)  # [q, k]: k < q holds q's token
+        mask = torch.zeros_like(earlier)
+        mask[:, 1:] = earlier[:, :-1]  # the token right after an earlier copy
+        rows = mask.any(-1)
+        rows[0] = False
+        score = (patterns * mask).sum(-1)[..., rows].mean(-1)""",
+}
+
+
+def head_scores(result: dict, name: str) -> BundleSpec | None:
+    """Attention view: one head score of every head (None when undefined on this prompt)."""
+    score = next(s for s in result["scores"] if s["name"] == name)
+    if score["values"] is None or name not in SCORE_CODE:
+        return None
+    body = "\n".join(line.strip() for line in SCORE_CODE[name].splitlines())
+    code = f"""
+        # every head's pattern [layer, head, query, key]; rows from query 1 (row 0 is trivial)
+        patterns = torch.stack([cache["pattern", layer][0] for layer in range(model.cfg.n_layers)])
+        q = torch.arange(1, tokens.shape[1])
+{_indent(body, 8)}
+        data = {{"{name}": score.tolist()}}  # [layer, head]
+        """
+    return BundleSpec(data={name: Array(("layer", "head"), score["values"])}, code=code)
+
+
+def _indent(text: str, n: int) -> str:
+    return "\n".join(" " * n + line for line in text.splitlines())
+
+
+def patterns(heads: list[tuple[int, int]], values: list[list[list[float]]], tokens: list[str]):
+    """Attention view: the attention pattern [query, key] of each shown head."""
+    code = f"""
+        HEADS = {[tuple(h) for h in heads]!r}  # (layer, head)
+        pattern = torch.stack([cache["pattern", layer][0, head] for layer, head in HEADS])
+        data = {{"pattern": pattern.tolist()}}  # [head, query, key]
+        """
+    return BundleSpec(
+        data={"pattern": Array(("head", "query", "key"), values)},
+        code=code,
+        labels={
+            "head": [f"L{la}H{h}" for la, h in heads],
+            "query": list(tokens),
+            "key": list(tokens),
+        },
+    )
+
+
+def _lens_rows(stage: str) -> str:
+    extra = (
+        ""
+        if stage == "resid_post"
+        else '\n        hooks.append(f"blocks.{n - 1}.hook_resid_post")  # the output row'
+    )
+    return f"""
+        STAGE = {stage!r}
+        n = model.cfg.n_layers
+        hooks = [f"blocks.{{layer}}.hook_{{STAGE}}" for layer in range(n)]{extra}"""
+
+
+def logit_lens(grid: dict) -> BundleSpec:
+    """Logit lens view: the top token (and its probability) of every (row, pos)."""
+    top = grid["top"]
+    code = (
+        _lens_rows(grid["stage"])
+        + """
+        resid = torch.stack([cache[hook][0] for hook in hooks])  # [row, pos, d_model]
+        probs = model.unembed(model.ln_final(resid)).softmax(-1)  # the lens at every cell
+        top_prob, top_id = probs.max(-1)  # [row, pos]
+        data = {"top_id": top_id.tolist(), "top_prob": top_prob.tolist()}
+        """
+    )
+    return BundleSpec(
+        data={
+            "top_id": Array(("row", "pos"), [[cell[0]["id"] for cell in r] for r in top]),
+            "top_prob": Array(("row", "pos"), [[cell[0]["prob"] for cell in r] for r in top]),
+        },
+        code=code,
+        labels={"row": list(grid["rows"]), "pos": _token_labels(grid["tokens"])},
+    )
+
+
+def lens_targets(traces: dict) -> BundleSpec:
+    """Logit lens view: chosen tokens' lens probability and rank down the rows at one pos."""
+    ids = [t["token"]["id"] for t in traces["traces"]]
+    code = (
+        _lens_rows(traces["stage"])
+        + f"""
+        POS, TARGETS = {traces["pos"]}, {ids!r}
+        resid = torch.stack([cache[hook][0, POS] for hook in hooks])  # [row, d_model]
+        lens = model.unembed(model.ln_final(resid))  # [row, vocab]
+        prob = lens.softmax(-1)[:, TARGETS].T  # [target, row]
+        rank = (lens[:, None, :] > lens[:, TARGETS, None]).sum(-1).T + 1  # 1 = top
+        data = {{"prob": prob.tolist(), "rank": rank.tolist()}}
+        """
+    )
+    return BundleSpec(
+        data={
+            "prob": Array(("target", "row"), [t["prob"] for t in traces["traces"]]),
+            "rank": Array(("target", "row"), [t["rank"] for t in traces["traces"]]),
+        },
+        code=code,
+        labels={
+            "target": [t["token"]["text"] for t in traces["traces"]],
+            "row": list(traces["rows"]),
+        },
+    )
+
+
+def _dla_code(res: dict) -> str:
+    base, target = res["baseline"], res["target"]["id"]
+    minus = f" - model.W_U[:, {base['id']}]" if base else ""
+    bias = f"model.b_U[{target}]" + (f" - model.b_U[{base['id']}]" if base else "")
+    return f"""
+        POS = {res["pos"]}
+        direction = model.W_U[:, {target}]{minus}  # {res["metric"]}
+        bias = float({bias})
+
+
+        def to_logit(stack):  # through ln_final with its scale at POS held fixed
+            return (cache.apply_ln_to_stack(stack, layer=-1, pos_slice=POS) @ direction)[:, 0]
+
+
+        per_head = cache.stack_head_results(layer=-1, pos_slice=POS)  # [layer*head, 1, d]
+        heads = to_logit(per_head).reshape(model.cfg.n_layers, model.cfg.n_heads)
+        parts, names = cache.decompose_resid(layer=-1, pos_slice=POS, return_labels=True)
+        part = dict(zip(names, to_logit(parts).tolist()))  # embed, pos_embed, L_attn_out, L_mlp_out
+        attn = sum(part[f"{{layer}}_attn_out"] for layer in range(model.cfg.n_layers))
+        terms = [part["embed"], part["pos_embed"]]
+        terms += [part[f"{{layer}}_mlp_out"] for layer in range(model.cfg.n_layers)]
+        terms += [float(heads.sum()), attn - float(heads.sum()), bias]
+        terms.append(sum(terms))  # the total: what the model outputs
+        data = {{"heads": heads.tolist(), "terms": terms}}
+        """
+
+
+def dla_heads(res: dict) -> BundleSpec:
+    """DLA view: each head's direct effect on the target logit (or logit difference)."""
+    return BundleSpec(data={"heads": Array(("layer", "head"), res["heads"])}, code=_dla_code(res))
+
+
+def dla_terms(res: dict, terms: list[tuple[str, float]]) -> BundleSpec:
+    """DLA view: embeddings, each MLP, all heads, biases and the total (`terms` as drawn)."""
+    return BundleSpec(
+        data={"terms": Array(("term",), [v for _, v in terms])},
+        code=_dla_code(res),
+        labels={"term": [n for n, _ in terms]},
+    )

@@ -1,0 +1,175 @@
+"""Figure bundles: each view's snippet, run on its own against the organism, recomputes the
+bundle's data; the zip holds what it says; exports render offline in one kept-alive browser."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import runpy
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+
+from components import bundles, snippets
+from components.dla_figures import bar_terms
+from engine.launcher import REPO_ROOT
+from engine.schemas.analyses import AnalysisRequest
+from engine.service import Engine
+from engine.settings import EngineSettings
+
+ORGANISM = REPO_ROOT / "assets" / "organism"
+IOI = "When Mary and John went to the store, John gave a drink to"
+REPEAT = "sky ring beach prize store girl sky ring beach prize store girl"
+
+
+@pytest.fixture(scope="module")
+def organism(tmp_path_factory):
+    if not (ORGANISM / "config.json").exists():
+        pytest.skip("the demo organism is not shipped here")
+    eng = Engine(EngineSettings(model=str(ORGANISM), cache_dir=tmp_path_factory.mktemp("c")))
+    yield eng
+    eng.close()
+
+
+def analyze(engine: Engine, name: str, prompt: str, **params) -> dict:
+    return json.loads(engine.analyze(name, AnalysisRequest(prompt=prompt, params=params)))
+
+
+def run_snippet(spec: bundles.BundleSpec, engine: Engine, prompt: str, tmp_path: Path) -> dict:
+    """Write the snippet the bundle would hold and run it as a script; its `data`."""
+    info = engine.model_info().model_dump()
+    code = bundles.snippet(bundles.ModelRef.from_info(info, REPO_ROOT), prompt, spec, "test")
+    path = tmp_path / "snippet.py"
+    path.write_text(code)
+    return runpy.run_path(str(path), run_name="snippet")["data"]
+
+
+def assert_recomputes(spec: bundles.BundleSpec, data: dict) -> None:
+    for key, array in spec.data.items():
+        want = np.array(array.values, dtype=float)  # None (undefined) -> nan
+        got = np.array(data[key], dtype=float)
+        assert got.shape == want.shape, key
+        assert np.allclose(got, want, atol=1e-4, rtol=1e-4, equal_nan=True), key
+
+
+def view_specs(engine: Engine) -> list[tuple[str, str, bundles.BundleSpec]]:
+    """(case, prompt, spec) for every figure of the Prompt, Attention, Logit lens, DLA views."""
+    out = []
+    pred = analyze(engine, "predictions", IOI, top_k=5)
+    out.append(("predictions", IOI, snippets.predictions(pred, 5)))
+    scores = analyze(engine, "head_scores", REPEAT)
+    for s in scores["scores"]:
+        out.append((f"head_scores/{s['name']}", REPEAT, snippets.head_scores(scores, s["name"])))
+    heads = [(1, 2), (0, 3)]
+    pats = [analyze(engine, "attention_pattern", REPEAT, layer=la, head=h) for la, h in heads]
+    spec = snippets.patterns(heads, [p["pattern"] for p in pats], pats[0]["tokens"])
+    out.append(("patterns", REPEAT, spec))
+    for stage in ("resid_pre", "resid_mid", "resid_post"):
+        grid = analyze(engine, "logit_lens", IOI, stage=stage, top_k=3)
+        out.append((f"logit_lens/{stage}", IOI, snippets.logit_lens(grid)))
+    traces = analyze(
+        engine, "logit_lens_targets", IOI, stage="resid_mid", pos=5, targets=[" Mary", " John"]
+    )
+    out.append(("lens_targets", IOI, snippets.lens_targets(traces)))
+    for target, baseline in ((None, None), (" Mary", " John")):
+        res = analyze(engine, "dla", IOI, pos=None, target=target, baseline=baseline)
+        out.append((f"dla_heads/{baseline}", IOI, snippets.dla_heads(res)))
+        terms = bar_terms(res) + [("total", res["total"])]
+        out.append((f"dla_terms/{baseline}", IOI, snippets.dla_terms(res, terms)))
+    return out
+
+
+def test_every_view_snippet_recomputes_its_bundle_data(organism, tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO_ROOT)  # the snippet names the model directory relative to here
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    cases = view_specs(organism)
+    assert {c.split("/")[0] for c, _, spec in cases if spec} >= {
+        "predictions", "head_scores", "patterns", "logit_lens", "lens_targets", "dla_heads",
+        "dla_terms",
+    }  # fmt: skip
+    for case, prompt, spec in cases:
+        if spec is None:  # a head score undefined on this prompt has no bundle
+            continue
+        try:
+            assert_recomputes(spec, run_snippet(spec, organism, prompt, tmp_path))
+        except AssertionError as e:
+            raise AssertionError(f"{case}: {e}") from None
+
+
+def test_a_wrong_snippet_is_caught(organism, tmp_path, monkeypatch):
+    """The comparison is not vacuous: the logit-lens snippet at another stage disagrees."""
+    monkeypatch.chdir(REPO_ROOT)
+    pre = snippets.logit_lens(analyze(organism, "logit_lens", IOI, stage="resid_pre"))
+    swapped = bundles.BundleSpec(data=pre.data, code=pre.code.replace("resid_pre", "resid_mid"))
+    with pytest.raises(AssertionError):
+        assert_recomputes(swapped, run_snippet(swapped, organism, IOI, tmp_path))
+
+
+def test_snippet_loads_a_hub_model_with_from_pretrained():
+    ref = bundles.ModelRef.from_info({"name": "gpt2", "ref": "gpt2", "source": "hub"})
+    code = bundles.snippet(ref, "Hi", bundles.BundleSpec(data={}, code="data = {}"), "t")
+    assert "HookedTransformer.from_pretrained(MODEL)" in code and "MODEL = 'gpt2'" in code
+    compile(code, "snippet.py", "exec")
+    local = bundles.ModelRef.from_info(
+        {"name": "organism", "ref": str(ORGANISM), "source": "local"}, REPO_ROOT
+    )
+    assert local.ref == "assets/organism" and local.local
+
+
+def test_zip_holds_images_data_csv_and_snippet():
+    spec = bundles.BundleSpec(
+        data={
+            "heads": bundles.Array(("layer", "head"), [[0.5, -1.0, 2.0], [0.0, 1.5, None]]),
+            "loss": bundles.Array(("pos",), [None, 1.25]),
+        },
+        code="data = {}",
+        labels={"pos": ["<bos>", " a"]},
+    )
+    raw = bundles.make_zip(
+        "fig", png=b"\x89PNG..", svg=b"<svg/>", spec=spec, code="print(1)\n",
+        meta={"caption": "Model: m", "params": {"pos": 1}},
+    )  # fmt: skip
+    z = zipfile.ZipFile(io.BytesIO(raw))
+    names = set(z.namelist())
+    assert names == {f"fig/{n}" for n in ("fig.png", "fig.svg", "data.json", "heads.csv",
+                                           "loss.csv", "snippet.py", "README.txt")}  # fmt: skip
+    data = json.loads(z.read("fig/data.json"))
+    assert data["arrays"]["heads"]["values"][1][1] == 1.5 and data["params"] == {"pos": 1}
+    rows = list(csv.DictReader(io.StringIO(z.read("fig/heads.csv").decode())))
+    assert len(rows) == 6 and rows[5] == {"layer": "1", "head": "2", "value": ""}
+    loss = list(csv.DictReader(io.StringIO(z.read("fig/loss.csv").decode())))
+    assert loss[1] == {"pos": "1", "pos_label": " a", "value": "1.25"}
+    assert z.read("fig/snippet.py") == b"print(1)\n"
+
+
+def test_export_renders_paper_png_and_svg_in_one_kept_browser():
+    from components import export
+    from components.theme import PAPER_WIDTH
+
+    if not export.shutil.which("chromium") and not Path("/usr/bin/chromium").exists():
+        pytest.skip("no Chromium for kaleido")
+    fig = go.Figure(go.Bar(x=["a", "b"], y=[1, 2]))
+    fig.update_layout(height=300, template="interpscope_presenter")
+    out = export.export_figure(fig, "Model: organism · Prompt: 'x' · pos=1")
+    assert out.layout.width == PAPER_WIDTH and out.layout.template.layout.font.size == 12
+    png = export.figure_bytes(out, "png")
+    browser = export.RENDERER._kaleido
+    svg = export.figure_bytes(out, "svg").decode()
+    assert export.RENDERER._kaleido is browser  # the same browser served both
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    width = int.from_bytes(png[16:20], "big")
+    assert width == 3 * PAPER_WIDTH
+    assert "<svg" in svg and "Model: organism" in svg
+
+
+def test_export_page_loads_nothing_from_the_network():
+    """kaleido's default page pulls MathJax from a CDN; ours turns it off."""
+    from kaleido import PageGenerator
+
+    page = PageGenerator(mathjax=False).generate_index()
+    assert "http://" not in page and "https://" not in page
+    assert "https://" in PageGenerator().generate_index()  # what mathjax=False avoids
