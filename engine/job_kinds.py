@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from pydantic import BaseModel
 
+from engine.graphs.schemas import GraphParams
+from engine.graphs.service import run_attribution_job
 from engine.jobs import JobContext
 from engine.schemas.jobs import BatchLossParams, BatchLossResult
 from engine.schemas.model import LoadModelRequest
@@ -47,4 +49,7 @@ def _batch_loss(engine: Engine, ctx: JobContext, p: BatchLossParams) -> dict:
 JOB_KINDS: dict[str, JobKind] = {
     "load_model": JobKind(LoadModelRequest, _load_model, "load or switch the model"),
     "batch_loss": JobKind(BatchLossParams, _batch_loss, "mean loss of each of many texts"),
+    "attribution_graph": JobKind(
+        GraphParams, run_attribution_job, "circuit-tracer attribution graph, saved to disk"
+    ),
 }

@@ -53,6 +53,7 @@ class LoadedModel:
     device: str
     dtype: str
     load_seconds: float
+    local_dir: Path | None = None  # the Hugging Face directory it came from, if local
 
     @property
     def n_layers(self) -> int:
@@ -174,4 +175,5 @@ def load_model(
         device=device,
         dtype=dtype,
         load_seconds=seconds,
+        local_dir=Path(ref) if source == "local" else None,
     )

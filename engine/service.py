@@ -16,6 +16,7 @@ from cache import ResultCache, result_key
 from engine import validation
 from engine.analyses import Analysis, load_builtin
 from engine.errors import EngineError
+from engine.graphs.service import transcoder_capability
 from engine.job_kinds import JOB_KINDS
 from engine.jobs import Job, JobManager
 from engine.loading import LoadedModel, load_model
@@ -94,6 +95,7 @@ class Engine:
     def capabilities(self) -> Capabilities:
         lm = self.lm
         no_model = Capability(available=False, reason="no model loaded")
+        tc_ok, tc_why = transcoder_capability(lm)
         features = {
             "predictions": Capability(available=True) if lm else no_model,
             "attention": Capability(available=True) if lm else no_model,
@@ -101,9 +103,7 @@ class Engine:
             "dla": Capability(available=True) if lm else no_model,
             "generation": Capability(available=True) if lm else no_model,
             "saes": Capability(available=False, reason="SAE views are not built yet"),
-            "transcoders": Capability(
-                available=False, reason="attribution graphs are not built yet"
-            ),
+            "transcoders": Capability(available=tc_ok, reason=tc_why),
         }
         return Capabilities(
             model=self.model_info(),

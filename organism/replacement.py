@@ -1,4 +1,7 @@
-"""Load the organism's transcoders with circuit-tracer and build its replacement model.
+"""The organism's transcoders in circuit-tracer's replacement model, and how well they stand in.
+
+Loading and building live in ``engine.graphs.replacement`` (the engine uses them for
+attribution graphs); they are re-exported here.
 
 The replacement model is circuit-tracer's ``TransformerLensReplacementModel`` built with
 ``ReplacementModel.from_config`` from the config and processed weights of the model that
@@ -13,54 +16,15 @@ FVU and L0 on the model's own MLP inputs, and, with every MLP replaced by its tr
 
 from __future__ import annotations
 
-import copy
-from pathlib import Path
-
 import torch
-import yaml
-from circuit_tracer import ReplacementModel
-from circuit_tracer.transcoder import TranscoderSet
-from circuit_tracer.utils.hf_utils import load_transcoders
 from jaxtyping import Int
 from torch import Tensor
-from transformer_lens import HookedTransformer
 
+from engine.graphs.replacement import build_replacement_model, load_transcoder_set
 from organism.dict_data import content_mask
 from organism.dict_metrics import Moments, batches, recovered
 
-
-def load_transcoder_set(tc_dir: Path, device: str = "cpu") -> TranscoderSet:
-    """The transcoders in `tc_dir` (``config.yaml`` + ``layer_*.safetensors``) via circuit-tracer."""
-    config = yaml.safe_load((tc_dir / "config.yaml").read_text())
-    config["transcoders"] = [str((tc_dir / p).resolve()) for p in config["transcoders"]]
-    return load_transcoders(
-        config,
-        device=torch.device(device),
-        dtype=torch.float32,
-        lazy_encoder=False,
-        lazy_decoder=False,
-    )
-
-
-def build_replacement_model(model: HookedTransformer, transcoders: TranscoderSet):
-    """circuit-tracer's replacement model around a copy of `model`'s weights."""
-    rm = ReplacementModel.from_config(
-        copy.deepcopy(model.cfg), transcoders, backend="transformerlens", tokenizer=model.tokenizer
-    )
-    renames = {".mlp.": ".mlp.old_mlp.", "unembed.": "unembed.old_unembed."}
-    state = {}
-    for key, val in model.state_dict().items():
-        for old, new in renames.items():
-            if key.startswith("unembed.") and old == "unembed.":
-                key = new + key[len(old) :]
-            elif old == ".mlp." and old in key:
-                key = key.replace(old, new, 1)
-        state[key] = val
-    missing, unexpected = rm.load_state_dict(state, strict=False)
-    if unexpected or any(not k.startswith("transcoders.") for k in missing):
-        raise RuntimeError(f"weights do not fit the replacement model: {missing} {unexpected}")
-    rm.eval()
-    return rm
+__all__ = ["build_replacement_model", "load_transcoder_set", "replacement_metrics"]
 
 
 def _replace_hooks(rm, mask: Tensor) -> list:

@@ -1,0 +1,65 @@
+"""HTTP routes for attribution graphs: cost, saved graphs, qParams, component graphs.
+
+Graphs are computed by the ``attribution_graph`` job (``POST /jobs/attribution_graph``, with
+progress, ETA and cancel); these routes price a request before it runs and manage the graphs
+saved on disk. ``GET /graphs/{slug}`` answers circuit-tracer's graph JSON unchanged.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse
+
+from engine.graphs.schemas import (
+    ComponentGraphParams,
+    GraphCost,
+    GraphInfo,
+    GraphParams,
+    QParamsUpdate,
+)
+from engine.graphs.service import graph_service
+from engine.service import Engine
+
+ERRORS = {404: {}, 409: {}, 413: {}, 422: {}}
+
+
+def graph_router(engine: Engine) -> APIRouter:
+    router = APIRouter(prefix="/graphs", tags=["graphs"], responses=ERRORS)
+
+    def svc():
+        return graph_service(engine)
+
+    @router.post("/cost", response_model=GraphCost)
+    def cost(p: GraphParams) -> GraphCost:
+        return svc().cost(p)
+
+    @router.get("", response_model=list[GraphInfo])
+    def list_graphs(all_models: bool = False) -> list[GraphInfo]:
+        lm = engine.lm
+        fingerprint = None if all_models or lm is None else lm.fingerprint
+        return svc().store.list(fingerprint)
+
+    @router.post("/components", response_model=GraphInfo)
+    def component_graph(p: ComponentGraphParams) -> GraphInfo:
+        return svc().component_graph(p)
+
+    @router.get("/{slug}/info", response_model=GraphInfo)
+    def info(slug: str) -> GraphInfo:
+        return svc().store.info(slug)
+
+    @router.get("/{slug}")
+    def graph(slug: str) -> FileResponse:
+        store = svc().store
+        store.info(slug)
+        return FileResponse(store.json_path(slug), media_type="application/json")
+
+    @router.put("/{slug}/qparams")
+    def qparams(slug: str, q: QParamsUpdate) -> dict:
+        return svc().store.set_qparams(slug, q)
+
+    @router.delete("/{slug}")
+    def delete(slug: str) -> dict:
+        svc().store.delete(slug)
+        return {"deleted": slug}
+
+    return router

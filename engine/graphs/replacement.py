@@ -1,0 +1,139 @@
+"""Transcoders for the loaded model and circuit-tracer's replacement model around it.
+
+Where transcoders come from (``find_transcoders``):
+
+- a local model directory with ``transcoders/config.yaml`` beside its weights (circuit-tracer's
+  layout; the demo organism ships one), trained on the model as ``engine.loading`` processes
+  it (fold_ln etc.): the replacement model is built with ``ReplacementModel.from_config`` from
+  the loaded model's config and a copy of its weights, MLP and unembed keys renamed to the
+  ``old_`` modules circuit-tracer wraps them in;
+- a model circuit-tracer publishes transcoders for (``PUBLISHED``), when the hub is reachable:
+  ``ReplacementModel.from_pretrained`` loads its own, unprocessed copy of the model.
+
+Prompts given to a replacement model as token ids must start with BOS.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import yaml
+from transformer_lens import HookedTransformer
+
+from engine.errors import EngineError
+from engine.loading import DTYPES, LoadedModel, hub_reachable
+
+log = logging.getLogger(__name__)
+
+CONFIG = "config.yaml"
+# TransformerLens official name -> circuit-tracer transcoder set name
+PUBLISHED = {"google/gemma-2-2b": "gemma", "meta-llama/Llama-3.2-1B": "llama"}
+
+
+@dataclass(frozen=True)
+class TranscoderSource:
+    kind: str  # "local" or "published"
+    ref: str  # the transcoder directory, or circuit-tracer's set name
+    scan: str
+
+
+def find_transcoders(lm: LoadedModel | None) -> TranscoderSource | None:
+    """Where the loaded model's transcoders are, or None when it has none."""
+    if lm is None:
+        return None
+    if lm.local_dir is not None:
+        cfg_path = lm.local_dir / "transcoders" / CONFIG
+        if cfg_path.is_file():
+            scan = yaml.safe_load(cfg_path.read_text()).get("scan") or lm.name
+            return TranscoderSource("local", str(cfg_path.parent), scan)
+        return None
+    if lm.name in PUBLISHED:
+        return TranscoderSource("published", PUBLISHED[lm.name], PUBLISHED[lm.name])
+    return None
+
+
+def load_transcoder_set(tc_dir: Path, device: str = "cpu", dtype: torch.dtype = torch.float32):
+    """The transcoders in `tc_dir` (``config.yaml`` + ``layer_*.safetensors``) via circuit-tracer."""
+    from circuit_tracer.utils.hf_utils import load_transcoders
+
+    config = yaml.safe_load((tc_dir / CONFIG).read_text())
+    config["transcoders"] = [str((tc_dir / p).resolve()) for p in config["transcoders"]]
+    return load_transcoders(
+        config, device=torch.device(device), dtype=dtype, lazy_encoder=False, lazy_decoder=False
+    )
+
+
+def _renamed(key: str) -> str:
+    """A HookedTransformer weight's name in circuit-tracer's replacement model."""
+    if key.startswith("unembed."):
+        return "unembed.old_unembed." + key[len("unembed.") :]
+    return key.replace(".mlp.", ".mlp.old_mlp.", 1)
+
+
+def build_replacement_model(model: HookedTransformer, transcoders):
+    """circuit-tracer's replacement model around a copy of `model`'s (processed) weights."""
+    from circuit_tracer import ReplacementModel
+
+    rm = ReplacementModel.from_config(
+        copy.deepcopy(model.cfg), transcoders, backend="transformerlens", tokenizer=model.tokenizer
+    )
+    state = {_renamed(k): v for k, v in model.state_dict().items()}
+    missing, unexpected = rm.load_state_dict(state, strict=False)
+    if unexpected or any(not k.startswith("transcoders.") for k in missing):
+        raise RuntimeError(f"weights do not fit the replacement model: {missing} {unexpected}")
+    rm.eval()
+    return rm
+
+
+def _build(lm: LoadedModel, source: TranscoderSource):
+    if source.kind == "local":
+        tcs = load_transcoder_set(Path(source.ref), lm.device, DTYPES[lm.dtype])
+        return build_replacement_model(lm.model, tcs)
+    if not hub_reachable():
+        raise EngineError(
+            503,
+            "transcoders_offline",
+            f"The published transcoders '{source.ref}' for {lm.name} need the Hugging Face hub, "
+            "which this machine cannot reach.",
+        )
+    from circuit_tracer import ReplacementModel
+
+    return ReplacementModel.from_pretrained(
+        lm.name, source.ref, backend="transformerlens", device=torch.device(lm.device),
+        dtype=DTYPES[lm.dtype],
+    )  # fmt: skip
+
+
+class ReplacementCache:
+    """One replacement model, for the loaded model's fingerprint; rebuilt when the model changes."""
+
+    def __init__(self) -> None:
+        self._key: str | None = None
+        self._rm = None
+        self._lock = threading.Lock()
+
+    def get(self, lm: LoadedModel):
+        source = find_transcoders(lm)
+        if source is None:
+            raise EngineError(
+                409,
+                "no_transcoders",
+                f"{lm.name} has no transcoders: attribution graphs need a local model directory "
+                "with transcoders/config.yaml, or a model with published transcoders "
+                f"({', '.join(PUBLISHED)}). The component graph works for any model.",
+            )
+        with self._lock:
+            if self._key != lm.fingerprint:
+                self._rm = None  # free the old one before building the next
+                self._rm = _build(lm, source)
+                self._key = lm.fingerprint
+                log.info("replacement model for %s built (%s)", lm.name, source.scan)
+            return self._rm
+
+    def built_for(self, lm: LoadedModel) -> bool:
+        return self._key == lm.fingerprint

@@ -1,0 +1,80 @@
+"""Wire types of the graph endpoints and the attribution job."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+from engine.schemas.views import TargetRef
+
+
+class GraphKind(StrEnum):
+    transcoder = "transcoder"  # circuit-tracer attribution graph over transcoder latents
+    component = "component"  # heads and MLPs, from attribution patching
+
+
+class GraphParams(BaseModel):
+    """An attribution graph request (circuit-tracer ``attribute`` + ``create_graph_files``)."""
+
+    prompt: str
+    max_feature_nodes: int = Field(default=256, ge=1, le=100_000, description="latent node budget")
+    max_n_logits: int = Field(default=5, ge=1, le=50)
+    desired_logit_prob: float = Field(default=0.95, gt=0.0, le=1.0)
+    batch_size: int = Field(default=64, ge=1, le=4096, description="source nodes per backward")
+    node_threshold: float = Field(default=0.8, gt=0.0, le=1.0, description="pruning, cumulative")
+    edge_threshold: float = Field(default=0.98, gt=0.0, le=1.0, description="pruning, cumulative")
+    target: TargetRef | None = Field(default=None, description="attribute this token's logit only")
+
+
+class GraphCost(BaseModel):
+    """What a graph will cost, measured before the job starts."""
+
+    n_tokens: int
+    active_latents: int = Field(description="latents active on the prompt (all layers)")
+    latent_nodes: int = Field(description="latent nodes that will be attributed (the budget)")
+    total_nodes: int
+    batches: int = Field(description="backward passes")
+    memory_bytes: int
+    available_bytes: int
+    device: str
+    fits: bool
+    reason: str = ""
+
+
+class GraphInfo(BaseModel):
+    """One saved graph: what it was made from, and its size after pruning."""
+
+    slug: str
+    kind: GraphKind
+    model: str
+    fingerprint: str
+    prompt: str
+    token_ids: list[int]
+    params: dict
+    n_nodes: int
+    n_links: int
+    seconds: float
+    created: float
+
+
+class QParamsUpdate(BaseModel):
+    """The viewer state circuit-tracer keeps in a graph file: pinned nodes and supernodes."""
+
+    pinnedIds: list[str] = Field(default_factory=list)
+    supernodes: list[list[str]] = Field(
+        default_factory=list, description="each: [name, node_id, node_id, ...]"
+    )
+    clickedId: str = ""
+
+
+class ComponentGraphParams(BaseModel):
+    """Attribution patching from a corrupted prompt to a clean one (same token count)."""
+
+    prompt: str
+    corrupted: str
+    target: TargetRef = Field(description="token whose logit difference is explained")
+    baseline: TargetRef | None = Field(default=None, description="minus this token's logit")
+    edge_threshold: float = Field(
+        default=0.9, gt=0.0, le=1.0, description="keep edges to this share"
+    )

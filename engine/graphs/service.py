@@ -1,0 +1,194 @@
+"""The engine's graph service: cost, the attribution job, saved graphs, component graphs.
+
+One per engine (``graph_service(engine)``), holding the replacement model of the loaded model
+(``ReplacementCache``) and the folder of saved graphs (``GraphStore``). Work on the model takes
+``engine.model_lock`` like every analysis.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from pydantic import BaseModel
+
+from engine import targets
+from engine.errors import EngineError
+from engine.graphs import cost as costs
+from engine.graphs.progress import tracking
+from engine.graphs.replacement import ReplacementCache, find_transcoders
+from engine.graphs.schemas import (
+    ComponentGraphParams,
+    GraphCost,
+    GraphInfo,
+    GraphKind,
+    GraphParams,
+)
+from engine.graphs.store import GraphStore, make_slug
+from engine.jobs import JobContext
+
+if TYPE_CHECKING:
+    from engine.service import Engine
+
+log = logging.getLogger(__name__)
+_lock = threading.Lock()
+
+
+def graph_service(engine: Engine) -> GraphService:
+    with _lock:
+        svc = getattr(engine, "_graph_service", None)
+        if svc is None:
+            svc = engine._graph_service = GraphService(engine)
+        return svc
+
+
+def graphs_dir(engine: Engine) -> Path:
+    return Path(
+        getattr(engine.settings, "graphs_dir", None) or engine.settings.cache_dir / "graphs"
+    )
+
+
+class GraphService:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.replacements = ReplacementCache()
+        self.store = GraphStore(graphs_dir(engine))
+
+    # --- cost --------------------------------------------------------------------
+    def _prepare(self, p: GraphParams) -> tuple[list[int], int | None]:
+        lm = self.engine.require_model()
+        ids, _ = self.engine.tokenize(p.prompt)
+        if ids[0] != lm.model.tokenizer.bos_token_id:
+            raise EngineError(422, "no_bos", "Attribution needs a model with a BOS token.")
+        target = None if p.target is None else targets.resolve(lm, p.target)
+        return ids, target
+
+    def _unbuilt_weights(self) -> int:
+        """Bytes a replacement model not built yet will add (model copy + transcoders)."""
+        lm = self.engine.require_model()
+        if self.replacements.built_for(lm):
+            return 0
+        source = find_transcoders(lm)
+        files = Path(source.ref).glob("*.safetensors") if source and source.kind == "local" else []
+        return costs.weights_bytes(lm.model) + sum(f.stat().st_size for f in files)
+
+    def cost(self, p: GraphParams) -> GraphCost:
+        """What `p` will cost; ``fits`` False with a reason when it cannot run here."""
+        lm = self.engine.require_model()
+        ids, _ = self._prepare(p)
+        extra = self._unbuilt_weights()
+        if extra > costs.HEADROOM * costs.available_bytes(lm.device):
+            upper = lm.n_layers * (len(ids) - 1) * 64  # a guess: the model is too big anyway
+            return costs.estimate(
+                p, n_tokens=len(ids), active=upper, cfg=lm.model.cfg, device=lm.device,
+                weights_bytes=extra,
+            )  # fmt: skip
+        with self.engine.model_lock:
+            rm = self.replacements.get(lm)
+            active = costs.count_active_latents(rm, torch.tensor(ids, device=lm.device))
+        return costs.estimate(
+            p, n_tokens=len(ids), active=active, cfg=lm.model.cfg, device=lm.device
+        )
+
+    # --- the attribution job -------------------------------------------------------
+    def slug(self, p: BaseModel, ids: list[int], kind: GraphKind = GraphKind.transcoder) -> str:
+        lm = self.engine.require_model()
+        params = p.model_dump(mode="json", exclude={"prompt"})
+        return make_slug(lm.name, kind.value, lm.fingerprint, ids, params)
+
+    def attribute(self, ctx: JobContext, p: GraphParams) -> dict:
+        """The job: attribute, prune, save; a saved graph of the same request is reused."""
+        from circuit_tracer import attribute
+        from circuit_tracer.utils.create_graph_files import create_graph_files
+
+        lm = self.engine.require_model()
+        ids, target = self._prepare(p)
+        slug = self.slug(p, ids)
+        if self.store.exists(slug):
+            return self.store.info(slug).model_dump()
+        ctx.progress(0.0, "estimating cost")
+        cost = self.cost(p)
+        if not cost.fits:
+            raise EngineError(413, "graph_too_large", cost.reason)
+        t0 = time.perf_counter()
+        n_logits = 1 if target is not None else p.max_n_logits
+        with self.engine.model_lock:
+            rm = self.replacements.get(lm)
+            with tracking(rm, ctx.progress, latent_budget=p.max_feature_nodes, n_logits=n_logits):
+                graph = attribute(
+                    torch.tensor(ids, device=lm.device),
+                    rm,
+                    attribution_targets=None if target is None else torch.tensor([target]),
+                    max_n_logits=p.max_n_logits,
+                    desired_logit_prob=p.desired_logit_prob,
+                    batch_size=p.batch_size,
+                    max_feature_nodes=p.max_feature_nodes,
+                )
+        ctx.progress(0.92, "pruning and writing the graph files")
+        graph.to_pt(str(self.store.pt_path(slug)))
+        create_graph_files(
+            graph, slug, str(self.store.root), scan=rm.scan,
+            node_threshold=p.node_threshold, edge_threshold=p.edge_threshold,
+        )  # fmt: skip
+        return self._save_info(slug, GraphKind.transcoder, p.prompt, ids, p, t0).model_dump()
+
+    def _save_info(self, slug, kind, prompt, ids, p, t0) -> GraphInfo:
+        lm = self.engine.require_model()
+        doc = self.store.graph_json_unchecked(slug)
+        info = GraphInfo(
+            slug=slug, kind=kind, model=lm.name, fingerprint=lm.fingerprint, prompt=prompt,
+            token_ids=ids, params=p.model_dump(mode="json", exclude={"prompt"}),
+            n_nodes=len(doc["nodes"]), n_links=len(doc["links"]),
+            seconds=round(time.perf_counter() - t0, 3), created=time.time(),
+        )  # fmt: skip
+        self.store.write_info(info)
+        log.info("graph %s: %d nodes, %d links", slug, info.n_nodes, info.n_links)
+        return info
+
+    # --- component graphs ------------------------------------------------------------
+    def component_graph(self, p: ComponentGraphParams) -> GraphInfo:
+        """Heads and MLPs as nodes, from attribution patching; saved like the others."""
+        from engine.graphs.patching import component_graph
+
+        lm = self.engine.require_model()
+        clean, _ = self.engine.tokenize(p.prompt)
+        corrupted, _ = self.engine.tokenize(p.corrupted)
+        if len(clean) != len(corrupted):
+            raise EngineError(
+                422,
+                "length_mismatch",
+                f"The clean prompt has {len(clean)} tokens and the corrupted one "
+                f"{len(corrupted)}: attribution patching needs the same number.",
+            )
+        target = targets.resolve(lm, p.target)
+        baseline = None if p.baseline is None else targets.resolve(lm, p.baseline, what="baseline")
+        slug = self.slug(p, clean + corrupted, GraphKind.component)
+        if self.store.exists(slug):
+            return self.store.info(slug)
+        t0 = time.perf_counter()
+        with self.engine.model_lock:
+            doc = component_graph(
+                lm.model, clean, corrupted, target, baseline, slug=slug,
+                edge_threshold=p.edge_threshold,
+            )  # fmt: skip
+        self.store.write_graph_json(slug, doc)
+        return self._save_info(slug, GraphKind.component, p.prompt, clean, p, t0)
+
+
+def run_attribution_job(engine: Engine, ctx: JobContext, p: GraphParams) -> dict:
+    """The ``attribution_graph`` job kind."""
+    return graph_service(engine).attribute(ctx, p)
+
+
+def transcoder_capability(lm) -> tuple[bool, str]:
+    """Whether attribution graphs over transcoders work for `lm`, and if not, why."""
+    if lm is None:
+        return False, "no model loaded"
+    source = find_transcoders(lm)
+    if source is None:
+        return False, f"{lm.name} has no transcoders (the component graph works without)"
+    return True, f"{source.kind} transcoders: {source.scan}"
