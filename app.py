@@ -15,6 +15,7 @@ pages = [
     st.Page("views/attention.py", title="Attention", icon=":material/grid_view:"),
     st.Page("views/logit_lens.py", title="Logit lens", icon=":material/layers:"),
     st.Page("views/dla.py", title="Direct logit attribution", icon=":material/bar_chart:"),
+    st.Page("views/graph.py", title="Attribution graph", icon=":material/account_tree:"),
 ]
 nav = st.navigation(pages)
 state.write_url()

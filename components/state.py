@@ -25,6 +25,12 @@ FIELDS: dict[str, type] = {
     "targets": list,  # Logit lens: tokens followed down the layers
     "target": str,  # DLA: the token whose logit is attributed
     "baseline": str,  # DLA: subtract this token's logit
+    "graph": str,  # Graph: the saved graph shown (its slug), or "auto": the prompt's, made on demand
+    "gthr": float,  # Graph: node pruning threshold (cumulative influence)
+    "gnode": str,  # Graph: the clicked node's id
+    "pinned": list,  # Graph: pinned node ids (the subgraph)
+    "snodes": list,  # Graph: supernodes, each "name|node_id|node_id..."
+    "corrupt": str,  # Graph: the corrupted prompt of a component graph
 }
 DEFAULTS: dict[str, Any] = {
     "prompt": DEFAULT_PROMPT,
@@ -33,6 +39,9 @@ DEFAULTS: dict[str, Any] = {
     "score": "prev_token",
     "stage": "resid_post",
     "targets": [],
+    "gthr": 0.8,
+    "pinned": [],
+    "snodes": [],
 }
 
 

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from engine.api_graphs import graph_router
+from engine import api_saes, api_steering
 from engine.errors import EngineError
 from engine.schemas.analyses import AnalysisRequest
 from engine.schemas.common import ErrorBody, PromptRequest, TokenizeResponse
@@ -77,6 +78,8 @@ def _auth(engine: Engine):
 def create_app(engine: Engine) -> FastAPI:
     app = FastAPI(title="Interpscope engine", version="0.1", dependencies=[Depends(_auth(engine))])
     _install_error_handlers(app)
+    app.include_router(api_saes.router(engine))
+    app.include_router(api_steering.router(engine))
     app.include_router(graph_router(engine))
     app.state.engine = engine
 

@@ -103,6 +103,33 @@ class EngineClient:
             )
         return state["result"]
 
+    # --- attribution graphs (engine/api_graphs.py) --------------------------------------
+    def graph_cost(self, prompt: str, **params: Any) -> dict:
+        return self.request("POST", "/graphs/cost", {"prompt": prompt, **params})
+
+    def graphs(self, all_models: bool = False) -> list[dict]:
+        return self.request("GET", f"/graphs?all_models={str(all_models).lower()}")
+
+    def graph(self, slug: str) -> dict:
+        """A saved graph: circuit-tracer's graph JSON, as its viewer and Neuronpedia read it."""
+        return self.request("GET", f"/graphs/{slug}")
+
+    def graph_info(self, slug: str) -> dict:
+        return self.request("GET", f"/graphs/{slug}/info")
+
+    def set_graph_qparams(
+        self, slug: str, pinned: list[str], supernodes: list[list[str]], clicked: str = ""
+    ) -> dict:
+        body = {"pinnedIds": pinned, "supernodes": supernodes, "clickedId": clicked}
+        return self.request("PUT", f"/graphs/{slug}/qparams", body)
+
+    def delete_graph(self, slug: str) -> dict:
+        return self.request("DELETE", f"/graphs/{slug}")
+
+    def component_graph(self, prompt: str, corrupted: str, target: Any, **params: Any) -> dict:
+        body = {"prompt": prompt, "corrupted": corrupted, "target": target, **params}
+        return self.request("POST", "/graphs/components", body, timeout=300)
+
     def cache_stats(self) -> dict:
         return self.request("GET", "/cache/stats")
 

@@ -13,7 +13,7 @@ import time
 import uuid
 
 from cache import ResultCache, result_key
-from engine import validation
+from engine import saes, validation
 from engine.analyses import Analysis, load_builtin
 from engine.errors import EngineError
 from engine.graphs.service import transcoder_capability
@@ -95,6 +95,7 @@ class Engine:
     def capabilities(self) -> Capabilities:
         lm = self.lm
         no_model = Capability(available=False, reason="no model loaded")
+        sae_ok, sae_why = saes.availability(lm)
         tc_ok, tc_why = transcoder_capability(lm)
         features = {
             "predictions": Capability(available=True) if lm else no_model,
@@ -102,7 +103,7 @@ class Engine:
             "logit_lens": Capability(available=True) if lm else no_model,
             "dla": Capability(available=True) if lm else no_model,
             "generation": Capability(available=True) if lm else no_model,
-            "saes": Capability(available=False, reason="SAE views are not built yet"),
+            "saes": Capability(available=sae_ok, reason=sae_why),
             "transcoders": Capability(available=tc_ok, reason=tc_why),
         }
         return Capabilities(

@@ -48,8 +48,11 @@ def load_builtin() -> dict[str, Analysis]:
         attention_layer,
         dla,
         head_scores,
+        latent_detail,
+        latent_search,
         logit_lens,
         predictions,
+        sae_latents,
     )
 
     return REGISTRY

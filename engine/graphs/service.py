@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from engine import targets
 from engine.errors import EngineError
 from engine.graphs import cost as costs
+from engine.graphs.labels import label_nodes
 from engine.graphs.progress import tracking
 from engine.graphs.replacement import ReplacementCache, find_transcoders
 from engine.graphs.schemas import (
@@ -134,6 +135,11 @@ class GraphService:
             graph, slug, str(self.store.root), scan=rm.scan,
             node_threshold=p.node_threshold, edge_threshold=p.edge_threshold,
         )  # fmt: skip
+        source = find_transcoders(lm)
+        if source is not None and source.kind == "local":
+            doc = self.store.graph_json_unchecked(slug)
+            if label_nodes(doc, Path(source.ref)):
+                self.store.write_graph_json(slug, doc)
         return self._save_info(slug, GraphKind.transcoder, p.prompt, ids, p, t0).model_dump()
 
     def _save_info(self, slug, kind, prompt, ids, p, t0) -> GraphInfo:

@@ -1,0 +1,95 @@
+"""The Graph view's side panel: the clicked node (a latent's label, top examples, logit
+effect, and a link to steer with it), pins and supernodes; and the job progress box.
+
+Supernodes travel in the URL as ``name|node_id|node_id...`` and in the graph file's qParams
+as circuit-tracer keeps them, ``[name, node_id, ...]``.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from urllib.parse import urlencode
+
+import streamlit as st
+
+from components import graph_figures as gf
+from components.theme import show_token
+from engine.client import EngineClient, EngineRequestError
+
+
+def decode_supernodes(values: list[str]) -> list[list[str]]:
+    return [v.split("|") for v in values if "|" in v]
+
+
+def encode_supernodes(groups: list[list[str]]) -> list[str]:
+    return ["|".join(g) for g in groups]
+
+
+def steer_url(layer: int, index: int, prompt: str) -> str:
+    """The steering page, preloaded with this transcoder latent (issue 5's contract)."""
+    return "steering?" + urlencode({"add_latent": f"transcoder:{layer}:{index}", "prompt": prompt})
+
+
+def _example_html(ex: dict) -> str:
+    top = max(ex["acts"]) or 1.0
+    spans = []
+    for i, (tok, act) in enumerate(zip(ex["tokens"], ex["acts"], strict=True)):
+        alpha = max(0.0, act / top)
+        weight = "700" if i == ex["max_pos"] else "400"
+        spans.append(
+            f'<span style="background: rgba(106,81,163,{alpha:.2f}); font-weight:{weight}" '
+            f'title="{act:.3f}">{html.escape(tok)}</span>'
+        )
+    style = "font-size: 0.8em; line-height: 1.5; margin: 3px 0; padding: 2px 4px; border-left: 2px solid #ccc"
+    return f"<div style='{style}'>" + "".join(spans) + "</div>"
+
+
+def latent_panel(client: EngineClient, prompt: str, node: dict) -> None:
+    layer, index = int(node["layer"]), gf.latent_index(node)
+    st.markdown(f"**Latent L{layer}#{index}** at pos {node['ctx_idx']}")
+    if node.get("activation") is not None:
+        st.caption(f"activation {node['activation']:.3f} · influence {node['influence']:.3f}")
+    try:
+        d = client.analyze(
+            "latent_detail", prompt, source="transcoder", layer=layer, index=index, n_logits=6
+        )
+    except EngineRequestError as e:
+        st.caption(f"{node.get('clerp') or 'no label'} · details unavailable: {e.message}")
+        d = None
+    if d:
+        st.markdown(f"Label: **{d['label'] or 'none'}**")
+        up = ", ".join(show_token(t["text"]) for t in d["top_logits"])
+        down = ", ".join(show_token(t["text"]) for t in d["bottom_logits"])
+        st.markdown(f"Logit effect (W_dec · W_U): ↑ {up}  \n↓ {down}")
+        st.caption(f"Top examples ({d['examples_over']})")
+        st.html("".join(_example_html(ex) for ex in d["examples"][:4]))
+    st.link_button(
+        "Steer with this latent", steer_url(layer, index, prompt), icon=":material/tune:"
+    )
+
+
+def links_table(doc: dict, node_id: str) -> None:
+    into, out = gf.neighbours(doc, node_id, k=6)
+    labels = {n["node_id"]: gf.label(n) for n in doc["nodes"]}
+    rows = [{"from": labels.get(lk["source"], lk["source"]), "to": "this", "weight": lk["weight"]}
+            for lk in into] + [
+           {"from": "this", "to": labels.get(lk["target"], lk["target"]), "weight": lk["weight"]}
+            for lk in out]  # fmt: skip
+    if rows:
+        st.dataframe(rows, hide_index=True, width="stretch")
+
+
+def job_progress(client: EngineClient, job_id: str) -> dict:
+    """Show a running job's progress, ETA and a cancel button until it finishes."""
+    if st.button("Cancel", key=f"cancel_{job_id}", icon=":material/cancel:"):
+        client.cancel_job(job_id)
+    bar = st.progress(0.0, text="queued")
+    while True:
+        state = client.job(job_id)
+        info = state["job"]
+        eta = f" · about {info['eta_s']:.0f} s left" if info.get("eta_s") else ""
+        bar.progress(min(info["progress"], 1.0), text=f"{info['message']}{eta}")
+        if info["status"] in ("done", "failed", "cancelled"):
+            return state
+        time.sleep(0.25)

@@ -1,0 +1,91 @@
+"""Steering setups and the streamed generation that compares steered with baseline text.
+
+A *steering vector* is a direction added at a hook point with a coefficient: an SAE latent's
+or a transcoder latent's decoder direction, or a *contrastive* vector (the mean activation of
+one set of prompts minus another's, at the hook point). A *condition* makes it apply only at
+positions where a chosen SAE latent fires above a threshold.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from engine.schemas.common import PromptRequest
+
+
+class VectorKind(StrEnum):
+    sae_latent = "sae_latent"
+    transcoder_latent = "transcoder_latent"
+    contrastive = "contrastive"
+
+
+class Condition(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sae: str = Field(description="the SAE whose latent gates the vector")
+    index: int = Field(ge=0)
+    threshold: float = Field(default=0.0, ge=0.0, description="apply where the latent exceeds it")
+
+
+class SteeringVector(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: VectorKind
+    coefficient: float = Field(default=0.0, ge=-1e4, le=1e4)
+    hook: str | None = Field(
+        default=None, description="hook point it is added at; None: where its decoder writes"
+    )
+    sae: str | None = Field(default=None, description="sae_latent: the SAE id")
+    layer: int | None = Field(default=None, ge=0, description="transcoder_latent: its layer")
+    index: int | None = Field(default=None, ge=0, description="the latent")
+    positive: list[str] = Field(default_factory=list, max_length=64)
+    negative: list[str] = Field(default_factory=list, max_length=64)
+    condition: Condition | None = None
+    label: str = ""
+
+
+class SteeringSetup(BaseModel):
+    """What a file or a URL carries: the vectors and their coefficients and hook points."""
+
+    model_config = ConfigDict(extra="forbid")
+    version: int = 1
+    vectors: list[SteeringVector] = Field(default_factory=list, max_length=16)
+
+
+class SteerRequest(PromptRequest):
+    vectors: list[SteeringVector] = Field(default_factory=list, max_length=16)
+    max_new_tokens: int = Field(default=30, ge=1, le=256)
+    temperature: float = Field(default=0.8, ge=0.0, le=5.0, description="0 = greedy")
+    top_k: int | None = Field(default=None, ge=1)
+    seed: int = 0
+    stop_at_eos: bool = True
+
+
+class ResolvedVector(BaseModel):
+    label: str
+    hook: str
+    coefficient: float
+    norm: float = Field(description="norm of the direction before the coefficient")
+    conditional: bool
+
+
+class StreamToken(BaseModel):
+    id: int
+    text: str
+
+
+class StreamEvent(BaseModel):
+    """One NDJSON line: ``start``, then one ``token`` per step, then ``done`` (or ``error``)."""
+
+    type: str
+    step: int | None = None
+    base: StreamToken | None = None
+    steered: StreamToken | None = None
+    kl: float | None = Field(
+        default=None, description="KL(steered || base) of this step's next token"
+    )
+    vectors: list[ResolvedVector] | None = None
+    prompt_tokens: int | None = None
+    seconds: float | None = None
+    tokens_per_s: float | None = None
+    message: str | None = None

@@ -1,0 +1,61 @@
+"""The Graph page in a real browser: a deep link makes the graph, click a latent, pin it."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote_plus
+
+import httpx
+import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+from tests.e2e.conftest import screenshot
+
+pytestmark = pytest.mark.browser
+LOAD = 180_000  # ms: the first page load starts the engine
+PROMPT = "The capital of France is"
+
+# Page coordinates of the most influential latent node of the graph chart (plotly's own axes).
+FIND_LATENT = """() => {
+  const gd = [...document.querySelectorAll('.js-plotly-plot')].find(
+      g => (g.data || []).some(t => t.name === 'latent'));
+  if (!gd) return null;
+  const t = gd.data.find(t => t.name === 'latent');
+  let best = 0;
+  t.marker.size.forEach((s, i) => { if (s > t.marker.size[best]) best = i; });
+  const L = gd._fullLayout, box = gd.getBoundingClientRect();
+  return {id: t.customdata[best],
+          x: box.left + L._size.l + L.xaxis.l2p(t.x[best]),
+          y: box.top + L._size.t + L.yaxis.l2p(t.y[best])};
+}"""
+
+
+def test_graph_page_generate_click_pin(page, app_server):
+    page.goto(f"{app_server['url']}/graph?prompt={quote_plus(PROMPT)}&graph=auto")
+    page.get_by_text("Saved graphs (this model)").wait_for(timeout=LOAD)  # engine started
+    caps = httpx.get(f"{app_server['engine_url']}/capabilities", timeout=60).json()
+    if not caps["features"]["transcoders"]["available"]:
+        pytest.skip("the demo model has no transcoders")
+    page.wait_for_url(re.compile(r"graph=organism-transcoder-"), timeout=LOAD)
+    page.get_by_text("Click a node to see it here").wait_for(timeout=60_000)
+    for _ in range(3):  # a rerun may redraw the chart under the first click
+        page.wait_for_timeout(1500)
+        target = page.evaluate(FIND_LATENT)
+        assert target is not None, "no latent nodes drawn"
+        page.mouse.click(target["x"], target["y"])
+        try:
+            page.wait_for_url(re.compile(r"gnode="), timeout=10_000)
+            break
+        except PlaywrightTimeout:
+            continue
+    assert f"gnode={target['id']}" in page.url
+    page.get_by_text("Steer with this latent").wait_for(timeout=30_000)
+    page.get_by_role("button", name="Pin").click()
+    page.wait_for_url(re.compile(r"pinned="), timeout=30_000)
+    page.get_by_role("button", name="Unpin").wait_for(timeout=30_000)
+    slug = re.search(r"graph=([a-z0-9-]+)", page.url).group(1)
+    doc = httpx.get(f"{app_server['engine_url']}/graphs/{slug}", timeout=30).json()
+    assert target["id"] in doc["qParams"]["pinnedIds"]  # kept in the graph file too
+    page.set_viewport_size({"width": 1400, "height": 1700})
+    page.wait_for_timeout(1500)
+    assert screenshot(page, "graph_page").stat().st_size > 30_000
