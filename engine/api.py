@@ -14,8 +14,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from engine.api_graphs import graph_router
 from engine import api_saes, api_steering
+from engine.api_graphs import graph_router
 from engine.errors import EngineError
 from engine.schemas.analyses import AnalysisRequest
 from engine.schemas.common import ErrorBody, PromptRequest, TokenizeResponse
@@ -78,9 +78,9 @@ def _auth(engine: Engine):
 def create_app(engine: Engine) -> FastAPI:
     app = FastAPI(title="Interpscope engine", version="0.1", dependencies=[Depends(_auth(engine))])
     _install_error_handlers(app)
+    app.include_router(graph_router(engine))
     app.include_router(api_saes.router(engine))
     app.include_router(api_steering.router(engine))
-    app.include_router(graph_router(engine))
     app.state.engine = engine
 
     @app.get("/health", response_model=Health)

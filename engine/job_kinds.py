@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 from pydantic import BaseModel
 
+from engine import latent_examples
 from engine.graphs.schemas import GraphParams
 from engine.graphs.service import run_attribution_job
-from engine import latent_examples
 from engine.jobs import JobContext
 from engine.schemas.jobs import BatchLossParams, BatchLossResult
 from engine.schemas.model import LoadModelRequest
@@ -51,10 +51,10 @@ def _batch_loss(engine: Engine, ctx: JobContext, p: BatchLossParams) -> dict:
 JOB_KINDS: dict[str, JobKind] = {
     "load_model": JobKind(LoadModelRequest, _load_model, "load or switch the model"),
     "batch_loss": JobKind(BatchLossParams, _batch_loss, "mean loss of each of many texts"),
-    "latent_examples": JobKind(
-        ExamplesJobParams, latent_examples.run, "top-activating examples of an SAE over a text file"
-    ),
     "attribution_graph": JobKind(
         GraphParams, run_attribution_job, "circuit-tracer attribution graph, saved to disk"
+    ),
+    "latent_examples": JobKind(
+        ExamplesJobParams, latent_examples.run, "top-activating examples of an SAE over a text file"
     ),
 }
