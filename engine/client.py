@@ -6,9 +6,11 @@ with the engine's code and message.
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -129,6 +131,33 @@ class EngineClient:
     def component_graph(self, prompt: str, corrupted: str, target: Any, **params: Any) -> dict:
         body = {"prompt": prompt, "corrupted": corrupted, "target": target, **params}
         return self.request("POST", "/graphs/components", body, timeout=300)
+
+    # --- SAEs and steering (issue 5) ---------------------------------------------------
+    def saes(self) -> list[dict]:
+        return self.request("GET", "/saes")
+
+    def attach_sae(
+        self, release: str | None = None, sae_id: str | None = None, path: str | None = None
+    ) -> dict:
+        body = {"release": release, "sae_id": sae_id, "path": path}
+        return self.request("POST", "/saes", body, timeout=600.0)
+
+    def neuronpedia_label(self, sae: str, index: int) -> dict:
+        return self.request("GET", f"/saes/latent/neuronpedia?sae={quote(sae)}&index={index}")
+
+    def steer_stream(self, body: dict) -> Iterator[dict]:
+        """The events of a steered generation as they arrive (see engine.steering_stream)."""
+        try:
+            with self._http.stream("POST", "/steering/generate", json=body) as r:
+                if r.status_code >= 400:
+                    r.read()
+                    err = r.json().get("error", {"code": "http_error", "message": r.text[:500]})
+                    raise EngineRequestError(r.status_code, err["code"], err["message"])
+                for line in r.iter_lines():
+                    if line:
+                        yield json.loads(line)
+        except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as e:
+            raise EngineUnavailable(f"The engine at {self.url} is not reachable.") from e
 
     def cache_stats(self) -> dict:
         return self.request("GET", "/cache/stats")
