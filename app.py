@@ -16,6 +16,8 @@ pages = [
     st.Page("views/logit_lens.py", title="Logit lens", icon=":material/layers:"),
     st.Page("views/dla.py", title="Direct logit attribution", icon=":material/bar_chart:"),
     st.Page("views/graph.py", title="Attribution graph", icon=":material/account_tree:"),
+    st.Page("views/latents.py", title="SAE latents", icon=":material/scatter_plot:"),
+    st.Page("views/steering.py", title="Steering", icon=":material/tune:"),
 ]
 nav = st.navigation(pages)
 state.write_url()

@@ -31,7 +31,18 @@ FIELDS: dict[str, type] = {
     "pinned": list,  # Graph: pinned node ids (the subgraph)
     "snodes": list,  # Graph: supernodes, each "name|node_id|node_id..."
     "corrupt": str,  # Graph: the corrupted prompt of a component graph
+    "sae": str,  # SAE latents: the SAE shown (its id; the hook point for bundled SAEs)
+    "latent": int,  # SAE latents: the selected latent of that SAE
+    "exset": str,  # SAE latents: a computed example set instead of the shipped examples
+    "lsearch": str,  # SAE latents: the latent search query
+    "lsearchby": str,  # SAE latents: search by "label" or "token"
+    "steer": str,  # Steering: the setup (vectors, coefficients, hook points), base64 JSON
+    "slen": int,  # Steering: new tokens generated
+    "stemp": float,  # Steering: sampling temperature (0 = greedy)
+    "sseed": int,  # Steering: sampling seed, shared by baseline and steered
 }
+# Steering also takes ``add_latent=sae:<hook>:<index>`` / ``transcoder:<layer>:<index>``: a
+# command, not state: the page adds that latent to ``steer`` and drops the param.
 DEFAULTS: dict[str, Any] = {
     "prompt": DEFAULT_PROMPT,
     "layer": 0,

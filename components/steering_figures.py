@@ -1,0 +1,19 @@
+"""Figures of the Steering view."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+from components.theme import apply
+
+
+def kl_figure(kls: list[float]) -> go.Figure:
+    """KL(steered || baseline) of the next-token distributions at each generated step."""
+    fig = go.Figure(go.Scatter(x=list(range(len(kls))), y=kls, mode="lines+markers"))
+    fig.update_layout(
+        title=dict(text="Next-token KL divergence, steered ‖ baseline",
+                   subtitle=dict(text="step 0 is the prompt's own next token; later steps "
+                                 "compare the two continuations' next tokens")),
+        xaxis_title="generated step", yaxis_title="KL (nats)", height=300,
+    )  # fmt: skip
+    return apply(fig)

@@ -1,0 +1,67 @@
+"""The Steering and SAE latents pages in a real browser: move a slider, see the steered text
+change; open the latents page and a latent's panel."""
+
+from __future__ import annotations
+
+from urllib.parse import quote_plus
+
+import pytest
+
+from components import steering_setup as ss
+from tests.e2e.conftest import screenshot
+
+pytestmark = pytest.mark.browser
+LOAD = 180_000  # ms: the first page load starts the engine
+PROMPT = "Once upon a time, there was a sad dog named Max."
+
+
+def shot(page, name: str, height: int) -> None:
+    page.set_viewport_size({"width": 1400, "height": height})
+    page.wait_for_timeout(1500)
+    screenshot(page, name)
+
+
+def steered_text(page) -> str:
+    box = page.locator(".steered-out").first
+    box.wait_for(timeout=LOAD)
+    return box.inner_text()
+
+
+def wait_done(page) -> None:
+    page.get_by_text("tokens/s per continuation").first.wait_for(timeout=LOAD)
+
+
+def test_slider_changes_the_steered_text(page, app_server):
+    setup = {"vectors": [{"kind": "sae_latent", "sae": "blocks.1.hook_resid_post", "index": 0,
+                          "coefficient": 0.0}]}  # fmt: skip
+    query = f"prompt={quote_plus(PROMPT)}&steer={ss.to_url(setup)}&slen=20&stemp=0"
+    page.goto(f"{app_server['url']}/steering?{query}")
+    wait_done(page)
+    before = steered_text(page)
+    assert before == page.locator(".baseline-out").first.inner_text()  # coefficient 0
+    thumb = page.get_by_role("slider").first
+    thumb.focus()
+    thumb.press("End")  # the largest coefficient
+    page.wait_for_url(lambda url: "steer=" in url and ss.to_url(setup) not in url, timeout=60_000)
+    page.wait_for_function(
+        "b => { const e = document.querySelector('.steered-out'); return e && e.innerText !== b; }",
+        arg=before, timeout=LOAD,
+    )  # fmt: skip
+    wait_done(page)
+    after = steered_text(page)
+    assert after != before and page.locator(".baseline-out").first.inner_text() == before
+    shot(page, "steering_page", 1600)
+
+
+def test_add_latent_link_adds_a_vector(page, app_server):
+    page.goto(f"{app_server['url']}/steering?prompt={quote_plus(PROMPT)}&add_latent=transcoder:1:3")
+    page.get_by_text("transcoder L1 #3").first.wait_for(timeout=LOAD)
+    page.wait_for_url(lambda url: "add_latent" not in url and "steer=" in url, timeout=60_000)
+
+
+def test_latents_page_shows_latents_and_a_panel(page, app_server):
+    page.goto(f"{app_server['url']}/latents?prompt={quote_plus(PROMPT)}")
+    page.get_by_text("Strongest latents on this prompt").first.wait_for(timeout=LOAD)
+    page.get_by_text("Top-activating examples").first.wait_for(timeout=LOAD)
+    page.get_by_text("Logit effect").first.wait_for(timeout=LOAD)
+    shot(page, "latents_page", 3200)
