@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import shell, state
+from components import shell, state, tour_bar
 
 st.set_page_config(page_title="Interpscope", page_icon="🔬", layout="wide")
 state.init()
@@ -18,7 +18,9 @@ pages = [
     st.Page("views/graph.py", title="Attribution graph", icon=":material/account_tree:"),
     st.Page("views/latents.py", title="SAE latents", icon=":material/scatter_plot:"),
     st.Page("views/steering.py", title="Steering", icon=":material/tune:"),
+    st.Page("views/tour.py", title="Tours", icon=":material/tour:"),
 ]
 nav = st.navigation(pages)
+tour_bar.show(pages, nav)
 state.write_url()
 nav.run()

@@ -25,6 +25,9 @@ FIELDS: dict[str, type] = {
     "targets": list,  # Logit lens: tokens followed down the layers
     "target": str,  # DLA: the token whose logit is attributed
     "baseline": str,  # DLA: subtract this token's logit
+    "present": int,  # presenter mode: 1 = large fonts, no sidebar or chrome
+    "tour": str,  # the tour being stepped through (a file in assets/tours)
+    "step": int,  # the tour step shown
     "graph": str,  # Graph: the saved graph shown (its slug), or "auto": the prompt's, made on demand
     "gthr": float,  # Graph: node pruning threshold (cumulative influence)
     "gnode": str,  # Graph: the clicked node's id
@@ -43,6 +46,7 @@ FIELDS: dict[str, type] = {
 }
 # Steering also takes ``add_latent=sae:<hook>:<index>`` / ``transcoder:<layer>:<index>``: a
 # command, not state: the page adds that latent to ``steer`` and drops the param.
+SESSION_KEYS = ("present", "tour", "step")  # kept when a tour step loads a view
 DEFAULTS: dict[str, Any] = {
     "prompt": DEFAULT_PROMPT,
     "layer": 0,
@@ -71,6 +75,7 @@ def _from_url(key: str) -> Any:
 
 def init() -> dict[str, Any]:
     if "view" not in st.session_state:
+        st.session_state["fresh_visit"] = not any(key in st.query_params for key in FIELDS)
         view = {key: DEFAULTS.get(key) for key in FIELDS}
         for key in FIELDS:
             value = _from_url(key)
@@ -86,6 +91,17 @@ def get(key: str) -> Any:
 
 def put(**values: Any) -> None:
     init().update(values)
+    write_url()
+
+
+def load(query: dict[str, list[str]]) -> None:
+    """Replace the view state with `query` (a parsed URL query), defaults for the rest."""
+    view = init()
+    fresh = {key: DEFAULTS.get(key) for key in FIELDS if key not in SESSION_KEYS}
+    for key, values in query.items():
+        if key in fresh and values:
+            fresh[key] = list(values) if FIELDS[key] is list else _parse(key, values[-1])
+    view.update(fresh)
     write_url()
 
 

@@ -45,6 +45,24 @@ def apply(fig: go.Figure, presenter: bool = False) -> go.Figure:
     return fig
 
 
+def presenter_copy(fig: go.Figure, factor: float = 1.5) -> go.Figure:
+    """A copy of `fig` for a lecture hall: presenter template, explicit font sizes scaled up."""
+    out = apply(go.Figure(fig), presenter=True)
+    for trace in out.data:
+        font = getattr(trace, "textfont", None)
+        if font is not None and isinstance(font.size, int | float):
+            font.size = round(font.size * factor)
+    for name in out.layout:
+        axis = out.layout[name]
+        if name.startswith(("xaxis", "yaxis")) and axis.tickfont.size:
+            axis.tickfont.size = round(axis.tickfont.size * factor)
+    for note in out.layout.annotations:
+        if note.font.size:
+            note.font.size = round(note.font.size * factor)
+    out.update_layout(height=round((fig.layout.height or 450) * 1.3))
+    return out
+
+
 def paper(fig: go.Figure) -> go.Figure:
     """A copy of `fig` for a report: the paper template (small font), a column's width."""
     out = go.Figure(fig)

@@ -13,7 +13,7 @@ import streamlit as st
 from components import attention_vis, presenter, state, token_refs
 from components.bundles import BundleSpec, figure_bundle
 from components.export import caption_text, export_figure, figure_bytes
-from components.theme import apply, show_token
+from components.theme import presenter_copy, show_token
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 OnClick = Callable[[dict], dict[str, Any]]  # a clicked point -> view state to set
@@ -98,7 +98,9 @@ def figure(
     caps = st.session_state.get("capabilities") or {}
     model = (caps.get("model") or {}).get("name", "unknown model")
     caption = caption_text(model, state.get("prompt"), params)
-    shown = apply(go.Figure(fig), presenter=True) if presenter.active() else fig
+    shown, theme = fig, "streamlit"
+    if presenter.active():  # our large-font template, not Streamlit's plotly theme
+        shown, theme = presenter_copy(fig), None
     config = {
         "displaylogo": False,
         "toImageButtonOptions": {"format": "png", "scale": 3, "filename": name},
@@ -111,9 +113,11 @@ def figure(
             if points:
                 state.put(**on_click(points[0]))
 
-        st.plotly_chart(shown, config=config, on_select=clicked, selection_mode="points", key=key)
+        st.plotly_chart(
+            shown, config=config, on_select=clicked, selection_mode="points", key=key, theme=theme
+        )
     else:
-        st.plotly_chart(shown, config=config, key=key)
+        st.plotly_chart(shown, config=config, key=key, theme=theme)
     st.caption(caption)
     if not presenter.active():
         _downloads(fig, name=name, caption=caption, params=params, bundle=bundle)

@@ -1,0 +1,59 @@
+"""Every page of the app, a view URL to show each, and waiting until Streamlit is done."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlencode
+
+from engine.launcher import REPO_ROOT
+
+LOAD = 180_000  # ms: the first page load starts the engine
+IOI = "When Mary and John went to the store, John gave a drink to"
+FACT = "The capital of France is"
+REPEAT = "sky ring beach prize store girl lost danced sky ring beach prize store girl lost danced"
+
+# The view each page shows in the gallery and the offline test (pages not named here get the
+# fact prompt).
+QUERIES: dict[str, list[tuple[str, str]]] = {
+    "": [("prompt", IOI)],
+    "attention": [("prompt", REPEAT), ("score", "induction")],
+    "logit_lens": [("prompt", FACT), ("targets", " Paris")],
+    "dla": [("prompt", IOI), ("target", " Mary"), ("baseline", " John")],
+    "tour": [],
+}
+
+
+def app_pages() -> list[str]:
+    """The url path of every page registered in app.py (``""``: the default page)."""
+    src = (REPO_ROOT / "app.py").read_text()
+    out = []
+    for line in src.splitlines():
+        m = re.search(r'st\.Page\("views/(\w+)\.py"', line)
+        if m:
+            out.append("" if "default=True" in line else m.group(1))
+    return out
+
+
+def view_url(base: str, path: str, present: bool = False) -> str:
+    query = list(QUERIES.get(path, [("prompt", FACT)]))
+    if present:
+        query.append(("present", "1"))
+    return f"{base}/{path}" + (f"?{urlencode(query)}" if query else "")
+
+
+def settle(page, timeout: int = LOAD) -> None:
+    """Wait until the page has a title and Streamlit has finished running the script."""
+    page.locator("h1").first.wait_for(timeout=timeout)
+    page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(
+        timeout=timeout
+    )
+    page.wait_for_timeout(1200)  # figures draw after the script run ends
+    page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(
+        timeout=timeout
+    )
+
+
+def page_errors(page) -> list[str]:
+    """Tracebacks and error boxes the page shows."""
+    boxes = page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]')
+    return [boxes.nth(i).inner_text()[:300] for i in range(boxes.count())]

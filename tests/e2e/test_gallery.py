@@ -1,0 +1,61 @@
+"""Every page in normal and presenter mode, in a real browser: no errors, presenter mode
+hides the chrome and enlarges the text; the screenshots become docs/gallery/ (README links it).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.launcher import REPO_ROOT
+from tests.e2e.pages import app_pages, page_errors, settle, view_url
+
+pytestmark = pytest.mark.browser
+GALLERY = REPO_ROOT / "docs" / "gallery"
+PAGES = app_pages()
+TITLES = {"": "Prompt"}  # file name of the default page's shots
+
+
+def shot_name(path: str, mode: str) -> str:
+    return f"{TITLES.get(path, path).lower()}_{mode}.png"
+
+
+@pytest.mark.parametrize("mode", ["normal", "presenter"])
+@pytest.mark.parametrize("path", PAGES)
+def test_page_in_both_modes(page, app_server, path, mode):
+    page.set_viewport_size({"width": 1400, "height": 1100})
+    page.goto(view_url(app_server["url"], path, present=mode == "presenter"))
+    settle(page)
+    assert page_errors(page) == []
+    sidebar = page.get_by_test_id("stSidebar")
+    root_font = page.evaluate("getComputedStyle(document.documentElement).fontSize")
+    if mode == "presenter":
+        assert sidebar.is_hidden() and page.get_by_test_id("stHeader").is_hidden()
+        assert root_font == "22px"
+        assert page.get_by_text("Presenter mode").first.is_visible()  # the way back
+        assert page.get_by_role("button", name="PNG", exact=True).count() == 0  # no download chrome
+    else:
+        assert sidebar.is_visible() and root_font == "16px"
+    GALLERY.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(GALLERY / shot_name(path, mode)))
+
+
+def test_gallery_index_lists_every_shot():
+    """docs/gallery/README.md: one row per page, both modes (written from app.py's pages)."""
+    rows = [
+        f"| {TITLES.get(p, p) or p} | ![]({shot_name(p, 'normal')}) | "
+        f"![]({shot_name(p, 'presenter')}) |"
+        for p in PAGES
+    ]
+    text = (
+        "# Gallery\n\nEvery page of Interpscope on the demo organism, in normal and presenter "
+        "mode, as the browser end-to-end tests see it (`tests/e2e/test_gallery.py` writes these "
+        "screenshots and this index on every run).\n\n| page | normal | presenter |\n|---|---|---|\n"
+        + "\n".join(rows)
+        + "\n"
+    )
+    GALLERY.mkdir(parents=True, exist_ok=True)
+    (GALLERY / "README.md").write_text(text)
+    missing = [p for p in PAGES for m in ("normal", "presenter")
+               if not (GALLERY / shot_name(p, m)).exists()]  # fmt: skip
+    assert not missing
+    assert "docs/gallery" in (REPO_ROOT / "README.md").read_text()
