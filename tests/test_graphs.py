@@ -28,6 +28,7 @@ from engine.graphs.service import graph_service
 from engine.jobs import Job, JobContext
 from engine.service import Engine
 from engine.settings import EngineSettings
+from organism.latent_examples import read_examples
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "organism"
 pytestmark = pytest.mark.skipif(
@@ -128,6 +129,10 @@ def test_saved_graph_reloads_through_circuit_tracer(org, full_graphs, tmp_path) 
     again = json.loads((tmp_path / "again.json").read_text())
     assert [n["node_id"] for n in again["nodes"]] == [n["node_id"] for n in doc["nodes"]]
     assert len(again["links"]) == len(doc["links"]) == info["n_links"]
+    latent = next(n for n in doc["nodes"] if n["feature_type"] == "cross layer transcoder")
+    layer, index = int(latent["layer"]), int(latent["node_id"].split("_")[1])
+    shipped = read_examples(ASSETS / "transcoders" / f"layer_{layer}.latents.json.gz")
+    assert latent["clerp"] == shipped["latents"][index]["label"]  # labels ride along as clerps
 
 
 def test_cost_counts_what_attribute_finds(org, full_graphs) -> None:

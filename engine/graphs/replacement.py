@@ -19,6 +19,7 @@ import copy
 import logging
 import threading
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -49,12 +50,17 @@ def find_transcoders(lm: LoadedModel | None) -> TranscoderSource | None:
     if lm.local_dir is not None:
         cfg_path = lm.local_dir / "transcoders" / CONFIG
         if cfg_path.is_file():
-            scan = yaml.safe_load(cfg_path.read_text()).get("scan") or lm.name
+            scan = _scan(str(cfg_path), cfg_path.stat().st_mtime) or lm.name
             return TranscoderSource("local", str(cfg_path.parent), scan)
         return None
     if lm.name in PUBLISHED:
         return TranscoderSource("published", PUBLISHED[lm.name], PUBLISHED[lm.name])
     return None
+
+
+@lru_cache(maxsize=8)
+def _scan(cfg_path: str, mtime: float) -> str | None:
+    return yaml.safe_load(Path(cfg_path).read_text()).get("scan")
 
 
 def load_transcoder_set(tc_dir: Path, device: str = "cpu", dtype: torch.dtype = torch.float32):

@@ -19,7 +19,8 @@ from pydantic import BaseModel
 from engine import targets
 from engine.errors import EngineError
 from engine.graphs import cost as costs
-from engine.graphs.labels import label_nodes
+from engine.graphs.files import write_graph_files
+from engine.graphs.labels import shipped_labeler
 from engine.graphs.progress import tracking
 from engine.graphs.replacement import ReplacementCache, find_transcoders
 from engine.graphs.schemas import (
@@ -77,10 +78,20 @@ class GraphService:
         files = Path(source.ref).glob("*.safetensors") if source and source.kind == "local" else []
         return costs.weights_bytes(lm.model) + sum(f.stat().st_size for f in files)
 
-    def cost(self, p: GraphParams) -> GraphCost:
-        """What `p` will cost; ``fits`` False with a reason when it cannot run here."""
+    def cost(self, p: GraphParams, *, precise: bool = True) -> GraphCost:
+        """What `p` will cost; ``fits`` False with a reason when it cannot run here. Not
+        `precise`: when even every latent active at every token fits, that bound is the
+        answer (no forward pass)."""
         lm = self.engine.require_model()
         ids, _ = self._prepare(p)
+        if not precise and self.replacements.built_for(lm):
+            rm = self.replacements.get(lm)
+            bound = rm.cfg.n_layers * (len(ids) - 1) * rm.transcoders.d_transcoder
+            cost = costs.estimate(
+                p, n_tokens=len(ids), active=bound, cfg=lm.model.cfg, device=lm.device
+            )
+            if cost.fits:
+                return cost
         extra = self._unbuilt_weights()
         if extra > costs.HEADROOM * costs.available_bytes(lm.device):
             upper = lm.n_layers * (len(ids) - 1) * 64  # a guess: the model is too big anyway
@@ -104,7 +115,6 @@ class GraphService:
     def attribute(self, ctx: JobContext, p: GraphParams) -> dict:
         """The job: attribute, prune, save; a saved graph of the same request is reused."""
         from circuit_tracer import attribute
-        from circuit_tracer.utils.create_graph_files import create_graph_files
 
         lm = self.engine.require_model()
         ids, target = self._prepare(p)
@@ -112,7 +122,7 @@ class GraphService:
         if self.store.exists(slug):
             return self.store.info(slug).model_dump()
         ctx.progress(0.0, "estimating cost")
-        cost = self.cost(p)
+        cost = self.cost(p, precise=False)
         if not cost.fits:
             raise EngineError(413, "graph_too_large", cost.reason)
         t0 = time.perf_counter()
@@ -131,24 +141,25 @@ class GraphService:
                 )
         ctx.progress(0.92, "pruning and writing the graph files")
         graph.to_pt(str(self.store.pt_path(slug)))
-        create_graph_files(
-            graph, slug, str(self.store.root), scan=rm.scan,
-            node_threshold=p.node_threshold, edge_threshold=p.edge_threshold,
-        )  # fmt: skip
         source = find_transcoders(lm)
-        if source is not None and source.kind == "local":
-            doc = self.store.graph_json_unchecked(slug)
-            if label_nodes(doc, Path(source.ref)):
-                self.store.write_graph_json(slug, doc)
-        return self._save_info(slug, GraphKind.transcoder, p.prompt, ids, p, t0).model_dump()
+        local = source is not None and source.kind == "local"
+        counts = write_graph_files(
+            graph, slug, self.store.root, tokenizer=lm.model.tokenizer, scan=rm.scan,
+            node_threshold=p.node_threshold, edge_threshold=p.edge_threshold,
+            labeler=shipped_labeler(Path(source.ref)) if local else None,
+        )  # fmt: skip
+        info = self._save_info(slug, GraphKind.transcoder, p.prompt, ids, p, t0, counts)
+        return info.model_dump()
 
-    def _save_info(self, slug, kind, prompt, ids, p, t0) -> GraphInfo:
+    def _save_info(self, slug, kind, prompt, ids, p, t0, counts=None) -> GraphInfo:
         lm = self.engine.require_model()
-        doc = self.store.graph_json_unchecked(slug)
+        if counts is None:
+            doc = self.store.graph_json_unchecked(slug)
+            counts = {"n_nodes": len(doc["nodes"]), "n_links": len(doc["links"])}
         info = GraphInfo(
             slug=slug, kind=kind, model=lm.name, fingerprint=lm.fingerprint, prompt=prompt,
             token_ids=ids, params=p.model_dump(mode="json", exclude={"prompt"}),
-            n_nodes=len(doc["nodes"]), n_links=len(doc["links"]),
+            n_nodes=counts["n_nodes"], n_links=counts["n_links"],
             seconds=round(time.perf_counter() - t0, 3), created=time.time(),
         )  # fmt: skip
         self.store.write_info(info)

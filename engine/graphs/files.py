@@ -1,0 +1,55 @@
+"""Write a graph's files the way ``create_graph_files`` does, with two changes.
+
+circuit-tracer's ``create_graph_files`` reloads the tokenizer from ``cfg.tokenizer_name``
+(which must then be a local path or a hub name) and leaves ``clerp`` empty. This runs the
+same steps with its own building blocks (``prune_graph``, ``create_nodes``,
+``create_used_nodes_and_edges``, ``build_model``, ``add_graph_metadata``), with the loaded
+model's tokenizer and each latent's label as its ``clerp``, so the file is circuit-tracer's
+schema, written once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+Labeler = Callable[[int, int], str | None]  # (layer, latent index) -> label
+
+
+def write_graph_files(
+    graph,
+    slug: str,
+    root: Path,
+    *,
+    tokenizer,
+    scan: str,
+    node_threshold: float,
+    edge_threshold: float,
+    labeler: Labeler | None = None,
+) -> dict:
+    """`root`/`slug`.json plus its entry in `root`/graph-metadata.json; returns counts."""
+    from circuit_tracer.frontend.utils import add_graph_metadata
+    from circuit_tracer.graph import prune_graph
+    from circuit_tracer.utils.create_graph_files import (
+        build_model,
+        create_nodes,
+        create_used_nodes_and_edges,
+    )
+
+    graph.to("cuda" if torch.cuda.is_available() else "cpu")  # as create_graph_files does
+    node_mask, edge_mask, scores = (
+        t.cpu() for t in prune_graph(graph, node_threshold, edge_threshold)
+    )
+    graph.to("cpu")
+    nodes = create_nodes(graph, node_mask, tokenizer, scores)
+    used_nodes, used_edges = create_used_nodes_and_edges(graph, nodes, edge_mask)
+    if labeler is not None:
+        for node in used_nodes:
+            if node.feature_type == "cross layer transcoder":
+                node.clerp = labeler(int(node.layer), int(node.node_id.split("_")[1])) or ""
+    model = build_model(graph, used_nodes, used_edges, slug, scan, node_threshold, tokenizer)
+    (Path(root) / f"{slug}.json").write_text(model.model_dump_json())
+    add_graph_metadata(model.metadata.model_dump(), str(root))
+    return {"n_nodes": len(used_nodes), "n_links": len(used_edges)}
