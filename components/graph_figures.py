@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import plotly.graph_objects as go
+import pandas  # noqa: F401  plotly imports it lazily, via sys.modules: two script threads
+import plotly.graph_objects as go  # racing that import see a half-imported pandas and fail
 
 from components.theme import apply, show_token
 
@@ -196,7 +197,7 @@ def graph_figure(
     fig.update_layout(
         title=dict(text=title, subtitle=dict(
             text=f"{len(shown.nodes)} nodes, {len(shown.links)} links shown · "
-                 f"{show_token(meta.get('prompt', ''))[:90]}")),
+                 f"{meta.get('prompt', '').replace(chr(10), ' ⏎ ')[:90]}")),
         height=720, hovermode="closest", clickmode="event+select", dragmode="pan",
         legend=dict(orientation="h", y=-0.12),
     )  # fmt: skip

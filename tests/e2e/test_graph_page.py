@@ -50,12 +50,37 @@ def test_graph_page_generate_click_pin(page, app_server):
             continue
     assert f"gnode={target['id']}" in page.url
     page.get_by_text("Steer with this latent").wait_for(timeout=30_000)
-    page.get_by_role("button", name="Pin").click()
+    page.get_by_role("button", name="Pin", exact=True).click()
     page.wait_for_url(re.compile(r"pinned="), timeout=30_000)
-    page.get_by_role("button", name="Unpin").wait_for(timeout=30_000)
+    page.get_by_role("button", name="Unpin", exact=True).wait_for(timeout=30_000)
     slug = re.search(r"graph=([a-z0-9-]+)", page.url).group(1)
     doc = httpx.get(f"{app_server['engine_url']}/graphs/{slug}", timeout=30).json()
     assert target["id"] in doc["qParams"]["pinnedIds"]  # kept in the graph file too
     page.set_viewport_size({"width": 1400, "height": 1700})
     page.wait_for_timeout(1500)
     assert screenshot(page, "graph_page").stat().st_size > 30_000
+
+
+def test_component_graph_with_a_supernode_from_the_file(page, app_server):
+    """A component graph made over the API, a supernode written into its qParams: the page
+    opens it from a link and draws the supernode (the file's qParams carry over)."""
+    page.goto(f"{app_server['url']}/graph")
+    page.get_by_text("Saved graphs (this model)").wait_for(timeout=LOAD)
+    engine = app_server["engine_url"]
+    body = {"prompt": "When Mary and John went to the store, John gave a drink to",
+            "corrupted": "When Mary and John went to the store, Mary gave a drink to",
+            "target": " Mary", "baseline": " John"}  # fmt: skip
+    info = httpx.post(f"{engine}/graphs/components", json=body, timeout=120).json()
+    doc = httpx.get(f"{engine}/graphs/{info['slug']}", timeout=30).json()
+    heads = sorted((n for n in doc["nodes"] if n["feature_type"] == "attention head"),
+                   key=lambda n: n["influence"])[:2]  # fmt: skip
+    ids = [n["node_id"] for n in heads]
+    q = {"pinnedIds": ids, "supernodes": [["movers", *ids]], "clickedId": ""}
+    assert httpx.put(f"{engine}/graphs/{info['slug']}/qparams", json=q).status_code == 200
+    page.goto(f"{app_server['url']}/graph?prompt={quote_plus(body['prompt'])}&graph={info['slug']}")
+    page.get_by_text("Component graph (attribution patching)").wait_for(timeout=60_000)
+    page.locator("text.annotation-text", has_text="movers").first.wait_for(timeout=30_000)
+    page.wait_for_url(re.compile(r"pinned="), timeout=30_000)
+    page.set_viewport_size({"width": 1400, "height": 1500})
+    page.wait_for_timeout(1500)
+    assert screenshot(page, "graph_components_page").stat().st_size > 30_000
