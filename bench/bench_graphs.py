@@ -1,14 +1,16 @@
 """Attribution graph time through the engine job, as a ratio to circuit-tracer called directly.
 
-    python -m bench.bench_graphs [--model DIR] [--repeat 7] [--threads 1]
+    python -m bench.bench_graphs [--model DIR] [--repeat 7] [--threads 1] [--nodes 256]
 
 On the embedded organism (or DIR, a local model with ``transcoders/``), a 16-token prompt
 (BOS + 15), the job's default parameters (256 latent nodes, 5 logits, batch 64):
 
 - direct: ``attribute`` on a replacement model built once, in this process; and
   ``attribute`` + ``create_graph_files`` (the same product the job saves);
-- the job on an ``Engine`` in this process, and the job over HTTP
-  (``POST /jobs/attribution_graph`` to a real engine process, polled by its ETA); the saved
+- the job's work (``GraphService.attribute``) called directly, the job on an ``Engine`` in
+  this process, and the job over HTTP
+  (``POST /jobs/attribution_graph`` to a real engine process, then one
+  ``GET /graphs/jobs/{id}/wait`` that answers when it is done); the saved
   graph is deleted after each run so every run recomputes (the job also prices the request,
   writes ``<slug>.pt`` and labels the latents).
 
@@ -32,7 +34,9 @@ import torch
 from bench.common import PROMPT_32, model_dir
 from engine.client import EngineClient
 from engine.graphs.replacement import build_replacement_model, load_transcoder_set
+from engine.graphs.schemas import GraphParams
 from engine.graphs.service import graph_service
+from engine.jobs import Job, JobContext
 from engine.launcher import free_port, spawn_engine, wait_until_healthy
 from engine.loading import load_model
 from engine.service import Engine
@@ -77,35 +81,31 @@ def direct_fns(path: str, prompt: str, out: Path) -> tuple[dict, int]:
     return {"attribute": attr, "attribute + create_graph_files": both}, len(ids)
 
 
-def wait(client: EngineClient, job_id: str) -> dict:
-    """Poll by the job's ETA: rarely while it works (each poll takes the engine's GIL from
-    the attribution loop), often near the end."""
-    while True:
-        state = client.job(job_id)
-        info = state["job"]
-        if info["status"] in ("done", "failed", "cancelled"):
-            return state
-        time.sleep(min(max(0.5 * (info["eta_s"] or 0.05), 0.01), 0.25))
-
-
-def inproc_job_fn(path: str, prompt: str, cache_dir: str):
-    """The same job on an ``Engine`` in this process (no HTTP, no second process)."""
+def inproc_fns(path: str, prompt: str, cache_dir: str) -> dict:
+    """The job's work called in this thread, and the job on the engine's worker thread
+    (polled every 20 ms), on an ``Engine`` in this process: no HTTP, no second process."""
     eng = Engine(EngineSettings(model=path, cache_dir=cache_dir))
+    svc = graph_service(eng)
 
-    def run():
-        job = eng.start_job("attribution_graph", {"prompt": prompt, **PARAMS})
-        while not job.status.finished:
-            time.sleep(0.005)
-        assert job.status == "done", job.error
-        graph_service(eng).store.delete(job.result["slug"])
+    def work():
+        info = svc.attribute(JobContext(Job("bench", "attribution_graph", fn=None)),
+                             GraphParams(prompt=prompt, **PARAMS))  # fmt: skip
+        svc.store.delete(info["slug"])
 
-    return run
+    def job():
+        j = eng.start_job("attribution_graph", {"prompt": prompt, **PARAMS})
+        while not j.status.finished:
+            time.sleep(0.02)
+        assert j.status == "done", j.error
+        svc.store.delete(j.result["slug"])
+
+    return {"job's work, called directly": work, "engine job in-process": job}
 
 
 def job_fn(client: EngineClient, prompt: str):
     def run():
         job = client.start_job("attribution_graph", {"prompt": prompt, **PARAMS})
-        state = wait(client, job["id"])
+        state = client.wait_job_done(job["id"])
         assert state["job"]["status"] == "done", state["job"]
         client.delete_graph(state["result"]["slug"])
 
@@ -117,8 +117,10 @@ def main() -> None:
     ap.add_argument("--model", default=None)
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--nodes", type=int, default=256, help="latent node budget")
     args = ap.parse_args()
     path = model_dir(args.model)
+    PARAMS["max_feature_nodes"] = args.nodes
     torch.set_num_threads(args.threads)
     os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the engine process inherits it
     with tempfile.TemporaryDirectory() as tmp:
@@ -129,7 +131,7 @@ def main() -> None:
         client = EngineClient(f"http://127.0.0.1:{port}", timeout=600)
         try:
             wait_until_healthy(client, proc=proc)
-            fns["engine job in-process"] = inproc_job_fn(path, prompt, f"{tmp}/inproc")
+            fns |= inproc_fns(path, prompt, f"{tmp}/inproc")
             fns["engine job over HTTP"] = job_fn(client, prompt)
             times = interleaved(fns, args.repeat)
         finally:
@@ -139,7 +141,7 @@ def main() -> None:
     best = {k: min(v) for k, v in times.items()}
     for name in times:
         print(f"{name:32s} median {med[name]:7.3f} s   min {best[name]:7.3f} s")  # noqa: T201
-    for job in ("engine job in-process", "engine job over HTTP"):
+    for job in ("job's work, called directly", "engine job in-process", "engine job over HTTP"):
         for base in ("attribute", "attribute + create_graph_files"):
             print(f"{job} / {base}: median {med[job] / med[base]:.3f}, "  # noqa: T201
                   f"min {best[job] / best[base]:.3f}")  # fmt: skip

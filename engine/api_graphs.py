@@ -1,13 +1,15 @@
 """HTTP routes for attribution graphs: cost, saved graphs, qParams, component graphs.
 
 Graphs are computed by the ``attribution_graph`` job (``POST /jobs/attribution_graph``, with
-progress, ETA and cancel); these routes price a request before it runs and manage the graphs
-saved on disk. ``GET /graphs/{slug}`` answers circuit-tracer's graph JSON unchanged.
+progress, ETA and cancel); these routes price a request before it runs, wait for a job
+without polling, and manage the graphs saved on disk. ``GET /graphs/{slug}`` answers circuit-tracer's graph JSON unchanged.
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import time
+
+from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse
 
 from engine.graphs.schemas import (
@@ -18,6 +20,7 @@ from engine.graphs.schemas import (
     QParamsUpdate,
 )
 from engine.graphs.service import graph_service
+from engine.schemas.jobs import JobResult
 from engine.service import Engine
 
 ERRORS = {404: {}, 409: {}, 413: {}, 422: {}}
@@ -42,6 +45,16 @@ def graph_router(engine: Engine) -> APIRouter:
     @router.post("/components", response_model=GraphInfo)
     def component_graph(p: ComponentGraphParams) -> GraphInfo:
         return svc().component_graph(p)
+
+    @router.get("/jobs/{job_id}/wait", response_model=JobResult)
+    def wait_job(job_id: str, timeout_s: float = Query(default=30.0, gt=0, le=600)) -> JobResult:
+        """Answer when the job has finished (or after `timeout_s`): one request instead of
+        polling, which would take the engine's GIL from the attribution loop each time."""
+        job = engine.jobs.get(job_id)
+        deadline = time.monotonic() + timeout_s
+        while not job.status.finished and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return JobResult(job=job.info(), result=job.result if job.status.finished else None)
 
     @router.get("/{slug}/info", response_model=GraphInfo)
     def info(slug: str) -> GraphInfo:

@@ -125,6 +125,17 @@ class EngineClient:
         body = {"pinnedIds": pinned, "supernodes": supernodes, "clickedId": clicked}
         return self.request("PUT", f"/graphs/{slug}/qparams", body)
 
+    def wait_job_done(self, job_id: str, timeout: float = 600.0) -> dict:
+        """``{"job", "result"}`` once the job finished: the engine answers when it is done."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = max(deadline - time.monotonic(), 0.01)
+            state = self.request(
+                "GET", f"/graphs/jobs/{job_id}/wait?timeout_s={min(left, 60):.2f}", timeout=70
+            )
+            if state["job"]["status"] in ("done", "failed", "cancelled") or left <= 0.01:
+                return state
+
     def delete_graph(self, slug: str) -> dict:
         return self.request("DELETE", f"/graphs/{slug}")
 

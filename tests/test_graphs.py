@@ -210,3 +210,11 @@ def test_same_request_reuses_the_saved_graph(org, full_graphs) -> None:
     again = run_job(org, {"prompt": FACT, "max_feature_nodes": 100_000, "max_n_logits": 1,
                           "batch_size": 256})  # fmt: skip
     assert again.result == info
+
+
+def test_wait_answers_when_the_job_is_done(api) -> None:
+    job = api.post("/jobs/attribution_graph", json={"prompt": "Paris is the capital of",
+                                                    "max_feature_nodes": 8}).json()  # fmt: skip
+    state = api.get(f"/graphs/jobs/{job['id']}/wait?timeout_s=120").json()
+    assert state["job"]["status"] == "done" and state["result"]["slug"].startswith("organism-")
+    assert api.get("/graphs/jobs/nope/wait").status_code == 404
