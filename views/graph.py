@@ -130,7 +130,7 @@ threshold = widgets.bound("gthr", c[0].slider, "Node threshold (cumulative influ
                           min_value=0.05, max_value=1.0, step=0.05)  # fmt: skip
 max_links = c[1].slider("Links shown (strongest)", 20, 2000, 300, step=20)
 only_pinned = c[2].toggle("Pinned only", disabled=not pinned)
-left, right = st.columns([3, 1], gap="medium")
+left, right = st.columns([5, 2], gap="medium")
 with left:
     fig = gf.graph_figure(
         doc, threshold=threshold, max_links=max_links, selected=state.get("gnode"),

@@ -49,7 +49,10 @@ def test_graph_page_generate_click_pin(page, app_server):
         except PlaywrightTimeout:
             continue
     assert f"gnode={target['id']}" in page.url
-    page.get_by_text("Steer with this latent").wait_for(timeout=30_000)
+    steer = page.get_by_role("link", name="Steer with this latent")
+    steer.wait_for(timeout=30_000)
+    layer, index, _ = target["id"].split("_")  # a latent node id: <layer>_<index>_<pos>
+    assert f"add_latent=transcoder%3A{layer}%3A{index}" in steer.get_attribute("href")
     page.get_by_role("button", name="Pin", exact=True).click()
     page.wait_for_url(re.compile(r"pinned="), timeout=30_000)
     page.get_by_role("button", name="Unpin", exact=True).wait_for(timeout=30_000)
