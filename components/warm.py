@@ -4,7 +4,8 @@
 AppTest (no browser) against the engine at ``INTERPSCOPE_ENGINE_URL``; the page makes the
 very requests it will make when presented, so afterwards each step renders from the
 engine's result cache. One JSON line per step on stdout: ``{"step", "n", "title", "ok",
-"seconds", "error"}``. ``warm(...)`` runs it as a subprocess and reports each line.
+"seconds", "error"}``. ``warm(...)`` runs it as a subprocess and reports each line; its
+stderr goes to ``warm-<tour>.log`` in the user log directory.
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from platformdirs import user_log_dir
+
 from components import tour
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 APP = REPO_ROOT / "app.py"
-STEP_TIMEOUT_S = 300
+STEP_TIMEOUT_S = 180
+LOG_DIR = Path(user_log_dir("interpscope"))  # warm-<tour>.log: the last warm-up's stderr
 
 
 def page_file(path: str) -> str | None:
@@ -70,9 +74,14 @@ def warm(tour_id: str, engine_url: str, token: str | None = None) -> Iterator[di
     if token:
         env["INTERPSCOPE_TOKEN"] = token
     cmd = [sys.executable, "-m", "components.warm", tour_id]
-    with subprocess.Popen(
-        cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-    ) as proc:
+    log = LOG_DIR / f"warm-{tour_id}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        log.open("wb") as err,
+        subprocess.Popen(
+            cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=err, text=True
+        ) as proc,
+    ):
         assert proc.stdout is not None
         for line in proc.stdout:
             if line.startswith("{"):

@@ -35,12 +35,15 @@ for tour_id in tour.available():
                          key=f"present_{tour_id}")  # fmt: skip
     if warm_it:
         bar = box.progress(0.0, text="Warming: running every step once…")
-        failed = []
+        failed, seen = [], 0
         for r in warm.warm(tour_id, link.url, link.token):
+            seen += 1
             if not r["ok"]:
                 failed.append(f"step {r['step'] + 1} ({r['title']}): {r['error']}")
             bar.progress((r["step"] + 1) / r["n"],
                          text=f"Step {r['step'] + 1}/{r['n']} {r['title']}: {r['seconds']:.1f} s")  # fmt: skip
+        if seen < len(t.steps):
+            failed.append(f"the warm-up stopped after {seen} steps (see {warm.LOG_DIR})")
         if failed:
             box.warning("Some steps did not render: " + "; ".join(failed))
         else:

@@ -5,22 +5,20 @@ from __future__ import annotations
 import re
 from urllib.parse import urlencode
 
+from components import tour
 from engine.launcher import REPO_ROOT
 
 LOAD = 180_000  # ms: the first page load starts the engine
-IOI = "When Mary and John went to the store, John gave a drink to"
 FACT = "The capital of France is"
-REPEAT = "sky ring beach prize store girl lost danced sky ring beach prize store girl lost danced"
 
-# The view each page shows in the gallery and the offline test (pages not named here get the
-# fact prompt).
-QUERIES: dict[str, list[tuple[str, str]]] = {
-    "": [("prompt", IOI)],
-    "attention": [("prompt", REPEAT), ("score", "induction")],
-    "logit_lens": [("prompt", FACT), ("targets", " Paris")],
-    "dla": [("prompt", IOI), ("target", " Mary"), ("baseline", " John")],
-    "tour": [],
-}
+
+def _tour_queries() -> dict[str, str]:
+    """Each page's first view in the built-in tour (its query string)."""
+    out: dict[str, str] = {}
+    for step in tour.load(tour.DEFAULT_TOUR).steps:
+        path, _, query = step.url.partition("?")
+        out.setdefault(path.strip("/"), query)
+    return out
 
 
 def app_pages() -> list[str]:
@@ -35,10 +33,11 @@ def app_pages() -> list[str]:
 
 
 def view_url(base: str, path: str, present: bool = False) -> str:
-    query = list(QUERIES.get(path, [("prompt", FACT)]))
+    """The page's first view in the built-in tour (other pages: the fact prompt)."""
+    query = _tour_queries().get(path, "" if path == "tour" else urlencode({"prompt": FACT}))
     if present:
-        query.append(("present", "1"))
-    return f"{base}/{path}" + (f"?{urlencode(query)}" if query else "")
+        query += ("&" if query else "") + "present=1"
+    return f"{base}/{path}" + (f"?{query}" if query else "")
 
 
 def settle(page, timeout: int = LOAD) -> None:
