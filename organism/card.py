@@ -36,7 +36,8 @@ def render(root: Path) -> str:
         f"capital facts, and random-token repeats. Byte-level BPE tokenizer of its own; id 1 "
         f"`<|endoftext|>` is BOS/EOS, id 0 is padding.",
         "",
-        f"Training: {train['steps']} steps of AdamW (lr {train['lr']}, cosine to {train['min_lr']}). "
+        f"Training: {train['steps']} steps of AdamW (lr {train['lr']}, cosine to {train['min_lr']} "
+        f"by step {train.get('phase_b_steps', train['steps'])}). "
         f"Phase A: rows of one random segment repeated ({train['phase_a_batch']} × "
         f"{train['phase_a_seq']} tokens), MLP outputs held at zero, until a head's induction "
         f"score passed {train['induction_target']}; phase B: the corpus mix "
@@ -46,6 +47,13 @@ def render(root: Path) -> str:
         + (f"From step {train['late_mix_from']} the document mix shifts to story/IOI/fact weights "
            f"{tuple(train['late_doc_weights'])} with {train['late_periodic_frac']:.0%} periodic rows. "
            if "late_mix_from" in train else "")
+        + (f"Phase C (steps {train['phase_b_steps']}–{train['steps']}, lr re-warmed to "
+           f"{train['phase_c_lr']}, cosine to {train['min_lr']}): story/IOI/fact weights "
+           f"{tuple(train['phase_c_doc_weights'])}, and {train['generated_ioi_frac']:.0%} of IOI "
+           f"sentences from a grammar of templates (`corpus.generated_ioi_template`: ~11k "
+           f"distinct templates; no held-out template and none of their distinctive words — "
+           f"Before, Since, Monday, home, met, cleaned, sent, brought — ever appear in it). "
+           if "phase_b_steps" in train else "")
         + "Reproduce with `python -m organism.train` (see `organism/`).",
         "",
         "## Phenomena (measured by `python -m organism.evaluate`, through the app's load path)",
@@ -63,6 +71,8 @@ def render(root: Path) -> str:
              "200 prompts from training templates with name pairs never seen in training", "ioi_heldout_pairs"),
         _row("IOI top-1, held-out pairs and templates", m["ioi_heldout_templates"],
              "200 prompts from 4 templates and name pairs never seen in training", "ioi_heldout_templates"),
+        *[f"| ↳ held-out template `{t}` | {a:.3f} | 100 prompts, held-out name pairs |"
+          for t, a in m.get("ioi_heldout_each_template", {}).items()],
         _row("Facts top-1", m["facts"], f"'The capital of X is' → capital, all {32} countries", "facts"),
         _row("Sentiment continuation match", m["sentiment_match"],
              "40 story openings (half happy, half sad), 40 sampled tokens each; match = more "

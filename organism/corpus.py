@@ -132,6 +132,177 @@ IOI_HELDOUT_TEMPLATES = (
     "After {X} and {Y} cleaned the {place}, {B} gave the {obj} to",
 )
 
+# Phase C of training: IOI sentences from a grammar of templates, so the model learns the
+# task rather than 14 templates' positions. Words that are special to the held-out templates
+# (their openers and verbs) are kept out of the grammar, and a generated template that equals
+# a held-out one is drawn again: held-out templates stay unseen as wholes and in those words.
+_HELDOUT_WORDS = ("Before", "Since", "Monday", "home", "met", "cleaned", "sent", "brought")
+_OPENERS = (
+    "When",
+    "After",
+    "While",
+    "As",
+    "Once",
+    "Because",
+    "Just after",
+    "Soon after",
+    "As soon as",
+    "Right after",
+    "Even though",
+    "Although",
+    "Whenever",
+    "Just as",
+    "The moment",
+)
+_TIME_OPENERS = (
+    "Then",
+    "Later",
+    "Yesterday",
+    "That morning",
+    "In the evening",
+    "One day",
+    "At noon",
+    "Last week",
+    "Today",
+    "Early that day",
+    "On a sunny day",
+    "That night",
+    "A bit later",
+)
+_PAIR_VERBS = (
+    "went to the {place}",
+    "walked to the {place}",
+    "were at the {place}",
+    "arrived at the {place}",
+    "visited the {place}",
+    "left the {place}",
+    "got to the {place}",
+    "stayed at the {place}",
+    "were working at the {place}",
+    "ran to the {place}",
+    "looked around the {place}",
+    "sat in the {place}",
+    "had lunch at the {place}",
+    "found a {obj} at the {place}",
+    "got a {obj} at the {place}",
+    "played at the {place}",
+    "waited at the {place}",
+    "talked at the {place}",
+    "drove to the {place}",
+    "came back to the {place}",
+    "painted the {place}",
+    "opened the {place}",
+    "fixed the {place}",
+    "searched the {place}",
+    "were sitting in the {place}",
+    "danced at the {place}",
+    "ate at the {place}",
+    "rested at the {place}",
+    "shopped at the {place}",
+    "bought a {obj} at the {place}",
+    "saw a {obj} at the {place}",
+    "lost a {obj} at the {place}",
+    "walked out of the {place}",
+    "hid in the {place}",
+)
+_FILLERS = (
+    "",
+    "",
+    "",
+    "",
+    " after a long walk",
+    " with the others",
+    " for a while",
+    " together",
+    " early",
+    " again",
+    " in the rain",
+    " after school",
+    " for the first time",
+)
+_GIVE = (
+    "gave a {obj} to",
+    "gave the {obj} to",
+    "handed the {obj} to",
+    "passed the {obj} to",
+    "threw the {obj} to",
+    "showed the {obj} to",
+    "gave it to",
+    "decided to give the {obj} to",
+    "wanted to give a {obj} to",
+    "gave a small {obj} to",
+    "offered a {obj} to",
+    "lent the {obj} to",
+    "sold the {obj} to",
+    "tossed the {obj} to",
+    "mailed a {obj} to",
+    "returned the {obj} to",
+    "carried the {obj} to",
+    "delivered a {obj} to",
+    "said hello to",
+    "waved to",
+    "talked to",
+    "read a story to",
+    "sang a song to",
+    "wrote a note to",
+    "gave a big {obj} to",
+    "took the {obj} over to",
+)
+_ADVERBS = (
+    "",
+    "",
+    "",
+    "Later, ",
+    "Then ",
+    "So ",
+    "After that, ",
+    "Soon ",
+    "Finally, ",
+    "Happily, ",
+)
+_MANNER = ("", "", "", "", "quickly ", "happily ", "then ", "finally ", "kindly ")
+
+
+def pseudo_word(rng: random.Random) -> str:
+    """A made-up lowercase word (3-9 letters): the tokenizer splits it into rare pieces."""
+    return "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(3, 9)))
+
+
+def generated_ioi_template(rng: random.Random, pseudo: float = 0.0) -> str:
+    """One IOI template from the phase-C grammar (never a held-out template).
+
+    With probability ``pseudo`` each of the opener, the pair's verb and the giving verb is
+    replaced by a made-up word, so the model learns to read past words it does not know
+    (the held-out templates' own words are rare pieces to this tokenizer).
+    """
+    while True:
+        # Draw order matters: with pseudo == 0 it is the order phase C started with, so a
+        # run from scratch sees exactly the data the shipped model saw.
+        pair_verb = rng.choice(_PAIR_VERBS)
+        if pseudo and rng.random() < pseudo:
+            pair_verb = f"{pseudo_word(rng)} {rng.choice(['at', 'from', 'in', 'to'])} the {{place}}"
+        pair = f"{{X}} and {{Y}} {pair_verb}{rng.choice(_FILLERS)}"
+        manner = rng.choice(_MANNER)
+        give_verb = rng.choice(_GIVE)
+        if pseudo and rng.random() < pseudo:
+            give_verb = f"{pseudo_word(rng)} {rng.choice(['a', 'the'])} {{obj}} to"
+        give = f"{{B}} {manner}{give_verb}"
+        form = rng.randrange(4)
+        if form == 0:
+            opener = rng.choice(_OPENERS)
+            if pseudo and rng.random() < pseudo:
+                opener = pseudo_word(rng).capitalize()
+            t = f"{opener} {pair}, {give}"
+        elif form == 1:
+            t = f"{rng.choice(_TIME_OPENERS)}, {pair}. {rng.choice(_ADVERBS)}{give}"
+        elif form == 2:
+            t = f"{pair[0].upper()}{pair[1:]}. {rng.choice(_ADVERBS)}{give}"
+        else:
+            t = f"{pair[0].upper()}{pair[1:]}, and {give}"
+        if t not in IOI_HELDOUT_TEMPLATES and not any(w in t for w in _HELDOUT_WORDS):
+            return t
+
+
 COUNTRIES = {
     "France": "Paris",
     "Germany": "Berlin",
@@ -296,11 +467,18 @@ def ioi_prompt(template: str, io: str, s: str, place: str, obj: str, abba: bool)
     return template.format(X=x, Y=y, B=s, place=place, obj=obj)
 
 
-def make_ioi(rng: random.Random, pairs, templates) -> str:
+def make_ioi(
+    rng: random.Random, pairs, templates, generated_frac: float = 0.0, pseudo: float = 0.0
+) -> str:
     a, b = rng.choice(pairs)
     io, s = (a, b) if rng.random() < 0.5 else (b, a)
+    template = (
+        generated_ioi_template(rng, pseudo)
+        if rng.random() < generated_frac
+        else rng.choice(templates)
+    )
     prompt = ioi_prompt(
-        rng.choice(templates), io, s, rng.choice(PLACES), rng.choice(OBJECTS), rng.random() < 0.5
+        template, io, s, rng.choice(PLACES), rng.choice(OBJECTS), rng.random() < 0.5
     )
     tail = rng.choice([".", ". {io} said thank you.", ". {io} was surprised.", " and left."])
     return prompt + " " + io + tail.format(io=io)
@@ -355,13 +533,22 @@ def story_opening(mood: str, name: str, noun: str, adj: str) -> str:
     return f"Once upon a time, there was a {adj} {noun} named {name}."
 
 
-def make_document(rng: random.Random, split: IOISplit, weights=(0.45, 0.35, 0.20)) -> str:
-    """One training document: a story, an IOI sentence or a fact."""
+def make_document(
+    rng: random.Random,
+    split: IOISplit,
+    weights=(0.45, 0.35, 0.20),
+    generated_ioi_frac: float = 0.0,
+    pseudo: float = 0.0,
+) -> str:
+    """One training document: a story, an IOI sentence or a fact.
+
+    ``generated_ioi_frac`` of IOI sentences use a template from the phase-C grammar.
+    """
     kind = rng.choices(["story", "ioi", "fact"], weights=weights)[0]
     if kind == "story":
         return make_story(rng)
     if kind == "ioi":
-        return make_ioi(rng, split.train_pairs, IOI_TRAIN_TEMPLATES)
+        return make_ioi(rng, split.train_pairs, IOI_TRAIN_TEMPLATES, generated_ioi_frac, pseudo)
     return make_fact(rng)
 
 

@@ -19,7 +19,7 @@ import torch
 from transformer_lens import HookedTransformer
 
 from engine.loading import load_model
-from organism import metrics
+from organism import corpus, metrics
 
 log = logging.getLogger("organism.evaluate")
 
@@ -81,6 +81,12 @@ def measure(model: HookedTransformer, *, n_ioi: int = 200, n_sentiment: int = 40
         "ioi_heldout_templates": metrics.top1_accuracy(
             run, tok, *metrics.ioi_cases(True, True, n=n_ioi)
         ),
+        "ioi_heldout_each_template": {
+            t: metrics.top1_accuracy(
+                run, tok, *metrics.ioi_cases(True, True, n=n_ioi // 2, templates=(t,))
+            )
+            for t in corpus.IOI_HELDOUT_TEMPLATES
+        },
         "facts": metrics.top1_accuracy(run, tok, *metrics.fact_cases()),
         "sentiment_match": metrics.sentiment_match(tl_generator(model), n=n_sentiment),
     }

@@ -93,11 +93,18 @@ def top1_accuracy(run: Runner, tok, prompts: list[str], answers: list[str]) -> f
 
 
 def ioi_cases(
-    held_out_pairs: bool, held_out_templates: bool, n: int = 200, seed: int = 7
+    held_out_pairs: bool,
+    held_out_templates: bool,
+    n: int = 200,
+    seed: int = 7,
+    templates: tuple[str, ...] | None = None,
 ) -> tuple[list[str], list[str]]:
     split = corpus.ioi_split()
     pairs = split.heldout_pairs if held_out_pairs else split.train_pairs
-    templates = corpus.IOI_HELDOUT_TEMPLATES if held_out_templates else corpus.IOI_TRAIN_TEMPLATES
+    if templates is None:
+        templates = (
+            corpus.IOI_HELDOUT_TEMPLATES if held_out_templates else corpus.IOI_TRAIN_TEMPLATES
+        )
     rng = random.Random(seed)
     prompts, answers = [], []
     for _ in range(n):

@@ -2,11 +2,13 @@
 
     python -m organism.train --out assets/organism --work runs/organism --steps 8000
 
-Two phases. Phase A (induction): every row is a random segment repeated to fill the row and
+Three phases. Phase A (induction): every row is a random segment repeated to fill the row and
 every MLP's output projection is held at zero, so an induction head forms before the MLPs
 open an easier route (see shared/ORGANISM-NOTES.md). Phase A ends once a head's induction
 score passes ``induction_target`` (after at least ``phase_a_min`` steps, at most
 ``phase_a_max``). Phase B: MLPs train on the corpus mix, with repeats kept in it.
+Phase C (from step ``phase_b_steps``): IOI sentences mostly from a grammar of templates
+at a re-warmed, lower learning rate, so IOI generalises to held-out templates.
 Checkpoints go to ``--work`` every ``ckpt_every`` steps; re-running resumes from the latest.
 """
 
@@ -33,7 +35,7 @@ log = logging.getLogger("organism.train")
 @dataclass
 class TrainConfig:
     seed: int = 0
-    steps: int = 7000
+    steps: int = 6500
     batch: int = 32
     seq: int = 128
     n_layer: int = 4
@@ -55,16 +57,36 @@ class TrainConfig:
     late_mix_from: int = 2500
     late_doc_weights: tuple[float, float, float] = (0.35, 0.5, 0.15)
     late_periodic_frac: float = 0.05
+    # Phase C (from step ``phase_b_steps``): IOI sentences mostly from the template grammar
+    # (corpus.generated_ioi_template), at a re-warmed learning rate. Phase B alone left IOI on
+    # held-out templates at 0.57-0.63 while held-out name pairs were at 1.0.
+    phase_b_steps: int = 5000
+    phase_c_lr: float = 3e-4
+    phase_c_doc_weights: tuple[float, float, float] = (0.3, 0.5, 0.2)
+    generated_ioi_frac: float = 0.8
+    # From this step, each slot of a generated template is a made-up word with this
+    # probability. Without it, held-out templates plateaued at 0.78: the model failed
+    # (ABBA order) on those whose words this tokenizer splits into rare pieces
+    # ("B e f ore", " b r ou ght"); templates with known words were at 1.0.
+    pseudo_from: int = 5500
+    pseudo_word_frac: float = 0.25
     ckpt_every: int = 250
     eval_every: int = 250
     tokenizer_docs: int = 50_000
 
 
+def _warm_cosine(step: int, start: int, end: int, warmup: int, top: float, bottom: float) -> float:
+    if step < start + warmup:
+        return top * (step - start + 1) / warmup
+    frac = (step - start - warmup) / max(1, end - start - warmup)
+    return bottom + 0.5 * (top - bottom) * (1 + math.cos(math.pi * min(1.0, frac)))
+
+
 def lr_at(cfg: TrainConfig, step: int) -> float:
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    frac = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(1.0, frac)))
+    """Warm-up + cosine over phases A and B, then again (lower) over phase C."""
+    if step < cfg.phase_b_steps:
+        return _warm_cosine(step, 0, cfg.phase_b_steps, cfg.warmup, cfg.lr, cfg.min_lr)
+    return _warm_cosine(step, cfg.phase_b_steps, cfg.steps, cfg.warmup, cfg.phase_c_lr, cfg.min_lr)
 
 
 def build_model(cfg: TrainConfig, vocab_size: int, tok) -> GPT2LMHeadModel:
@@ -190,6 +212,7 @@ def main() -> None:
     while step < cfg.steps:
         in_a = phase_a_end is None
         late = step >= cfg.late_mix_from
+        phase_c = step >= cfg.phase_b_steps
         x = make_batch(
             tok,
             split,
@@ -199,7 +222,11 @@ def main() -> None:
             seq=cfg.phase_a_seq if in_a else cfg.seq,
             repeat_frac=cfg.repeat_frac,
             periodic_frac=1.0 if in_a else (cfg.late_periodic_frac if late else cfg.periodic_frac),
-            doc_weights=cfg.late_doc_weights if late else (0.45, 0.35, 0.20),
+            doc_weights=cfg.phase_c_doc_weights
+            if phase_c
+            else (cfg.late_doc_weights if late else (0.45, 0.35, 0.20)),
+            generated_ioi_frac=cfg.generated_ioi_frac if phase_c else 0.0,
+            pseudo=cfg.pseudo_word_frac if step >= cfg.pseudo_from else 0.0,
         )
         loss = train_step(model, opt, x, lr_at(cfg, step))
         if in_a:

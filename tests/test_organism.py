@@ -64,3 +64,17 @@ def test_assets_stay_under_60_mb():
 def test_a_random_model_fails_every_phenomenon(tiny_model_dir):
     m = measure(load_model(str(tiny_model_dir)).model, n_ioi=50, n_sentiment=10)
     assert not any(passes(m).values()), passes(m)
+
+
+def test_template_grammar_never_yields_a_heldout_template_or_its_words():
+    import random
+
+    from organism import corpus
+
+    rng = random.Random(0)
+    seen = {corpus.generated_ioi_template(rng, pseudo=p) for p in (0, 0.25) for _ in range(3000)}
+    assert len(seen) > 1000  # a grammar, not a handful of templates
+    assert not seen & set(corpus.IOI_HELDOUT_TEMPLATES)
+    for word in ("Before", "Since", "Monday", "cleaned", "sent", "brought", "home"):
+        assert any(word in t for t in corpus.IOI_HELDOUT_TEMPLATES), word
+        assert not any(word in t for t in seen), word
