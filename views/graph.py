@@ -80,7 +80,10 @@ with st.expander("New graph", expanded=slug not in names):
             "batch_size": c[2].number_input("Batch size", 1, 4096, 64),
             "node_threshold": c[3].slider("Prune (node share)", 0.1, 1.0, 0.8),
         }
-        cost = shell.call(client.graph_cost, prompt, **params) if has_tc else None
+        key = repr((caps["model"]["fingerprint"], prompt, sorted(params.items())))
+        if has_tc and st.session_state.get("graph_cost", (None,))[0] != key:  # one forward pass
+            st.session_state["graph_cost"] = (key, shell.call(client.graph_cost, prompt, **params))
+        cost = st.session_state["graph_cost"][1] if has_tc else None
         if cost:
             st.caption(
                 f"{cost['n_tokens']} tokens · {cost['active_latents']} active latents · "
