@@ -65,22 +65,31 @@ def test_graph_page_generate_click_pin(page, app_server):
 
 
 def test_component_graph_with_a_supernode_from_the_file(page, app_server):
-    """A component graph made over the API, a supernode written into its qParams: the page
-    opens it from a link and draws the supernode (the file's qParams carry over)."""
-    page.goto(f"{app_server['url']}/graph")
+    """A component graph built with the page's form; a supernode written into its qParams
+    over the API shows when the graph is opened again (the file's qParams carry over)."""
+    clean = "When Mary and John went to the store, John gave a drink to"
+    page.goto(f"{app_server['url']}/graph?prompt={quote_plus(clean)}")
     page.get_by_text("Saved graphs (this model)").wait_for(timeout=LOAD)
+    page.get_by_text("Components (attribution patching)").click()
+    box = page.get_by_label("Corrupted prompt (same number of tokens)")
+    box.wait_for(timeout=30_000)
+    box.fill(clean.replace(", John gave", ", Mary gave"))
+    page.get_by_label("Target token (·Paris or #123)").fill("·Mary")
+    page.get_by_label("Minus baseline token (optional)").fill("·John")
+    page.wait_for_timeout(500)
+    page.get_by_role("button", name="Build component graph").click()
+    page.wait_for_url(re.compile(r"graph=organism-component-"), timeout=60_000)
+    page.get_by_text("Component graph (attribution patching)").wait_for(timeout=60_000)
+    slug = re.search(r"graph=([a-z0-9-]+)", page.url).group(1)
     engine = app_server["engine_url"]
-    body = {"prompt": "When Mary and John went to the store, John gave a drink to",
-            "corrupted": "When Mary and John went to the store, Mary gave a drink to",
-            "target": " Mary", "baseline": " John"}  # fmt: skip
-    info = httpx.post(f"{engine}/graphs/components", json=body, timeout=120).json()
-    doc = httpx.get(f"{engine}/graphs/{info['slug']}", timeout=30).json()
+    doc = httpx.get(f"{engine}/graphs/{slug}", timeout=30).json()
+    assert doc["metadata"]["info"]["corrupted"].endswith("Mary gave a drink to")
     heads = sorted((n for n in doc["nodes"] if n["feature_type"] == "attention head"),
                    key=lambda n: n["influence"])[:2]  # fmt: skip
     ids = [n["node_id"] for n in heads]
     q = {"pinnedIds": ids, "supernodes": [["movers", *ids]], "clickedId": ""}
-    assert httpx.put(f"{engine}/graphs/{info['slug']}/qparams", json=q).status_code == 200
-    page.goto(f"{app_server['url']}/graph?prompt={quote_plus(body['prompt'])}&graph={info['slug']}")
+    assert httpx.put(f"{engine}/graphs/{slug}/qparams", json=q).status_code == 200
+    page.goto(f"{app_server['url']}/graph?prompt={quote_plus(clean)}&graph={slug}")
     page.get_by_text("Component graph (attribution patching)").wait_for(timeout=60_000)
     page.locator("text.annotation-text", has_text="movers").first.wait_for(timeout=30_000)
     page.wait_for_url(re.compile(r"pinned="), timeout=30_000)
