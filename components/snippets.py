@@ -200,3 +200,49 @@ def dla_terms(res: dict, terms: list[tuple[str, float]]) -> BundleSpec:
         code=_dla_code(res),
         labels={"term": [n for n, _ in terms]},
     )
+
+
+def sae_token_latents(res: dict, order: list[int]) -> BundleSpec:
+    """SAE latents view: activation of each shown latent at each token, where it is among the
+    token's top-k (blank elsewhere and at special tokens such as BOS), as the figure draws it."""
+    info, top_k = res["sae"], max((len(row) for row in res["top"]), default=0)
+    special = [t["pos"] for t in res["tokens"] if t["start"] is None]
+    where = {i: k for k, i in enumerate(order)}
+    acts: list[list[float | None]] = [[None] * len(res["tokens"]) for _ in order]
+    for pos, row in enumerate(res["top"]):
+        for r in row:
+            if r["index"] in where and pos not in special:
+                acts[where[r["index"]]][pos] = r["act"]
+    if info.get("release"):
+        load = f"sae = SAE.from_pretrained({info['release']!r}, {info['sae_id']!r})"
+    else:
+        load = f"sae = SAE.load_from_disk({_relative(info.get('path') or '')!r})"
+    code = f"""
+        from sae_lens import SAE
+
+        {load}
+        TOP_K, LATENTS, SPECIAL = {top_k}, {order!r}, {special!r}
+        acts = sae.encode(cache[sae.cfg.metadata.hook_name][0])  # [pos, d_sae]
+        shown = torch.zeros_like(acts, dtype=torch.bool)
+        shown.scatter_(-1, acts.topk(TOP_K, dim=-1).indices, True)  # each token's top-k
+        shown &= acts > 0
+        shown[SPECIAL] = False  # BOS: the SAE was not trained on it
+        z = torch.where(shown, acts, torch.nan)[:, LATENTS].T  # [latent, pos]
+        data = {{"acts": [[None if v != v else v for v in row] for row in z.tolist()]}}
+        """
+    return BundleSpec(
+        data={"acts": Array(("latent", "pos"), acts)},
+        code=code,
+        labels={"latent": [f"#{i}" for i in order], "pos": _token_labels(res["tokens"])},
+        packages=("transformer_lens", "sae_lens"),
+    )
+
+
+def _relative(path: str) -> str:
+    """`path` relative to the working directory when it is inside it."""
+    from pathlib import Path
+
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return path

@@ -100,6 +100,29 @@ def test_every_view_snippet_recomputes_its_bundle_data(organism, tmp_path, monke
             raise AssertionError(f"{case}: {e}") from None
 
 
+def test_sae_latents_snippet_recomputes_with_saelens(organism, tmp_path, monkeypatch):
+    """The SAE latents view's bundle: SAELens loads the shipped SAE and re-encodes."""
+    from components.latent_figures import token_latent_figure
+
+    monkeypatch.chdir(REPO_ROOT)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    hooks = sorted(p.name for p in (ORGANISM / "saes").iterdir() if p.is_dir())
+    if not hooks:
+        pytest.skip("no shipped SAEs")
+    prompt = "Once upon a time, there was a happy girl named Lily."
+    res = analyze(organism, "sae_latents", prompt, sae=hooks[0], top_k=5, n_strongest=5)
+    order = token_latent_figure(res).layout.meta["latents"]
+    spec = snippets.sae_token_latents(res, order)
+    assert any(v is not None for row in spec.data["acts"].values for v in row)
+    assert "SAE.load_from_disk('assets/organism/saes/" in run_snippet_code(spec, organism, prompt)
+    assert_recomputes(spec, run_snippet(spec, organism, prompt, tmp_path))
+
+
+def run_snippet_code(spec: bundles.BundleSpec, engine: Engine, prompt: str) -> str:
+    info = engine.model_info().model_dump()
+    return bundles.snippet(bundles.ModelRef.from_info(info, REPO_ROOT), prompt, spec, "test")
+
+
 def test_a_wrong_snippet_is_caught(organism, tmp_path, monkeypatch):
     """The comparison is not vacuous: the logit-lens snippet at another stage disagrees."""
     monkeypatch.chdir(REPO_ROOT)

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 import streamlit as st
 
 from components import latent_figures as lf
-from components import shell, state, widgets
+from components import shell, snippets, state, widgets
 from components.latent_panel import show_latent_panel
 from engine.client import EngineRequestError
 
@@ -69,6 +69,7 @@ order = fig.layout.meta["latents"] if fig.layout.meta else []
 widgets.figure(
     fig, name="sae_token_latents", params={"sae": sae},
     on_click=lambda p: {"latent": order[int(p["y"])]} if "y" in p and order else {},
+    bundle=snippets.sae_token_latents(res, order) if order else None,
 )  # fmt: skip
 st.caption("Click a row to open that latent below.")
 
