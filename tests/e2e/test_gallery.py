@@ -5,6 +5,7 @@ hides the chrome and enlarges the text; the screenshots become docs/gallery/ (RE
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
 from engine.launcher import REPO_ROOT
 from tests.e2e.pages import app_pages, page_errors, settle, view_url
@@ -27,14 +28,15 @@ def test_page_in_both_modes(page, app_server, path, mode):
     settle(page)
     assert page_errors(page) == []
     sidebar = page.get_by_test_id("stSidebar")
-    root_font = page.evaluate("getComputedStyle(document.documentElement).fontSize")
-    if mode == "presenter":
-        assert sidebar.is_hidden() and page.get_by_test_id("stHeader").is_hidden()
-        assert root_font == "22px"
-        assert page.get_by_text("Presenter mode").first.is_visible()  # the way back
-        assert page.get_by_role("button", name="PNG", exact=True).count() == 0  # no download chrome
+    if mode == "presenter":  # (a page that reruns itself redraws: give the style a moment)
+        expect(sidebar).to_be_hidden(timeout=15_000)
+        expect(page.get_by_test_id("stHeader")).to_be_hidden()
+        page.wait_for_function("getComputedStyle(document.documentElement).fontSize == '22px'")
+        expect(page.get_by_text("Presenter mode").first).to_be_visible()  # the way back
+        assert page.get_by_role("button", name="PNG", exact=True).count() == 0  # no downloads
     else:
-        assert sidebar.is_visible() and root_font == "16px"
+        expect(sidebar).to_be_visible()
+        assert page.evaluate("getComputedStyle(document.documentElement).fontSize") == "16px"
     GALLERY.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(GALLERY / shot_name(path, mode)))
 
