@@ -50,6 +50,15 @@ def guarded(browser):
     ctx.close()
 
 
+def test_streamlit_sends_no_usage_stats():
+    import tomllib
+
+    from engine.launcher import REPO_ROOT
+
+    config = tomllib.loads((REPO_ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["browser"]["gatherUsageStats"] is False
+
+
 def test_guard_records_a_request_that_leaves_the_machine(guarded, app_server):
     """The guard itself works: a page that asks for a CDN script gets it recorded."""
     page, leaks = guarded
