@@ -2,17 +2,19 @@
 
 ``resolve`` turns a request's vector specs into directions at hook points (an SAE or
 transcoder latent's decoder row, or a contrastive mean difference) and checks them.
-``generate_pair`` runs the baseline and the steered continuation as one batch of two rows
-through TransformerLens's KV cache (``TransformerLensKeyValueCache``, the cache
-``HookedTransformer.generate`` uses), steering only row 1: both rows sample with their own
-generator seeded alike, so with every coefficient at 0 the two are the same tokens. Each step
-yields both tokens and KL(steered || base) of that step's next-token distributions.
+``generate_pair`` runs the baseline and the steered continuation step by step, each on its own
+TransformerLens KV cache (``TransformerLensKeyValueCache``, the cache
+``HookedTransformer.generate`` uses) through the same code and with a generator seeded alike,
+so with every coefficient at 0 the two are the same tokens. The baseline of a prompt and
+sampling settings is kept, so moving a slider recomputes only the steered continuation. Each
+step yields both tokens and KL(steered || base) of that step's next-token distributions.
 A *condition* gates a vector to the positions where an SAE latent (read at or before the
 vector's hook point) is above its threshold.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 from collections import OrderedDict
@@ -162,8 +164,8 @@ def resolve(lm: LoadedModel, vectors: list[SteeringVector]) -> list[Resolved]:
 
 
 # --- generation ------------------------------------------------------------------------------
-def _hooks(resolved: list[Resolved], device: str, dtype: torch.dtype, row: int) -> list:
-    """One hook per hook point: read the conditions there, then add the vectors (row only)."""
+def _hooks(resolved: list[Resolved], device: str, dtype: torch.dtype) -> list:
+    """One hook per hook point: read the conditions there, then add the vectors."""
     by_hook: dict[str, list[Resolved]] = {}
     for r in resolved:
         by_hook.setdefault(r.hook, []).append(r)
@@ -177,10 +179,10 @@ def _hooks(resolved: list[Resolved], device: str, dtype: torch.dtype, row: int) 
 
         def hook(act: Tensor, hook) -> Tensor:
             for r in gates:
-                lat = r.gate.encode(act[row])[..., r.gate_index]
-                masks[id(r)] = (lat > r.threshold).to(act.dtype)[:, None]
+                lat = r.gate.encode(act)[..., r.gate_index]
+                masks[id(r)] = (lat > r.threshold).to(act.dtype)[..., None]
             for r, delta in adds:
-                act[row] += delta * masks[id(r)] if r.gate is not None else delta
+                act = act + (delta * masks[id(r)] if r.gate is not None else delta)
             return act
 
         return hook
@@ -189,27 +191,74 @@ def _hooks(resolved: list[Resolved], device: str, dtype: torch.dtype, row: int) 
 
 
 def _sample(
-    logits: Float[Tensor, "2 vocab"],
-    gens: list[torch.Generator],
-    temperature: float,
-    top_k: int | None,
-) -> Int[Tensor, " 2"]:
+    logits: Float[Tensor, " vocab"], gen: torch.Generator, temperature: float, top_k: int | None
+) -> Int[Tensor, " 1"]:
     if temperature == 0:
-        return logits.argmax(-1)
+        return logits.argmax(-1, keepdim=True)
     logits = logits / temperature
     if top_k is not None and top_k < logits.shape[-1]:
-        kth = logits.topk(top_k, dim=-1).values[:, -1:]
+        kth = logits.topk(top_k).values[-1]
         logits = logits.masked_fill(logits < kth, float("-inf"))
-    probs = logits.softmax(-1)
-    return torch.cat([torch.multinomial(probs[i], 1, generator=g) for i, g in enumerate(gens)])
+    return torch.multinomial(logits.softmax(-1), 1, generator=gen)
 
 
 @dataclass
 class Step:
     step: int
-    base: int | None  # None once that row has stopped at EOS
+    base: int | None  # None once that continuation has stopped at EOS
     steered: int | None
     kl: float
+
+
+class Continuation:
+    """One sampled continuation on its own TransformerLens KV cache, with its own hooks.
+
+    Baseline and steered continuations run through this same code (batch 1, the same
+    shapes), so with every coefficient at 0 they agree bit for bit."""
+
+    def __init__(self, lm: LoadedModel, token_ids: list[int], hooks: list, req: SteerRequest):
+        self.model, self.hooks, self.req = lm.model, hooks, req
+        device = lm.model.cfg.device
+        self.cache = TransformerLensKeyValueCache.init_cache(lm.model.cfg, device, 1)
+        self.gen = torch.Generator(device=device).manual_seed(req.seed)
+        self.eos = lm.model.tokenizer.eos_token_id if req.stop_at_eos else None
+        self.next_input = torch.tensor([token_ids], device=device)
+        self.done = False
+
+    def step(self) -> tuple[int | None, Float[Tensor, " vocab"] | None]:
+        """The next token and the log-probabilities it was sampled from (None once at EOS)."""
+        if self.done:
+            return None, None
+        x = self.next_input
+        mask = torch.ones_like(x)
+        if self.hooks:
+            with self.model.hooks(fwd_hooks=self.hooks):
+                logits = self.model(x, past_kv_cache=self.cache, attention_mask=mask)
+        else:
+            logits = self.model(x, past_kv_cache=self.cache, attention_mask=mask)
+        last = logits[0, -1].float()
+        token = _sample(last, self.gen, self.req.temperature, self.req.top_k)
+        self.next_input = token[None]
+        tid = int(token)
+        self.done = tid == self.eos
+        return tid, last.log_softmax(-1)
+
+
+# Baseline continuations by (model, prompt, sampling settings): moving a slider recomputes only
+# the steered one.
+_BASELINES: OrderedDict[tuple, list[tuple[int, Tensor]]] = OrderedDict()
+_BASELINES_KEEP = 4
+
+
+def _baseline_key(lm: LoadedModel, token_ids: list[int], req: SteerRequest) -> tuple:
+    return (lm.fingerprint, tuple(token_ids), req.max_new_tokens, req.temperature, req.top_k,
+            req.seed, req.stop_at_eos)  # fmt: skip
+
+
+def _kl(p_log: Tensor | None, q_log: Tensor | None) -> float:
+    if p_log is None or q_log is None:
+        return 0.0
+    return float((p_log.exp() * (p_log - q_log)).sum())
 
 
 @torch.inference_mode()
@@ -220,33 +269,48 @@ def generate_pair(
     req: SteerRequest,
     stop: threading.Event | None = None,
 ) -> Iterator[Step]:
-    """Baseline (row 0) and steered (row 1) continuations of `token_ids`, a step at a time."""
-    model = lm.model
-    device = model.cfg.device
-    tokens = torch.tensor([token_ids, token_ids], device=device)
+    """Baseline and steered continuations of `token_ids`, a step at a time; the baseline comes
+    from the cache when these sampling settings ran before."""
     n_new = min(req.max_new_tokens, lm.n_ctx - len(token_ids))
-    cache = TransformerLensKeyValueCache.init_cache(model.cfg, device, 2)
-    gens = [torch.Generator(device=device).manual_seed(req.seed) for _ in range(2)]
-    eos = model.tokenizer.eos_token_id if req.stop_at_eos else None
-    done = torch.zeros(2, dtype=torch.bool, device=device)
-    with model.hooks(fwd_hooks=_hooks(resolved, device, model.cfg.dtype, row=1)):
-        logits = model(tokens, past_kv_cache=cache, attention_mask=torch.ones_like(tokens))
-        for step in range(n_new):
-            last = logits[:, -1].float()
-            nxt = _sample(last, gens, req.temperature, req.top_k)
-            logp = last.log_softmax(-1)
-            kl = (logp[1].exp() * (logp[1] - logp[0])).sum()
-            ids = torch.where(done, torch.full_like(nxt, eos if eos is not None else 0), nxt)
-            base, steered, kl_v = torch.cat([ids.float(), kl[None]]).tolist()
-            yield Step(
-                step, None if done[0] else int(base), None if done[1] else int(steered), kl_v
-            )
-            if eos is not None:
-                done |= nxt == eos
-                if bool(done.all()):
-                    return
-            if stop is not None and stop.is_set():
-                return
-            if step + 1 < n_new:
-                inp = ids[:, None]
-                logits = model(inp, past_kv_cache=cache, attention_mask=torch.ones_like(inp))
+    key = _baseline_key(lm, token_ids, req)
+    cached = _BASELINES.get(key)
+    base = None if cached is not None else Continuation(lm, token_ids, [], req)
+    steer = None
+    if resolved:
+        steer = Continuation(
+            lm, token_ids, _hooks(resolved, lm.model.cfg.device, lm.model.cfg.dtype), req
+        )
+    record: list[tuple[int, Tensor]] = []
+    with contextlib.ExitStack() as stack:
+        if base is None and steer is not None:  # steered only: its hooks stay on throughout
+            stack.enter_context(lm.model.hooks(fwd_hooks=steer.hooks))
+            steer.hooks = []
+        yield from _steps(n_new, base, steer, cached, record, stop)
+    if base is not None and (base.done or len(record) == n_new):
+        _BASELINES[key] = record
+        while len(_BASELINES) > _BASELINES_KEEP:
+            _BASELINES.popitem(last=False)
+
+
+def _steps(
+    n_new: int,
+    base: Continuation | None,
+    steer: Continuation | None,
+    cached: list[tuple[int, Tensor]] | None,
+    record: list[tuple[int, Tensor]],
+    stop: threading.Event | None,
+) -> Iterator[Step]:
+    """Step both continuations (the baseline from `cached` when given), recording it."""
+    for step in range(n_new):
+        if base is not None:
+            b_tok, b_log = base.step()
+            if b_tok is not None:
+                record.append((b_tok, b_log))
+        else:
+            b_tok, b_log = cached[step] if step < len(cached) else (None, None)
+        s_tok, s_log = steer.step() if steer is not None else (b_tok, b_log)
+        if b_tok is None and s_tok is None:
+            break
+        yield Step(step, b_tok, s_tok, _kl(s_log, b_log))
+        if stop is not None and stop.is_set():
+            break

@@ -58,7 +58,10 @@ def test_coefficient_zero_is_exactly_the_baseline(org):
         req = SteerRequest(prompt=SAD, vectors=[latent_vector(0.0)], max_new_tokens=15, seed=seed)
         steps = run(org, req)
         assert [s.steered for s in steps] == [s.base for s in steps]
-        assert max(s.kl for s in steps) < 1e-5  # float noise between the two batch rows
+        assert all(s.kl == 0.0 for s in steps)
+        moved = run(org, req.model_copy(update={"vectors": [latent_vector(30.0)]}))
+        assert [s.base for s in moved] == [s.base for s in steps]  # the kept baseline
+        assert [s.steered for s in moved] != [s.steered for s in steps]
 
 
 def test_baseline_equals_transformerlens_generate(org):
