@@ -65,3 +65,16 @@ def test_latents_page_shows_latents_and_a_panel(page, app_server):
     page.get_by_text("Top-activating examples").first.wait_for(timeout=LOAD)
     page.get_by_text("Logit effect").first.wait_for(timeout=LOAD)
     shot(page, "latents_page", 3200)
+
+
+def test_contrastive_sentiment_vector(page, app_server):
+    """A happy-minus-sad contrastive vector at layer 0 on a sad opening (the gallery shot)."""
+    setup = {"vectors": [{"kind": "contrastive", "hook": "blocks.0.hook_resid_post",
+                          "positive": ss.EXAMPLE_POSITIVE.splitlines(),
+                          "negative": ss.EXAMPLE_NEGATIVE.splitlines(), "coefficient": 6.0}]}  # fmt: skip
+    query = f"prompt={quote_plus(PROMPT)}&steer={ss.to_url(setup)}&slen=40&stemp=0"
+    page.goto(f"{app_server['url']}/steering?{query}")
+    wait_done(page)
+    assert steered_text(page) != page.locator(".baseline-out").first.inner_text()
+    page.get_by_text("contrastive × 6").first.wait_for(timeout=30_000)  # the applied vector
+    shot(page, "steering_sentiment", 1300)
