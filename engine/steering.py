@@ -56,7 +56,7 @@ class Resolved:
     direction: Float[Tensor, " d"]
     coefficient: float
     label: str
-    gate: saes.Dictionary | None = None
+    gate: saes.Dictionary | Probe | None = None
     gate_index: int = 0
     threshold: float = 0.0
 
@@ -146,17 +146,43 @@ def _resolve_one(lm: LoadedModel, v: SteeringVector) -> Resolved:
     return out
 
 
-def _gate(lm: LoadedModel, r: Resolved, c: Condition) -> None:
+@dataclass
+class Probe:
+    """A probe direction read at a hook point, shaped like a one-latent dictionary."""
+
+    reads: str
+    direction: Float[Tensor, " d"]
+
+    def encode(self, x: Float[Tensor, "... d"]) -> Float[Tensor, "... 1"]:
+        return (x @ self.direction.to(x.device, x.dtype))[..., None]
+
+
+def _condition_source(lm: LoadedModel, c: Condition) -> tuple[saes.Dictionary | Probe, int]:
+    if c.probe_hook is not None:
+        _check_hook(lm, c.probe_hook)
+        if not c.positive or not c.negative:
+            raise EngineError(
+                422, "probe_needs_prompts", "A probe condition needs prompts on both sides."
+            )
+        d = contrastive(lm, c.positive, c.negative, c.probe_hook)
+        return Probe(c.probe_hook, d / d.norm().clamp_min(1e-12)), 0
+    if not c.sae:
+        raise EngineError(422, "condition_needs_source", "A condition needs an SAE or a probe.")
     g = saes.for_model(lm).get(c.sae)
     saes.check_index(g, c.index)
+    return g, c.index
+
+
+def _gate(lm: LoadedModel, r: Resolved, c: Condition) -> None:
+    g, index = _condition_source(lm, c)
     if hook_order(g.reads) > hook_order(r.hook):
         raise EngineError(
             422,
             "condition_after_hook",
-            f"The condition's SAE reads {g.reads}, after the vector's hook point {r.hook}: "
+            f"The condition reads {g.reads}, after the vector's hook point {r.hook}: "
             "a condition must be read at or before where the vector is added.",
         )
-    r.gate, r.gate_index, r.threshold = g, c.index, c.threshold
+    r.gate, r.gate_index, r.threshold = g, index, c.threshold
 
 
 def resolve(lm: LoadedModel, vectors: list[SteeringVector]) -> list[Resolved]:

@@ -157,3 +157,16 @@ def test_stream_api(org):
         )
         r = api.post("/steering/generate", json=bad)
         assert r.status_code == 422 and r.json()["error"]["code"] == "bad_hook_point"
+
+
+def test_probe_condition_gates_like_its_projection(org, openings):
+    happy, sad = openings
+    vec = latent_vector(30.0)
+    req = SteerRequest(prompt=SAD, vectors=[vec], max_new_tokens=12, seed=4)
+    plain = [s.steered for s in run(org, req)]
+    probe = {"probe_hook": "blocks.0.hook_resid_post", "positive": happy, "negative": sad}
+    always = vec.model_copy(update={"condition": Condition(threshold=-1e9, **probe)})
+    never = vec.model_copy(update={"condition": Condition(threshold=1e9, **probe)})
+    assert [s.steered for s in run(org, req.model_copy(update={"vectors": [always]}))] == plain
+    gated = run(org, req.model_copy(update={"vectors": [never]}))
+    assert [s.steered for s in gated] == [s.base for s in gated]

@@ -71,19 +71,40 @@ def vector_row(i: int, v: dict) -> dict | None:
             return None
         out = {**v, "coefficient": coef, "hook": hook}
         out.pop("condition", None)
-        with st.expander("Only where a latent is active (conditional steering)"):
+        with st.expander("Only where a latent (or a probe direction) is active"):
             cond = v.get("condition") or {}
             on = st.toggle("conditional", bool(cond), key=f"cond_{rev}_{i}")
+            kinds = ["SAE latent", "probe direction"]
+            kind = st.segmented_control("gate", kinds, key=f"ckind_{rev}_{i}",
+                                        default=kinds[1] if cond.get("probe_hook") else kinds[0])  # fmt: skip
             a, b, c = st.columns(3)
-            sae = a.text_input("SAE (hook point)", cond.get("sae", "blocks.1.hook_resid_post"),
-                               key=f"csae_{rev}_{i}")  # fmt: skip
-            idx = b.number_input(
-                "latent", 0, value=int(cond.get("index", 0)), key=f"cidx_{rev}_{i}"
-            )
-            thr = c.number_input("threshold", 0.0, value=float(cond.get("threshold", 0.0)),
+            thr = c.number_input("threshold", value=float(cond.get("threshold", 0.0)),
                                  key=f"cthr_{rev}_{i}")  # fmt: skip
+            if kind == kinds[1]:
+                ph = cond.get("probe_hook") or "blocks.0.hook_resid_post"
+                hook_p = a.selectbox("probe read at", hooks, index=hooks.index(ph) if ph in hooks else 0,
+                                     key=f"cph_{rev}_{i}")  # fmt: skip
+                pos = st.text_area(
+                    "probe: positive prompts",
+                    "\n".join(cond.get("positive", [])) or ss.EXAMPLE_POSITIVE,
+                    key=f"cpp_{rev}_{i}",
+                )
+                neg = st.text_area(
+                    "probe: negative prompts",
+                    "\n".join(cond.get("negative", [])) or ss.EXAMPLE_NEGATIVE,
+                    key=f"cpn_{rev}_{i}",
+                )
+                gate = {"probe_hook": hook_p, "positive": [x for x in pos.splitlines() if x.strip()],
+                        "negative": [x for x in neg.splitlines() if x.strip()]}  # fmt: skip
+            else:
+                sae = a.text_input("SAE (hook point)", cond.get("sae") or "blocks.1.hook_resid_post",
+                                   key=f"csae_{rev}_{i}")  # fmt: skip
+                idx = b.number_input(
+                    "latent", 0, value=int(cond.get("index", 0)), key=f"cidx_{rev}_{i}"
+                )
+                gate = {"sae": sae, "index": int(idx)}
             if on:
-                out["condition"] = {"sae": sae, "index": int(idx), "threshold": float(thr)}
+                out["condition"] = {**gate, "threshold": float(thr)}
         return {k: val for k, val in out.items() if val is not None}
 
 

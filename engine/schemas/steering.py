@@ -22,10 +22,17 @@ class VectorKind(StrEnum):
 
 
 class Condition(BaseModel):
+    """Where a vector applies: an SAE latent above a threshold, or (with ``probe_hook``) a
+    probe direction, the unit mean difference of two prompt sets at that hook, whose
+    projection exceeds the threshold."""
+
     model_config = ConfigDict(extra="forbid")
-    sae: str = Field(description="the SAE whose latent gates the vector")
-    index: int = Field(ge=0)
-    threshold: float = Field(default=0.0, ge=0.0, description="apply where the latent exceeds it")
+    sae: str | None = Field(default=None, description="the SAE whose latent gates the vector")
+    index: int = Field(default=0, ge=0)
+    threshold: float = Field(default=0.0, description="apply where the value exceeds it")
+    probe_hook: str | None = Field(default=None, description="a probe direction read here")
+    positive: list[str] = Field(default_factory=list, max_length=64)
+    negative: list[str] = Field(default_factory=list, max_length=64)
 
 
 class SteeringVector(BaseModel):
