@@ -78,3 +78,16 @@ def test_contrastive_sentiment_vector(page, app_server):
     assert steered_text(page) != page.locator(".baseline-out").first.inner_text()
     page.get_by_text("contrastive × 6").first.wait_for(timeout=30_000)  # the applied vector
     shot(page, "steering_sentiment", 1300)
+
+
+def test_probe_condition_from_the_url(page, app_server):
+    probe = {"probe_hook": "blocks.0.hook_resid_post", "threshold": 0.0,
+             "positive": ss.EXAMPLE_POSITIVE.splitlines(), "negative": ss.EXAMPLE_NEGATIVE.splitlines()}  # fmt: skip
+    setup = {"vectors": [{"kind": "sae_latent", "sae": "blocks.1.hook_resid_post", "index": 0,
+                          "coefficient": 20.0, "condition": probe}]}  # fmt: skip
+    page.goto(f"{app_server['url']}/steering?prompt={quote_plus(PROMPT)}&steer={ss.to_url(setup)}")
+    wait_done(page)
+    page.get_by_text("where its condition holds").first.wait_for(timeout=30_000)
+    page.get_by_text("Only where a latent (or a probe direction) is active").first.click()
+    page.get_by_text("probe: positive prompts").first.wait_for(timeout=30_000)
+    shot(page, "steering_probe_condition", 1500)
