@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from circuit_tracer import attribute
 from circuit_tracer.frontend.graph_models import Model
 from circuit_tracer.graph import Graph
@@ -122,7 +123,8 @@ def test_saved_graph_reloads_through_circuit_tracer(org, full_graphs, tmp_path) 
     store = graph_service(org).store
     doc = json.loads(store.json_path(info["slug"]).read_text())
     model = Model.model_validate(doc)  # the schema circuit-tracer's viewer and Neuronpedia read
-    assert model.metadata.slug == info["slug"] and model.metadata.scan == "organism-transcoders"
+    scan = yaml.safe_load((ASSETS / "transcoders" / "config.yaml").read_text())["scan"]
+    assert model.metadata.slug == info["slug"] and model.metadata.scan == scan
     index = json.loads((store.root / "graph-metadata.json").read_text())
     assert info["slug"] in [x["slug"] for x in index["graphs"]]
     create_graph_files(Graph.from_pt(str(store.pt_path(info["slug"]))), "again", str(tmp_path))
