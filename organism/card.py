@@ -50,9 +50,14 @@ def render(root: Path) -> str:
         + (f"Phase C (steps {train['phase_b_steps']}–{train['steps']}, lr re-warmed to "
            f"{train['phase_c_lr']}, cosine to {train['min_lr']}): story/IOI/fact weights "
            f"{tuple(train['phase_c_doc_weights'])}, and {train['generated_ioi_frac']:.0%} of IOI "
-           f"sentences from a grammar of templates (`corpus.generated_ioi_template`: ~11k "
+           f"sentences from a grammar of templates (`corpus.generated_ioi_template`: ~47k "
            f"distinct templates; no held-out template and none of their distinctive words — "
-           f"Before, Since, Monday, home, met, cleaned, sent, brought — ever appear in it). "
+           f"Before, Since, Monday, home, met, cleaned, sent, brought — ever appear in it); "
+           f"from step {train['pseudo_from']}, each of a generated template's opener and verbs "
+           f"is a made-up letter string with probability {train['pseudo_word_frac']}, so the "
+           f"model learns to read past words it does not know (before that, held-out "
+           f"templates plateaued at 0.78: the ones this tokenizer splits into rare pieces, "
+           f"'B·e·f·ore' and ' b·r·ou·ght', failed in ABBA order). "
            if "phase_b_steps" in train else "")
         + "Reproduce with `python -m organism.train` (see `organism/`).",
         "",

@@ -20,10 +20,9 @@ def organism_metrics():
     return measure(load_model(str(DEFAULT_MODEL_DIR)).model)
 
 
-KNOWN_GAPS = {
-    # Held-out IOI templates: 0.57 top-1 (needs 0.9) after 5,000 steps; held-out name pairs
-    # are at 1.0. strict: this test fails loudly once a retrained organism closes the gap.
-    "ioi_heldout_templates": "the shipped organism generalises IOI to new name pairs, not yet to new templates",
+KNOWN_GAPS: dict[str, str] = {
+    # phenomenon -> why it is below its bar (the test is xfail(strict): it fails once fixed).
+    # Empty since phase C closed the held-out-template IOI gap (0.57 -> 1.00).
 }
 
 
