@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas  # noqa: F401  (before any page: plotly imports it lazily, and two script threads racing that import fail a rerun)
 import streamlit as st
 
 from components import shell, state, tour_bar
