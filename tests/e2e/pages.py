@@ -41,15 +41,17 @@ def view_url(base: str, path: str, present: bool = False) -> str:
 
 
 def settle(page, timeout: int = LOAD) -> None:
-    """Wait until the page has a title and Streamlit has finished running the script."""
+    """Wait until the page has a title and Streamlit has finished running the script, and stays
+    finished for a second with no placeholders left (a page may rerun itself once or twice)."""
     page.locator("h1").first.wait_for(timeout=timeout)
-    page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(
-        timeout=timeout
-    )
-    page.wait_for_timeout(1200)  # figures draw after the script run ends
-    page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(
-        timeout=timeout
-    )
+    idle = page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]')
+    skeleton = page.locator('[data-testid="stSkeleton"]')
+    for _ in range(30):
+        idle.wait_for(timeout=timeout)
+        page.wait_for_timeout(1000)  # figures draw after the script run ends
+        if idle.count() == 1 and skeleton.count() == 0:
+            return
+    raise AssertionError("the page never settled")
 
 
 def page_errors(page) -> list[str]:
