@@ -16,6 +16,14 @@ from tests.helpers import make_tiny_gpt2
 
 
 @pytest.fixture(autouse=True)
+def _grad_mode_restored():
+    """A test that switches autograd off globally must not leak it into the next test."""
+    grad = torch.is_grad_enabled()
+    yield
+    torch.set_grad_enabled(grad)
+
+
+@pytest.fixture(autouse=True)
 def _seed_everything():
     random.seed(0)
     np.random.seed(0)

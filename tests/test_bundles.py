@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import plotly.graph_objects as go
 import pytest
+import torch
 
 from components import bundles, snippets
 from components.dla_figures import bar_terms
@@ -45,7 +46,11 @@ def run_snippet(spec: bundles.BundleSpec, engine: Engine, prompt: str, tmp_path:
     code = bundles.snippet(bundles.ModelRef.from_info(info, REPO_ROOT), prompt, spec, "test")
     path = tmp_path / "snippet.py"
     path.write_text(code)
-    return runpy.run_path(str(path), run_name="snippet")["data"]
+    grad = torch.is_grad_enabled()  # the snippet turns gradients off for its own process
+    try:
+        return runpy.run_path(str(path), run_name="snippet")["data"]
+    finally:
+        torch.set_grad_enabled(grad)
 
 
 def assert_recomputes(spec: bundles.BundleSpec, data: dict) -> None:
