@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from engine.api import create_app
 from engine.service import Engine
-from engine.settings import EngineSettings
+from engine.settings import DEFAULT_MODEL_DIR, EngineSettings
 from tests.helpers import make_tiny_gpt2
 
 
@@ -52,3 +52,15 @@ def api(engine):
 @pytest.fixture
 def model(engine):
     return engine.require_model().model
+
+
+@pytest.fixture(scope="module")
+def org(tmp_path_factory):
+    """An engine on the shipped demo organism, with a cache of its own for each test module."""
+    if not (DEFAULT_MODEL_DIR / "config.json").is_file():
+        pytest.skip("the demo organism is not shipped here")
+    eng = Engine(
+        EngineSettings(model=str(DEFAULT_MODEL_DIR), cache_dir=tmp_path_factory.mktemp("org"))
+    )
+    yield eng
+    eng.close()

@@ -20,20 +20,10 @@ from components.dla_figures import bar_terms
 from engine.launcher import REPO_ROOT
 from engine.schemas.analyses import AnalysisRequest
 from engine.service import Engine
-from engine.settings import EngineSettings
 
 ORGANISM = REPO_ROOT / "assets" / "organism"
 IOI = "When Mary and John went to the store, John gave a drink to"
 REPEAT = "sky ring beach prize store girl sky ring beach prize store girl"
-
-
-@pytest.fixture(scope="module")
-def organism(tmp_path_factory):
-    if not (ORGANISM / "config.json").exists():
-        pytest.skip("the demo organism is not shipped here")
-    eng = Engine(EngineSettings(model=str(ORGANISM), cache_dir=tmp_path_factory.mktemp("c")))
-    yield eng
-    eng.close()
 
 
 def analyze(engine: Engine, name: str, prompt: str, **params) -> dict:
@@ -88,10 +78,10 @@ def view_specs(engine: Engine) -> list[tuple[str, str, bundles.BundleSpec]]:
     return out
 
 
-def test_every_view_snippet_recomputes_its_bundle_data(organism, tmp_path, monkeypatch):
+def test_every_view_snippet_recomputes_its_bundle_data(org, tmp_path, monkeypatch):
     monkeypatch.chdir(REPO_ROOT)  # the snippet names the model directory relative to here
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    cases = view_specs(organism)
+    cases = view_specs(org)
     assert {c.split("/")[0] for c, _, spec in cases if spec} >= {
         "predictions", "head_scores", "patterns", "logit_lens", "lens_targets", "dla_heads",
         "dla_terms",
@@ -100,12 +90,12 @@ def test_every_view_snippet_recomputes_its_bundle_data(organism, tmp_path, monke
         if spec is None:  # a head score undefined on this prompt has no bundle
             continue
         try:
-            assert_recomputes(spec, run_snippet(spec, organism, prompt, tmp_path))
+            assert_recomputes(spec, run_snippet(spec, org, prompt, tmp_path))
         except AssertionError as e:
             raise AssertionError(f"{case}: {e}") from None
 
 
-def test_sae_latents_snippet_recomputes_with_saelens(organism, tmp_path, monkeypatch):
+def test_sae_latents_snippet_recomputes_with_saelens(org, tmp_path, monkeypatch):
     """The SAE latents view's bundle: SAELens loads the shipped SAE and re-encodes."""
     from components.latent_figures import token_latent_figure
 
@@ -115,12 +105,12 @@ def test_sae_latents_snippet_recomputes_with_saelens(organism, tmp_path, monkeyp
     if not hooks:
         pytest.skip("no shipped SAEs")
     prompt = "Once upon a time, there was a happy girl named Lily."
-    res = analyze(organism, "sae_latents", prompt, sae=hooks[0], top_k=5, n_strongest=5)
+    res = analyze(org, "sae_latents", prompt, sae=hooks[0], top_k=5, n_strongest=5)
     order = token_latent_figure(res).layout.meta["latents"]
     spec = snippets.sae_token_latents(res, order)
     assert any(v is not None for row in spec.data["acts"].values for v in row)
-    assert "SAE.load_from_disk('assets/organism/saes/" in run_snippet_code(spec, organism, prompt)
-    assert_recomputes(spec, run_snippet(spec, organism, prompt, tmp_path))
+    assert "SAE.load_from_disk('assets/organism/saes/" in run_snippet_code(spec, org, prompt)
+    assert_recomputes(spec, run_snippet(spec, org, prompt, tmp_path))
 
 
 def run_snippet_code(spec: bundles.BundleSpec, engine: Engine, prompt: str) -> str:
@@ -128,13 +118,13 @@ def run_snippet_code(spec: bundles.BundleSpec, engine: Engine, prompt: str) -> s
     return bundles.snippet(bundles.ModelRef.from_info(info, REPO_ROOT), prompt, spec, "test")
 
 
-def test_a_wrong_snippet_is_caught(organism, tmp_path, monkeypatch):
+def test_a_wrong_snippet_is_caught(org, tmp_path, monkeypatch):
     """The comparison is not vacuous: the logit-lens snippet at another stage disagrees."""
     monkeypatch.chdir(REPO_ROOT)
-    pre = snippets.logit_lens(analyze(organism, "logit_lens", IOI, stage="resid_pre"))
+    pre = snippets.logit_lens(analyze(org, "logit_lens", IOI, stage="resid_pre"))
     swapped = bundles.BundleSpec(data=pre.data, code=pre.code.replace("resid_pre", "resid_mid"))
     with pytest.raises(AssertionError):
-        assert_recomputes(swapped, run_snippet(swapped, organism, IOI, tmp_path))
+        assert_recomputes(swapped, run_snippet(swapped, org, IOI, tmp_path))
 
 
 def test_snippet_loads_a_hub_model_with_from_pretrained():

@@ -28,7 +28,6 @@ from engine.graphs.schemas import GraphParams
 from engine.graphs.service import graph_service
 from engine.jobs import Job, JobContext
 from engine.service import Engine
-from engine.settings import EngineSettings
 from organism.latent_examples import read_examples
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "organism"
@@ -37,13 +36,6 @@ pytestmark = pytest.mark.skipif(
 )
 FACT = "The capital of France is"
 IOI = "When Mary and John went to the store, John gave a drink to"
-
-
-@pytest.fixture(scope="module")
-def org(tmp_path_factory):
-    eng = Engine(EngineSettings(model=str(ASSETS), cache_dir=tmp_path_factory.mktemp("gcache")))
-    yield eng
-    eng.close()
 
 
 @pytest.fixture(scope="module")

@@ -17,21 +17,10 @@ import torch
 from engine.graphs.patching import component_graph, scores
 from engine.graphs.schemas import ComponentGraphParams
 from engine.graphs.service import graph_service
-from engine.service import Engine
-from engine.settings import EngineSettings
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "organism"
 CLEAN = "When Mary and John went to the store, John gave a drink to"
 CORRUPT = "When Mary and John went to the store, Mary gave a drink to"
-
-
-@pytest.fixture(scope="module")
-def org(tmp_path_factory):
-    if not (ASSETS / "config.json").is_file():
-        pytest.skip("organism not shipped")
-    eng = Engine(EngineSettings(model=str(ASSETS), cache_dir=tmp_path_factory.mktemp("ccache")))
-    yield eng
-    eng.close()
 
 
 def patched_metric(model, clean, corrupt, hook: str, head: int | None, target, baseline) -> float:

@@ -17,7 +17,6 @@ from sae_lens import SAE
 from engine import saes
 from engine.schemas.analyses import AnalysisRequest
 from engine.service import Engine
-from engine.settings import EngineSettings
 
 ORGANISM = Path(__file__).resolve().parents[1] / "assets" / "organism"
 HOOK = "blocks.1.hook_resid_post"
@@ -25,13 +24,6 @@ PROMPT = "Once upon a time, there was a sad dog named Max. The capital of France
 pytestmark = pytest.mark.skipif(
     not (ORGANISM / "saes" / HOOK).is_dir(), reason="organism SAEs not shipped"
 )
-
-
-@pytest.fixture(scope="module")
-def org(tmp_path_factory):
-    eng = Engine(EngineSettings(model=str(ORGANISM), cache_dir=tmp_path_factory.mktemp("c")))
-    yield eng
-    eng.close()
 
 
 def analyze(eng: Engine, name: str, prompt: str = PROMPT, **params) -> dict:

@@ -19,7 +19,6 @@ from engine.api import create_app
 from engine.errors import EngineError
 from engine.schemas.steering import Condition, SteeringVector, SteerRequest
 from engine.service import Engine
-from engine.settings import EngineSettings
 from organism import corpus, metrics
 
 ORGANISM = Path(__file__).resolve().parents[1] / "assets" / "organism"
@@ -29,13 +28,6 @@ SAD = "Once upon a time, there was a sad dog named Max."
 pytestmark = pytest.mark.skipif(
     not (ORGANISM / "saes" / SAE_HOOK).is_dir(), reason="organism not shipped"
 )
-
-
-@pytest.fixture(scope="module")
-def org(tmp_path_factory):
-    eng = Engine(EngineSettings(model=str(ORGANISM), cache_dir=tmp_path_factory.mktemp("c")))
-    yield eng
-    eng.close()
 
 
 @pytest.fixture(scope="module")
