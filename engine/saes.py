@@ -299,9 +299,8 @@ def for_model(lm: LoadedModel) -> SaeRegistry:
         reg = _REGISTRIES.get(lm.fingerprint)
         if reg is None or reg.lm.model is not lm.model:
             reg = SaeRegistry(lm)
-            local_dir = getattr(lm, "local_dir", None)
-            if local_dir is not None:
-                reg.attach_bundled(Path(local_dir))
+            if lm.local_dir is not None:
+                reg.attach_bundled(lm.local_dir)
             _REGISTRIES[lm.fingerprint] = reg
         return reg
 

@@ -79,7 +79,7 @@ class Engine:
             d_vocab=cfg.d_vocab,
             n_ctx=cfg.n_ctx,
             load_seconds=round(lm.load_seconds, 3),
-            ref=str(lm.local_dir) if getattr(lm, "local_dir", None) else lm.name,
+            ref=str(lm.local_dir) if lm.local_dir is not None else lm.name,
         )
 
     def health(self) -> Health:

@@ -48,17 +48,11 @@ def graph_service(engine: Engine) -> GraphService:
         return svc
 
 
-def graphs_dir(engine: Engine) -> Path:
-    return Path(
-        getattr(engine.settings, "graphs_dir", None) or engine.settings.cache_dir / "graphs"
-    )
-
-
 class GraphService:
     def __init__(self, engine: Engine):
         self.engine = engine
         self.replacements = ReplacementCache()
-        self.store = GraphStore(graphs_dir(engine))
+        self.store = GraphStore(Path(engine.settings.cache_dir) / "graphs")
 
     # --- cost --------------------------------------------------------------------
     def _prepare(self, p: GraphParams) -> tuple[list[int], int | None]:
