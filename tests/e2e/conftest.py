@@ -98,7 +98,12 @@ def page(browser):
     ctx.close()
 
 
-def screenshot(page, name: str) -> Path:
+def screenshot(page, name: str, height: int | None = None) -> Path:
+    """A full-page screenshot; with `height`, first resize the window to it and let the page
+    redraw (Streamlit scrolls inside its own container, so the window sets what is shown)."""
+    if height is not None:
+        page.set_viewport_size({"width": 1400, "height": height})
+        page.wait_for_timeout(1500)
     SHOTS.mkdir(parents=True, exist_ok=True)
     path = SHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)

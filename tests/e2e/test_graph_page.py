@@ -10,9 +10,9 @@ import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.e2e.conftest import screenshot
+from tests.e2e.pages import LOAD
 
 pytestmark = pytest.mark.browser
-LOAD = 180_000  # ms: the first page load starts the engine
 PROMPT = "The capital of France is"
 
 # Page coordinates of the most influential latent node of the graph chart (plotly's own axes).
@@ -59,9 +59,7 @@ def test_graph_page_generate_click_pin(page, app_server):
     slug = re.search(r"graph=([a-z0-9-]+)", page.url).group(1)
     doc = httpx.get(f"{app_server['engine_url']}/graphs/{slug}", timeout=30).json()
     assert target["id"] in doc["qParams"]["pinnedIds"]  # kept in the graph file too
-    page.set_viewport_size({"width": 1400, "height": 1700})
-    page.wait_for_timeout(1500)
-    assert screenshot(page, "graph_page").stat().st_size > 30_000
+    assert screenshot(page, "graph_page", 1700).stat().st_size > 30_000
 
 
 def test_component_graph_with_a_supernode_from_the_file(page, app_server):
@@ -93,6 +91,4 @@ def test_component_graph_with_a_supernode_from_the_file(page, app_server):
     page.get_by_text("Component graph (attribution patching)").wait_for(timeout=60_000)
     page.locator("text.annotation-text", has_text="movers").first.wait_for(timeout=30_000)
     page.wait_for_url(re.compile(r"pinned="), timeout=30_000)
-    page.set_viewport_size({"width": 1400, "height": 1500})
-    page.wait_for_timeout(1500)
-    assert screenshot(page, "graph_components_page").stat().st_size > 30_000
+    assert screenshot(page, "graph_components_page", 1500).stat().st_size > 30_000

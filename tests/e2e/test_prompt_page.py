@@ -11,9 +11,9 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import screenshot
+from tests.e2e.pages import LOAD
 
 pytestmark = pytest.mark.browser
-LOAD = 180_000  # ms: first load starts the engine
 
 
 def type_prompt(page, text: str) -> None:

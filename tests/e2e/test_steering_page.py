@@ -9,16 +9,10 @@ import pytest
 
 from components import steering_setup as ss
 from tests.e2e.conftest import screenshot
+from tests.e2e.pages import LOAD
 
 pytestmark = pytest.mark.browser
-LOAD = 180_000  # ms: the first page load starts the engine
 PROMPT = "Once upon a time, there was a sad dog named Max."
-
-
-def shot(page, name: str, height: int) -> None:
-    page.set_viewport_size({"width": 1400, "height": height})
-    page.wait_for_timeout(1500)
-    screenshot(page, name)
 
 
 def steered_text(page) -> str:
@@ -50,7 +44,7 @@ def test_slider_changes_the_steered_text(page, app_server):
     wait_done(page)
     after = steered_text(page)
     assert after != before and page.locator(".baseline-out").first.inner_text() == before
-    shot(page, "steering_page", 1600)
+    screenshot(page, "steering_page", 1600)
 
 
 def test_add_latent_link_adds_a_vector(page, app_server):
@@ -64,7 +58,7 @@ def test_latents_page_shows_latents_and_a_panel(page, app_server):
     page.get_by_text("Strongest latents on this prompt").first.wait_for(timeout=LOAD)
     page.get_by_text("Top-activating examples").first.wait_for(timeout=LOAD)
     page.get_by_text("Logit effect").first.wait_for(timeout=LOAD)
-    shot(page, "latents_page", 3200)
+    screenshot(page, "latents_page", 3200)
 
 
 def test_contrastive_sentiment_vector(page, app_server):
@@ -77,7 +71,7 @@ def test_contrastive_sentiment_vector(page, app_server):
     wait_done(page)
     assert steered_text(page) != page.locator(".baseline-out").first.inner_text()
     page.get_by_text("contrastive × 6").first.wait_for(timeout=30_000)  # the applied vector
-    shot(page, "steering_sentiment", 1300)
+    screenshot(page, "steering_sentiment", 1300)
 
 
 def test_probe_condition_from_the_url(page, app_server):
@@ -90,4 +84,4 @@ def test_probe_condition_from_the_url(page, app_server):
     page.get_by_text("where its condition holds").first.wait_for(timeout=30_000)
     page.get_by_text("Only where a latent (or a probe direction) is active").first.click()
     page.get_by_text("probe: positive prompts").first.wait_for(timeout=30_000)
-    shot(page, "steering_probe_condition", 1500)
+    screenshot(page, "steering_probe_condition", 1500)

@@ -9,17 +9,10 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import screenshot
+from tests.e2e.pages import LOAD
 
 pytestmark = pytest.mark.browser
-LOAD = 180_000  # ms: the first page load starts the engine
 PROMPT = "When Mary and John went to the store, John gave a drink to Mary"
-
-
-def shot(page, name: str, height: int) -> int:
-    """A screenshot of the whole page (Streamlit scrolls inside its own container)."""
-    page.set_viewport_size({"width": 1400, "height": height})
-    page.wait_for_timeout(1500)
-    return screenshot(page, name).stat().st_size
 
 
 def model_info(app_server) -> dict:
@@ -54,7 +47,7 @@ def test_attention_page_click_a_head(page, app_server):
     title.first.wait_for(timeout=30_000)  # the pattern of the clicked head
     frame = page.frame_locator("iframe").first
     frame.locator("#cv *").first.wait_for(timeout=30_000)  # circuitsvis rendered, offline
-    assert shot(page, "attention_page", 3000) > 30_000
+    assert screenshot(page, "attention_page", 3000).stat().st_size > 30_000
 
 
 def test_attention_compare_two_heads(page, app_server):
@@ -74,7 +67,7 @@ def test_logit_lens_page_click_a_cell(page, app_server):
     click_cell(page, 0, 3, 0, n, m["n_layers"])
     page.wait_for_url(re.compile(r"pos=3"), timeout=30_000)
     page.get_by_text("Lens trajectory at pos 3").wait_for(timeout=30_000)
-    assert shot(page, "logit_lens_page", 1800) > 30_000
+    assert screenshot(page, "logit_lens_page", 1800).stat().st_size > 30_000
 
 
 def test_dla_page_click_a_head(page, app_server):
@@ -82,4 +75,4 @@ def test_dla_page_click_a_head(page, app_server):
     m = model_info(app_server)
     click_cell(page, 0, 1, 0, m["n_heads"], m["n_layers"])
     page.wait_for_url(re.compile(r"layer=0&head=1"), timeout=30_000)
-    assert shot(page, "dla_page", 1400) > 30_000
+    assert screenshot(page, "dla_page", 1400).stat().st_size > 30_000
