@@ -29,6 +29,7 @@ from sae_lens import SAE
 from torch import Tensor
 
 from engine.errors import EngineError
+from engine.graphs.replacement import load_transcoder_set
 from engine.loading import LoadedModel, hub_reachable
 from engine.schemas.saes import NeuronpediaRef, SaeInfo
 
@@ -256,11 +257,6 @@ class SaeRegistry:
         tc_dir = self.model_dir / "transcoders" if self.model_dir else None
         if tc_dir is None or not (tc_dir / "config.yaml").is_file():
             return {}
-        try:
-            from engine.graphs.replacement import load_transcoder_set
-        except ImportError:  # older trees keep it in organism/
-            from organism.replacement import load_transcoder_set
-
         tset = load_transcoder_set(tc_dir, device=self.lm.device).requires_grad_(False)
         out = {}
         for layer, tc in enumerate(tset):
