@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import screenshot
-from tests.e2e.pages import LOAD
+from tests.e2e.pages import LOAD, settle
 
 pytestmark = pytest.mark.browser
 
@@ -44,8 +44,10 @@ def test_type_prompt_and_see_predictions(page, app_server):
     page.get_by_text(f"{n} tokens (BOS first)").wait_for(timeout=30_000)
     page.get_by_text(f"After position {n - 1}").wait_for(timeout=30_000)
     assert re.search(r"prompt=The\+capital\+of\+France\+is", page.url)
-    rows = page.locator("[data-testid='stDataFrame']")
-    rows.wait_for()
+    # While Streamlit reruns, the previous run's table can linger beside the new one: wait until
+    # the run is over and exactly one predictions table is left.
+    settle(page)
+    expect(page.locator("[data-testid='stDataFrame']")).to_have_count(1, timeout=30_000)
     path = screenshot(page, "prompt_page")
     assert path.stat().st_size > 20_000
 
