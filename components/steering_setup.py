@@ -102,8 +102,10 @@ def steerable_hooks(n_layers: int) -> list[str]:
 
 def collect(events: list[dict]) -> dict:
     """Texts and KLs so far from a stream's events (what the page shows)."""
+    done = next((e for e in events if e["type"] in ("done", "error")), None)
     base = "".join(e["base"]["text"] for e in events if e.get("base"))
     steered = "".join(e["steered"]["text"] for e in events if e.get("steered"))
+    if done:  # a character the stream held back, never completed
+        base, steered = base + done.get("base_rest", ""), steered + done.get("steered_rest", "")
     kls = [e["kl"] for e in events if e["type"] == "token"]
-    done = next((e for e in events if e["type"] in ("done", "error")), None)
     return {"base": base, "steered": steered, "kl": kls, "end": done}

@@ -24,10 +24,31 @@ _END = object()
 FLUSH_S = 0.02  # events reach the page at most every 20 ms (50 Hz), the first token at once
 
 
-def _token(lm, token_id: int | None) -> StreamToken | None:
-    if token_id is None:
-        return None
-    return StreamToken(id=token_id, text=lm.model.tokenizer.decode([token_id]))
+class TextSoFar:
+    """One continuation's text, handed out as each token's new characters.
+
+    Decoding token by token breaks characters whose bytes span tokens (each piece decodes to
+    "\ufffd"). This decodes the whole continuation each step and hands out what is new,
+    holding back a trailing partial character until the token that completes it arrives.
+    """
+
+    def __init__(self, tokenizer) -> None:
+        self.tokenizer, self.ids, self.sent = tokenizer, [], 0
+
+    def push(self, token_id: int | None) -> StreamToken | None:
+        if token_id is None:
+            return None
+        self.ids.append(token_id)
+        text = self.tokenizer.decode(self.ids, clean_up_tokenization_spaces=False)
+        if text.endswith("\ufffd"):  # maybe a character cut in two: wait for the rest
+            return StreamToken(id=token_id, text="")
+        new, self.sent = text[self.sent :], len(text)
+        return StreamToken(id=token_id, text=new)
+
+    def rest(self) -> str:
+        """What is still held back (a character the continuation never completed)."""
+        text = self.tokenizer.decode(self.ids, clean_up_tokenization_spaces=False)
+        return text[self.sent :]
 
 
 def events(engine: Engine, req: SteerRequest) -> AsyncIterator[bytes]:
@@ -57,16 +78,19 @@ def events(engine: Engine, req: SteerRequest) -> AsyncIterator[bytes]:
                 last = now
 
         try:
+            base, steered = TextSoFar(lm.model.tokenizer), TextSoFar(lm.model.tokenizer)
             with engine.model_lock:
                 for s in steering.generate_pair(lm, ids, resolved, req, stop):
                     n += 1
-                    emit(StreamEvent(type="token", step=s.step, base=_token(lm, s.base),
-                                     steered=_token(lm, s.steered), kl=s.kl))  # fmt: skip
+                    emit(StreamEvent(type="token", step=s.step, base=base.push(s.base),
+                                     steered=steered.push(s.steered), kl=s.kl))  # fmt: skip
             secs = time.perf_counter() - t0
             emit(
-                StreamEvent(type="done", seconds=secs, tokens_per_s=n / secs if secs else None),
+                StreamEvent(type="done", seconds=secs, tokens_per_s=n / secs if secs else None,
+                            base_rest=base.rest() or None,
+                            steered_rest=steered.rest() or None),
                 flush=True,
-            )
+            )  # fmt: skip
         except Exception as e:  # the stream has started: report in-band
             emit(StreamEvent(type="error", message=f"{type(e).__name__}: {e}"), flush=True)
         finally:

@@ -14,7 +14,8 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
-from engine import steering
+from components import steering_setup as ss
+from engine import steering, steering_stream
 from engine.api import create_app
 from engine.errors import EngineError
 from engine.schemas.steering import Condition, SteeringVector, SteerRequest
@@ -162,3 +163,26 @@ def test_probe_condition_gates_like_its_projection(org, openings):
     assert [s.steered for s in run(org, req.model_copy(update={"vectors": [always]}))] == plain
     gated = run(org, req.model_copy(update={"vectors": [never]}))
     assert [s.steered for s in gated] == [s.base for s in gated]
+
+
+def test_streamed_text_keeps_characters_split_over_tokens(org):
+    """Byte-level BPE splits 'é' or '☃' over tokens: the stream hands each character out whole
+    once its last byte arrives, and the pieces join to the tokenizer's decode of all ids."""
+    tok = org.lm.model.tokenizer
+    text = "café ☃ naïve → done"
+    ids = tok.encode(text, add_special_tokens=False)
+    assert any("\ufffd" in tok.decode([i]) for i in ids)  # the old per-token decode broke it
+    so_far = steering_stream.TextSoFar(tok)
+    pieces = [so_far.push(i).text for i in ids]
+    assert "".join(pieces) + so_far.rest() == text
+    assert not any("\ufffd" in p for p in pieces)
+    cut = steering_stream.TextSoFar(tok)  # a continuation that ends inside a character
+    held = [
+        cut.push(i).text for i in ids[: ids.index(tok.encode(" ☃", add_special_tokens=False)[-1])]
+    ]
+    assert "\ufffd" not in "".join(held) and cut.rest().endswith("\ufffd")
+    events = [
+        {"type": "token", "base": {"text": p}, "steered": {"text": p}, "kl": 0.0} for p in held
+    ]
+    events.append({"type": "done", "base_rest": cut.rest(), "steered_rest": cut.rest()})
+    assert ss.collect(events)["base"] == tok.decode(ids[: len(held)])

@@ -95,4 +95,8 @@ class StreamEvent(BaseModel):
     prompt_tokens: int | None = None
     seconds: float | None = None
     tokens_per_s: float | None = None
+    base_rest: str | None = Field(
+        default=None, description="on done: text held back at the end (an unfinished character)"
+    )
+    steered_rest: str | None = None
     message: str | None = None
