@@ -1,17 +1,17 @@
-"""Top-activating examples of every latent of an SAE over a text file the user names (a job).
+"""Top-activating examples of every latent of an SAE over texts the user names (a job): a text
+file or a dataset (engine/text_sources.py).
 
 One forward pass per text (BOS first, cut to the context); for each latent the ``top_k``
 texts where it fires most are kept (one example per text, at its maximum) with a window of
 activations around the maximum, plus a log-spaced histogram of all its nonzero activations
 and its firing frequency. The result is written in the shipped format
 (``interpscope-latent-examples/1``, gzip JSON) under the cache directory, keyed by the model,
-the SAE and the file's content, and attached to the SAE as a named example set.
+the SAE and the texts, and attached to the SAE as a named example set.
 """
 
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import re
 from collections import Counter
@@ -21,9 +21,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from engine import saes
+from engine import saes, text_sources
 from engine.analyses.latent_detail import HIST_EDGES
-from engine.errors import EngineError
 from engine.jobs import JobContext
 from engine.schemas.saes import ExamplesJobParams
 
@@ -33,24 +32,6 @@ if TYPE_CHECKING:
 FORMAT = "interpscope-latent-examples/1"
 BEFORE, AFTER = 10, 3
 N_BINS = len(HIST_EDGES) - 1
-
-
-def read_texts(path: str, limit: int) -> tuple[list[str], str]:
-    """The texts of `path` (one per line, or .jsonl with 'text') and a hash of its content."""
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise EngineError(404, "no_such_file", f"No text file at {path!r} on the engine's machine.")
-    raw = p.read_bytes()
-    lines = raw.decode("utf-8", errors="replace").splitlines()
-    if p.suffix == ".jsonl":
-        texts = [json.loads(x).get("text", "") for x in lines if x.strip()]
-    else:
-        texts = lines
-    texts = [t for t in texts if t.strip()][:limit]
-    if not texts:
-        raise EngineError(422, "empty_file", f"{path!r} has no text in it.")
-    digest = hashlib.sha256(raw + f"|{limit}".encode()).hexdigest()[:10]
-    return texts, f"{re.sub(r'[^A-Za-z0-9_.-]', '_', p.stem)}-{digest}"
 
 
 class Collector:
@@ -146,10 +127,10 @@ def _store(engine: Engine, d: saes.Dictionary, name: str) -> Path:
 def run(engine: Engine, ctx: JobContext, p: ExamplesJobParams) -> dict:
     lm = engine.require_model()
     d = saes.for_model(lm).get(p.sae)
-    texts, name = read_texts(p.path, p.max_texts)
+    texts, name, where = text_sources.read(p)
     name = f"{name}-k{p.top_k}"
     path = _store(engine, d, name)
-    over = f"{len(texts)} texts of {Path(p.path).name}"
+    over = f"{len(texts)} texts of {where}"
     if path.is_file():
         d.computed[name] = saes.LatentBook.read(path, over)
         return {"examples": name, "cached": True, "n_texts": len(texts)}

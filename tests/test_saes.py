@@ -6,6 +6,7 @@ the tests hold for any retrained organism.
 
 from __future__ import annotations
 
+import gzip
 import json
 import time
 from pathlib import Path
@@ -176,3 +177,32 @@ def test_examples_job_over_a_text_file(org, tmp_path):
     again = org.start_job("latent_examples", {"sae": HOOK, "path": str(path), "top_k": 3})
     wait(again)
     assert again.result["cached"] is True
+
+
+def test_examples_job_over_a_dataset_equals_the_same_texts_in_a_file(org, tmp_path):
+    import datasets
+
+    from engine import latent_examples
+    from organism.corpus import sample_texts
+
+    texts = sample_texts(6, seed=11)
+    (tmp_path / "t.txt").write_text("\n".join(texts))
+    datasets.Dataset.from_dict({"story": texts}).save_to_disk(str(tmp_path / "ds"))
+    jobs = [
+        org.start_job("latent_examples", {"sae": HOOK, "path": str(tmp_path / "t.txt")}),
+        org.start_job(
+            "latent_examples", {"sae": HOOK, "dataset": str(tmp_path / "ds"), "column": "story"}
+        ),
+    ]
+    docs = []
+    d = saes.for_model(org.lm).get(HOOK)
+    for job in jobs:
+        wait(job)
+        assert job.status == "done", job.error
+        path = latent_examples._store(org, d, job.result["examples"])
+        docs.append(json.loads(gzip.decompress(path.read_bytes())))
+    assert docs[0]["n_rows"] == docs[1]["n_rows"] == len(texts)
+    assert docs[0]["latents"] == docs[1]["latents"]
+    bad = org.start_job("latent_examples", {"sae": HOOK, "dataset": str(tmp_path / "ds")})
+    wait(bad)
+    assert bad.status == "failed" and "no column 'text'" in bad.error

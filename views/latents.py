@@ -115,19 +115,30 @@ st.link_button("Steer with this latent", steer, icon=":material/tune:")
 show_latent_panel(detail, key="sae_latent",
                   neuronpedia=lambda: client.neuronpedia_label(sae, latent))  # fmt: skip
 
-st.subheader("Top-activating examples over a text file")
+st.subheader("Top-activating examples over your texts")
 st.caption(
-    "Runs this SAE over every text (one per line, or .jsonl with a 'text' field) on the "
-    "engine's machine, as a job with progress; the result is cached on disk and selectable "
-    "above."
+    "Runs this SAE over every text of a file (one per line, or .jsonl with a 'text' field) or a "
+    "dataset (a Hugging Face name, a `save_to_disk` directory, or a local parquet/csv/json "
+    "file) on the engine's machine, as a job with progress; the result is cached on disk and "
+    "selectable above."
 )
+kind = st.segmented_control("Texts from", ["Text file", "Dataset"], default="Text file",
+                            key="ex_kind")  # fmt: skip
 c1, c2 = st.columns([4, 1])
-path = c1.text_input("Text file on the engine's machine", key="ex_path")
+if kind == "Dataset":
+    d1, d2, d3 = c1.columns([3, 1, 1])
+    source = {
+        "dataset": d1.text_input("Dataset", key="ex_dataset", placeholder="NeelNanda/pile-10k"),
+        "split": d2.text_input("Split", "train", key="ex_split"),
+        "column": d3.text_input("Column", "text", key="ex_column"),
+    }
+    ready = bool(source["dataset"])
+else:
+    source = {"path": c1.text_input("Text file on the engine's machine", key="ex_path")}
+    ready = bool(source["path"])
 n = c2.number_input("Max texts", 1, 1_000_000, 2000, key="ex_max")
-if st.button("Compute examples", disabled=not path):
-    job = shell.call(
-        client.start_job, "latent_examples", {"sae": sae, "path": path, "max_texts": n}
-    )
+if st.button("Compute examples", disabled=not ready):
+    job = shell.call(client.start_job, "latent_examples", {"sae": sae, **source, "max_texts": n})
     bar = st.progress(0.0, text="starting…")
 
     def progress(j: dict) -> None:

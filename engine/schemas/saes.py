@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from engine.schemas.common import TokenInfo
 from engine.schemas.views import TokenOut
@@ -157,10 +157,27 @@ class LatentSearchResult(BaseModel):
 
 
 class ExamplesJobParams(BaseModel):
+    """The texts to run an SAE over: a text file, or a dataset (hub name or local)."""
+
     sae: str
-    path: str = Field(description="a text file: one text per line, or .jsonl with a 'text' field")
+    path: str | None = Field(
+        default=None, description="a text file: one text per line, or .jsonl with a 'text' field"
+    )
+    dataset: str | None = Field(
+        default=None,
+        description="a Hugging Face dataset name, a directory written by save_to_disk, or a "
+        "local data file/directory (parquet, csv, json/jsonl, txt)",
+    )
+    split: str = "train"
+    column: str = "text"
     max_texts: int = Field(default=2000, ge=1, le=1_000_000)
     top_k: int = Field(default=10, ge=1, le=50)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ExamplesJobParams:
+        if bool(self.path) == bool(self.dataset):
+            raise ValueError("name exactly one source: a text file (path) or a dataset")
+        return self
 
 
 class NeuronpediaLabel(BaseModel):

@@ -85,3 +85,23 @@ def test_probe_condition_from_the_url(page, app_server):
     page.get_by_text("Only where a latent (or a probe direction) is active").first.click()
     page.get_by_text("probe: positive prompts").first.wait_for(timeout=30_000)
     screenshot(page, "steering_probe_condition", 1500)
+
+
+def test_examples_over_a_local_dataset(page, app_server, tmp_path):
+    import datasets
+
+    texts = ["Once upon a time, there was a happy cat.", "The capital of France is Paris."]
+    datasets.Dataset.from_dict({"story": texts * 3}).save_to_disk(str(tmp_path / "stories"))
+    page.goto(f"{app_server['url']}/latents?prompt={quote_plus(PROMPT)}")
+    page.get_by_text("Top-activating examples over your texts").wait_for(timeout=LOAD)
+    page.get_by_text("Dataset", exact=True).click()
+    page.get_by_role("textbox", name="Dataset").fill(str(tmp_path / "stories"))
+    column = page.get_by_role("textbox", name="Column")
+    column.fill("story")
+    column.press("Enter")
+    page.get_by_role("button", name="Compute examples").click()
+    # the job's example set is selected and the latent panel's examples come from it
+    page.get_by_text(
+        f"{len(texts) * 3} texts of {tmp_path / 'stories'} [train].story"
+    ).first.wait_for(timeout=LOAD)
+    screenshot(page, "latents_dataset_examples", 3200)
