@@ -15,8 +15,9 @@ import logging
 import os
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformer_lens import HookedTransformer
@@ -54,6 +55,9 @@ class LoadedModel:
     dtype: str
     load_seconds: float
     local_dir: Path | None = None  # the Hugging Face directory it came from, if local
+    # State built on this model that must live and die with it (its SAE registry): loading
+    # another model drops it with the old weights instead of keeping both in memory.
+    attached: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def n_layers(self) -> int:

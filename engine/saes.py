@@ -284,20 +284,19 @@ def _pretrained_cached(release: str, sae_id: str) -> bool:
     return False
 
 
-_REGISTRIES: dict[str, SaeRegistry] = {}
 _REG_LOCK = threading.Lock()
 
 
 def for_model(lm: LoadedModel) -> SaeRegistry:
-    """The registry of `lm`'s weights; on first use it attaches the SAEs shipped in the
-    model's directory (``<dir>/saes/*``), and its transcoders load on demand."""
+    """The registry of the loaded model `lm` (kept on it, so it goes when the model does); on
+    first use it attaches the SAEs shipped in the model's directory (``<dir>/saes/*``), and
+    its transcoders load on demand."""
     with _REG_LOCK:
-        reg = _REGISTRIES.get(lm.fingerprint)
-        if reg is None or reg.lm.model is not lm.model:
-            reg = SaeRegistry(lm)
+        reg = lm.attached.get("saes")
+        if reg is None:
+            reg = lm.attached["saes"] = SaeRegistry(lm)
             if lm.local_dir is not None:
                 reg.attach_bundled(lm.local_dir)
-            _REGISTRIES[lm.fingerprint] = reg
         return reg
 
 

@@ -206,3 +206,26 @@ def test_examples_job_over_a_dataset_equals_the_same_texts_in_a_file(org, tmp_pa
     bad = org.start_job("latent_examples", {"sae": HOOK, "dataset": str(tmp_path / "ds")})
     wait(bad)
     assert bad.status == "failed" and "no column 'text'" in bad.error
+
+
+def test_loading_another_model_frees_the_old_one_and_its_saes(tiny_model_dir, tmp_path):
+    """Per-model state (the SAE registry, which holds the model) goes with the model: after
+    loading another model nothing keeps the old weights alive."""
+    import gc
+    import weakref
+
+    from engine.settings import DEFAULT_MODEL_DIR, EngineSettings
+
+    if not (DEFAULT_MODEL_DIR / "config.json").is_file():
+        pytest.skip("the demo organism is not shipped here")
+    eng = Engine(EngineSettings(model=str(DEFAULT_MODEL_DIR), cache_dir=tmp_path))
+    try:
+        analyze(eng, "sae_latents", "Once upon a time", sae=HOOK)
+        old = weakref.ref(eng.lm.model)
+        reg = weakref.ref(saes.for_model(eng.lm))
+        eng.load(str(tiny_model_dir))
+        gc.collect()
+        assert reg() is None and old() is None
+        assert saes.for_model(eng.lm).lm.model is eng.lm.model
+    finally:
+        eng.close()
