@@ -90,14 +90,17 @@ def figure(
     params: dict,
     on_click: OnClick | None = None,
     bundle: BundleSpec | None = None,
+    prompt: str | None = None,
 ) -> None:
     """Show `fig` with PNG (3x) and SVG downloads stamped with model, prompt and `params`,
     and with `bundle`, a zip of the images, the data and a snippet that recomputes it.
+    `prompt` is the figure's prompt where it is not the view's (a saved graph's).
     With `on_click`, clicking a point sets the view state it returns. In presenter mode the
     figure takes the large-font template and the downloads are left out."""
     caps = st.session_state.get("capabilities") or {}
     model = (caps.get("model") or {}).get("name", "unknown model")
-    caption = caption_text(model, state.get("prompt"), params)
+    prompt = state.get("prompt") if prompt is None else prompt
+    caption = caption_text(model, prompt, params)
     shown, theme = fig, "streamlit"
     if presenter.active():  # our large-font template, not Streamlit's plotly theme
         shown, theme = presenter_copy(fig), None
@@ -120,11 +123,17 @@ def figure(
         st.plotly_chart(shown, config=config, key=key, theme=theme)
     st.caption(caption)
     if not presenter.active():
-        _downloads(fig, name=name, caption=caption, params=params, bundle=bundle)
+        _downloads(fig, name=name, caption=caption, params=params, bundle=bundle, prompt=prompt)
 
 
 def _downloads(
-    fig: go.Figure, *, name: str, caption: str, params: dict, bundle: BundleSpec | None
+    fig: go.Figure,
+    *,
+    name: str,
+    caption: str,
+    params: dict,
+    bundle: BundleSpec | None,
+    prompt: str,
 ) -> None:
     row = st.container(horizontal=True)
     for fmt in ("png", "svg"):
@@ -147,7 +156,7 @@ def _downloads(
                 name=name,
                 caption=caption,
                 params=params,
-                prompt=state.get("prompt"),
+                prompt=prompt,
                 model_info=info,
             ),
             file_name=f"{name}.zip",

@@ -7,7 +7,7 @@ import streamlit as st
 
 from components import graph_figures as gf
 from components import graph_panel as panel
-from components import shell, state, token_refs, widgets
+from components import graph_snippets, shell, state, token_refs, widgets
 
 link = shell.engine_link()
 client = link.client
@@ -114,7 +114,8 @@ if slug not in names:
 
 # --- the graph ------------------------------------------------------------------------
 doc = shell.call(client.graph, slug)
-graph_prompt = next(g["prompt"] for g in saved if g["slug"] == slug)
+graph_info = next(g for g in saved if g["slug"] == slug)
+graph_prompt = graph_info["prompt"]
 if st.session_state.get("graph_opened") != slug:  # first look: pins from the file's qParams
     st.session_state["graph_opened"] = slug
     q = doc.get("qParams", {})
@@ -145,8 +146,14 @@ with left:
         node = node[0] if isinstance(node, list) else node
         return {"gnode": node} if isinstance(node, str) else {}
 
-    widgets.figure(fig, name="attribution_graph", params={"graph": slug, "threshold": threshold},
-                   on_click=clicked)  # fmt: skip
+    bundle = graph_snippets.graph_bundle(
+        doc, graph_info, threshold=threshold, max_links=max_links, pinned=pinned,
+        only_pinned=only_pinned, model=caps["model"],
+    )  # fmt: skip
+    widgets.figure(
+        fig, name="attribution_graph", on_click=clicked, bundle=bundle, prompt=graph_prompt,
+        params={"graph": slug, "threshold": threshold, "max_links": max_links},
+    )  # fmt: skip
 with right:
     node = gf.node_by_id(doc, state.get("gnode"))
     if node is None:

@@ -27,13 +27,12 @@ import yaml
 from transformer_lens import HookedTransformer
 
 from engine.errors import EngineError
+from engine.graphs.schemas import PUBLISHED
 from engine.loading import DTYPES, LoadedModel, hub_reachable
 
 log = logging.getLogger(__name__)
 
 CONFIG = "config.yaml"
-# TransformerLens official name -> circuit-tracer transcoder set name
-PUBLISHED = {"google/gemma-2-2b": "gemma", "meta-llama/Llama-3.2-1B": "llama"}
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,10 @@ from pydantic import BaseModel, Field
 
 from engine.schemas.views import TargetRef
 
+# TransformerLens official name -> circuit-tracer transcoder set name (kept here, free of torch,
+# so the app's figure bundles can name the set too)
+PUBLISHED = {"google/gemma-2-2b": "gemma", "meta-llama/Llama-3.2-1B": "llama"}
+
 
 class GraphKind(StrEnum):
     transcoder = "transcoder"  # circuit-tracer attribution graph over transcoder latents
