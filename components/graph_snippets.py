@@ -215,6 +215,9 @@ node_mask, edge_mask, scores = (
 )
 graph.to("cpu")
 kept = create_nodes(graph, node_mask, rm.tokenizer, scores)
+for n in kept.values():  # error nodes: "<layer>_-1_<pos>", not a layer-0 latent's id (as the app)
+    if n.feature_type == "mlp reconstruction error":
+        n.node_id = f"{{n.layer}}_-1_{{n.ctx_idx}}"
 used_nodes, links = create_used_nodes_and_edges(graph, kept, edge_mask)
 nodes = [n.model_dump() for n in used_nodes]
 """

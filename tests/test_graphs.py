@@ -121,7 +121,13 @@ def test_saved_graph_reloads_through_circuit_tracer(org, full_graphs, tmp_path) 
     assert info["slug"] in [x["slug"] for x in index["graphs"]]
     create_graph_files(Graph.from_pt(str(store.pt_path(info["slug"]))), "again", str(tmp_path))
     again = json.loads((tmp_path / "again.json").read_text())
-    assert [n["node_id"] for n in again["nodes"]] == [n["node_id"] for n in doc["nodes"]]
+    fixed = [  # circuit-tracer 0.5.0 names error nodes 0_<layer>_<pos>; the saved file, as its fix
+        f"{n['layer']}_-1_{n['ctx_idx']}" if n["feature_type"] == "mlp reconstruction error"
+        else n["node_id"] for n in again["nodes"]
+    ]  # fmt: skip
+    ids = [n["node_id"] for n in doc["nodes"]]
+    assert fixed == ids and len(set(ids)) == len(ids)
+    assert {x for link in doc["links"] for x in (link["source"], link["target"])} <= set(ids)
     assert len(again["links"]) == len(doc["links"]) == info["n_links"]
     latent = next(n for n in doc["nodes"] if n["feature_type"] == "cross layer transcoder")
     layer, index = int(latent["layer"]), int(latent["node_id"].split("_")[1])
@@ -212,3 +218,16 @@ def test_wait_answers_when_the_job_is_done(api) -> None:
     state = api.get(f"/graphs/jobs/{job['id']}/wait?timeout_s=120").json()
     assert state["job"]["status"] == "done" and state["result"]["slug"].startswith("organism-")
     assert api.get("/graphs/jobs/nope/wait").status_code == 404
+
+
+def test_error_nodes_never_share_a_latents_id() -> None:
+    """circuit-tracer 0.5.0 gives the layer-2 error node at position 3 the id of layer-0
+    latent #2 at position 3; the saved files name error nodes apart."""
+    from circuit_tracer.frontend.graph_models import Node
+
+    from engine.graphs.files import fix_error_node_ids
+
+    nodes = {0: Node.feature_node(0, 3, 2), 1: Node.error_node(2, 3)}
+    assert nodes[0].node_id == nodes[1].node_id  # the upstream collision
+    fix_error_node_ids(nodes)
+    assert nodes[0].node_id == "0_2_3" and nodes[1].node_id == "2_-1_3"

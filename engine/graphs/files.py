@@ -6,6 +6,11 @@ same steps with its own building blocks (``prune_graph``, ``create_nodes``,
 ``create_used_nodes_and_edges``, ``build_model``, ``add_graph_metadata``), with the loaded
 model's tokenizer and each latent's label as its ``clerp``, so the file is circuit-tracer's
 schema, written once.
+
+One more change: circuit-tracer 0.5.0 names an error node ``0_<layer>_<pos>``, the id of the
+layer-0 latent whose index is that layer at that position, so the two collide (one overwrites
+the other wherever nodes are keyed by id, links included: circuit-tracer issue #78). Error nodes
+here get ``<layer>_-1_<pos>``, the id its fix (PR #102) gives them.
 """
 
 from __future__ import annotations
@@ -16,6 +21,13 @@ from pathlib import Path
 import torch
 
 Labeler = Callable[[int, int], str | None]  # (layer, latent index) -> label
+
+
+def fix_error_node_ids(nodes: dict) -> None:
+    """Error nodes' ids as ``<layer>_-1_<pos>`` (never a latent's id), in place."""
+    for node in nodes.values():
+        if node.feature_type == "mlp reconstruction error":
+            node.node_id = f"{node.layer}_-1_{node.ctx_idx}"
 
 
 def write_graph_files(
@@ -44,6 +56,7 @@ def write_graph_files(
     )
     graph.to("cpu")
     nodes = create_nodes(graph, node_mask, tokenizer, scores)
+    fix_error_node_ids(nodes)
     used_nodes, used_edges = create_used_nodes_and_edges(graph, nodes, edge_mask)
     if labeler is not None:
         for node in used_nodes:
