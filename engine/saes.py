@@ -29,7 +29,7 @@ from sae_lens import SAE
 from torch import Tensor
 
 from engine.errors import EngineError
-from engine.graphs.replacement import load_transcoder_set
+from engine.graphs.replacement import local_transcoders
 from engine.loading import LoadedModel, hub_reachable
 from engine.schemas.saes import NeuronpediaRef, SaeInfo
 
@@ -257,7 +257,7 @@ class SaeRegistry:
         tc_dir = self.model_dir / "transcoders" if self.model_dir else None
         if tc_dir is None or not (tc_dir / "config.yaml").is_file():
             return {}
-        tset = load_transcoder_set(tc_dir, device=self.lm.device).requires_grad_(False)
+        tset = local_transcoders(self.lm, tc_dir)  # the graph's replacement model shares them
         out = {}
         for layer, tc in enumerate(tset):
             book_path = tc_dir / f"layer_{layer}.{EXAMPLES_FILE}"

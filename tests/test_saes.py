@@ -209,11 +209,12 @@ def test_examples_job_over_a_dataset_equals_the_same_texts_in_a_file(org, tmp_pa
 
 
 def test_loading_another_model_frees_the_old_one_and_its_saes(tiny_model_dir, tmp_path):
-    """Per-model state (the SAE registry, which holds the model) goes with the model: after
-    loading another model nothing keeps the old weights alive."""
+    """Per-model state (the SAE registry, the transcoders, the graph's replacement model) goes
+    with the model: after loading another model nothing keeps the old weights alive."""
     import gc
     import weakref
 
+    from engine.graphs.service import graph_service
     from engine.settings import DEFAULT_MODEL_DIR, EngineSettings
 
     if not (DEFAULT_MODEL_DIR / "config.json").is_file():
@@ -221,11 +222,15 @@ def test_loading_another_model_frees_the_old_one_and_its_saes(tiny_model_dir, tm
     eng = Engine(EngineSettings(model=str(DEFAULT_MODEL_DIR), cache_dir=tmp_path))
     try:
         analyze(eng, "sae_latents", "Once upon a time", sae=HOOK)
-        old = weakref.ref(eng.lm.model)
-        reg = weakref.ref(saes.for_model(eng.lm))
+        analyze(eng, "latent_detail", "Once upon a time", source="transcoder", layer=1, index=3)
+        rm = graph_service(eng).replacements.get(eng.lm)
+        tc = saes.for_model(eng.lm).transcoder(1).module
+        assert tc is rm.transcoders[1]  # loaded once, shared by latent panels and graphs
+        old = [weakref.ref(x) for x in (eng.lm.model, saes.for_model(eng.lm), rm, tc)]
+        del rm, tc
         eng.load(str(tiny_model_dir))
         gc.collect()
-        assert reg() is None and old() is None
+        assert [ref() for ref in old] == [None] * 4
         assert saes.for_model(eng.lm).lm.model is eng.lm.model
     finally:
         eng.close()

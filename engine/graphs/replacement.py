@@ -95,10 +95,24 @@ def build_replacement_model(model: HookedTransformer, transcoders):
     return rm
 
 
+_SHARED_LOCK = threading.Lock()
+
+
+def local_transcoders(lm: LoadedModel, tc_dir: Path):
+    """The transcoders in `tc_dir` for the loaded model `lm`, in its dtype and on its device,
+    parameters frozen: loaded once and kept on `lm` (they go when it does), shared by the
+    latent panels (``engine.saes``) and the replacement model, which only reads them."""
+    with _SHARED_LOCK:
+        tset = lm.attached.get("transcoders")
+        if tset is None:
+            tset = load_transcoder_set(tc_dir, lm.device, DTYPES[lm.dtype]).requires_grad_(False)
+            lm.attached["transcoders"] = tset
+        return tset
+
+
 def _build(lm: LoadedModel, source: TranscoderSource):
     if source.kind == "local":
-        tcs = load_transcoder_set(Path(source.ref), lm.device, DTYPES[lm.dtype])
-        return build_replacement_model(lm.model, tcs)
+        return build_replacement_model(lm.model, local_transcoders(lm, Path(source.ref)))
     if not hub_reachable():
         raise EngineError(
             503,
@@ -115,11 +129,10 @@ def _build(lm: LoadedModel, source: TranscoderSource):
 
 
 class ReplacementCache:
-    """One replacement model, for the loaded model's fingerprint; rebuilt when the model changes."""
+    """The loaded model's replacement model, built on first use and kept on the model
+    (``LoadedModel.attached``): loading another model frees it with the old weights."""
 
     def __init__(self) -> None:
-        self._key: str | None = None
-        self._rm = None
         self._lock = threading.Lock()
 
     def get(self, lm: LoadedModel):
@@ -133,12 +146,11 @@ class ReplacementCache:
                 f"({', '.join(PUBLISHED)}). The component graph works for any model.",
             )
         with self._lock:
-            if self._key != lm.fingerprint:
-                self._rm = None  # free the old one before building the next
-                self._rm = _build(lm, source)
-                self._key = lm.fingerprint
+            rm = lm.attached.get("replacement")
+            if rm is None:
+                rm = lm.attached["replacement"] = _build(lm, source)
                 log.info("replacement model for %s built (%s)", lm.name, source.scan)
-            return self._rm
+            return rm
 
     def built_for(self, lm: LoadedModel) -> bool:
-        return self._key == lm.fingerprint
+        return "replacement" in lm.attached
