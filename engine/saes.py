@@ -29,9 +29,9 @@ from sae_lens import SAE
 from torch import Tensor
 
 from engine.errors import EngineError
-from engine.graphs.replacement import local_transcoders
+from engine.graphs.replacement import local_transcoders, transcoder_files
 from engine.loading import LoadedModel, hub_reachable
-from engine.schemas.saes import NeuronpediaRef, SaeInfo
+from engine.schemas.saes import DictionaryRef, NeuronpediaRef, SaeInfo
 
 log = logging.getLogger(__name__)
 EXAMPLES_FILE = "latents.json.gz"
@@ -73,6 +73,7 @@ class Dictionary:
     info: SaeInfo | None = None
     book: LatentBook | None = None
     computed: dict[str, LatentBook] = field(default_factory=dict)
+    path: str | None = None  # a transcoder's safetensors file (an SAE's is in `info`)
 
     @property
     def d_latent(self) -> int:
@@ -85,6 +86,15 @@ class Dictionary:
     @torch.inference_mode()
     def encode(self, x: Float[Tensor, "... d_in"]) -> Float[Tensor, "... d_latent"]:
         return self.module.encode(x.to(self.W_dec.dtype))
+
+    def ref(self) -> DictionaryRef:
+        """Where its weights are stored (for code that rebuilds a direction on its own)."""
+        info = self.info
+        if info is None:
+            return DictionaryRef(kind=self.kind, path=self.path)
+        return DictionaryRef(
+            kind=self.kind, path=info.path, release=info.release, sae_id=info.sae_id
+        )
 
     def examples(self, name: str | None) -> LatentBook | None:
         if name is None:
@@ -258,14 +268,16 @@ class SaeRegistry:
         if tc_dir is None or not (tc_dir / "config.yaml").is_file():
             return {}
         tset = local_transcoders(self.lm, tc_dir)  # the graph's replacement model shares them
+        files = transcoder_files(tc_dir)
         out = {}
         for layer, tc in enumerate(tset):
             book_path = tc_dir / f"layer_{layer}.{EXAMPLES_FILE}"
             book = LatentBook.read(book_path, "shipped examples") if book_path.exists() else None
             reads = f"blocks.{layer}.ln2.hook_normalized"
             writes = f"blocks.{layer}.hook_mlp_out"
+            key = f"transcoder:{layer}"
             out[layer] = Dictionary(
-                f"transcoder:{layer}", "transcoder", reads, writes, tc, None, book
+                key, "transcoder", reads, writes, tc, None, book, path=files[layer]
             )
         return out
 

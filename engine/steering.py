@@ -59,6 +59,7 @@ class Resolved:
     gate: saes.Dictionary | Probe | None = None
     gate_index: int = 0
     threshold: float = 0.0
+    dictionary: saes.Dictionary | None = None  # a latent vector's
 
     def info(self) -> ResolvedVector:
         return ResolvedVector(
@@ -67,6 +68,8 @@ class Resolved:
             coefficient=self.coefficient,
             norm=float(self.direction.float().norm()),
             conditional=self.gate is not None,
+            dictionary=self.dictionary.ref() if self.dictionary is not None else None,
+            gate=self.gate.ref() if isinstance(self.gate, saes.Dictionary) else None,
         )
 
 
@@ -135,12 +138,12 @@ def _resolve_one(lm: LoadedModel, v: SteeringVector) -> Resolved:
             )
         hook = v.hook or f"blocks.{lm.n_layers // 2}.hook_resid_post"
         _check_hook(lm, hook)
-        direction, label = contrastive(lm, v.positive, v.negative, hook), "contrastive"
+        d, direction, label = None, contrastive(lm, v.positive, v.negative, hook), "contrastive"
     else:
         d, direction, label = _latent_direction(lm, v)
         hook = v.hook or d.writes
         _check_hook(lm, hook, allowed_extra=d.writes)
-    out = Resolved(hook, direction, v.coefficient, v.label or label)
+    out = Resolved(hook, direction, v.coefficient, v.label or label, dictionary=d)
     if v.condition is not None:
         _gate(lm, out, v.condition)
     return out

@@ -14,11 +14,16 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 import torch
+from fastapi.testclient import TestClient
 
-from components import bundles, snippets
+from components import bundles, snippets, steering_snippets
+from components import steering_setup as ss
 from components.dla_figures import bar_terms
+from engine import saes, steering
+from engine.api import create_app
 from engine.launcher import REPO_ROOT
 from engine.schemas.analyses import AnalysisRequest
+from engine.schemas.steering import Condition, SteeringVector
 from engine.service import Engine
 
 ORGANISM = REPO_ROOT / "assets" / "organism"
@@ -125,6 +130,131 @@ def test_a_wrong_snippet_is_caught(org, tmp_path, monkeypatch):
     swapped = bundles.BundleSpec(data=pre.data, code=pre.code.replace("resid_pre", "resid_mid"))
     with pytest.raises(AssertionError):
         assert_recomputes(swapped, run_snippet(swapped, org, IOI, tmp_path))
+
+
+SAD = "Once upon a time, there was a sad dog named Max."
+
+
+def steer(engine: Engine, body: dict) -> list[dict]:
+    """The events of a steered generation, streamed as the Steering view reads them."""
+    with (
+        TestClient(create_app(engine)) as api,
+        api.stream("POST", "/steering/generate", json=body) as r,
+    ):
+        assert r.status_code == 200, r.read()
+        return [json.loads(line) for line in r.iter_lines() if line]
+
+
+def assert_regenerates(spec: bundles.BundleSpec, data: dict) -> None:
+    """The same sampled tokens, step for step, and the same KL."""
+    assert data["baseline_id"] == spec.data["baseline_id"].values
+    assert data["steered_id"] == spec.data["steered_id"].values
+    assert np.allclose(data["kl"], spec.data["kl"].values, atol=1e-4, rtol=1e-4)
+
+
+def resid_norm(engine: Engine, hook: str, prompts: list[str]) -> float:
+    """The mean norm of the residual (or output) at `hook` over the prompts' tokens."""
+    with torch.no_grad():
+        _, cache = engine.lm.model.run_with_cache(engine.lm.model.to_tokens(prompts))
+    return float(cache[hook][:, 1:].norm(dim=-1).mean())
+
+
+def test_steering_kl_snippet_regenerates_a_sampled_contrastive_steering(org, tmp_path, monkeypatch):
+    """A contrastive vector at the middle layer, sampled at temperature 0.9 with a seed: the
+    snippet recomputes the vector and samples the same tokens; a wrong coefficient is caught."""
+    monkeypatch.chdir(REPO_ROOT)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    hook = f"blocks.{org.lm.model.cfg.n_layers // 2}.hook_resid_post"
+    pos, neg = ss.EXAMPLE_POSITIVE.splitlines(), ss.EXAMPLE_NEGATIVE.splitlines()
+    vec = steering.contrastive(org.lm, pos, neg, hook)
+    coef = 0.5 * resid_norm(org, hook, pos + neg) / float(vec.norm())
+    v = SteeringVector(kind="contrastive", positive=pos, negative=neg, hook=hook, coefficient=coef)
+    body = {"prompt": SAD, "vectors": [v.model_dump(mode="json", exclude_none=True)],
+            "max_new_tokens": 20, "temperature": 0.9, "seed": 7}  # fmt: skip
+    events = steer(org, body)
+    spec = steering_snippets.kl_bundle(body, events)
+    assert spec is not None and events[0]["vectors"][0]["hook"] == hook
+    assert spec.data["steered_id"].values != spec.data["baseline_id"].values  # it steers
+    assert_regenerates(spec, run_snippet(spec, org, SAD, tmp_path))
+    wrong = f", {coef * 1.1!r}, direction_0"
+    code = spec.code.replace(f", {coef!r}, direction_0", wrong)
+    assert wrong in code
+    bad = bundles.BundleSpec(data=spec.data, code=code)
+    with pytest.raises(AssertionError):
+        assert_regenerates(bad, run_snippet(bad, org, SAD, tmp_path))
+
+
+def test_steering_kl_snippet_regenerates_latent_vectors_and_conditions(org, tmp_path, monkeypatch):
+    """An SAE latent's and a transcoder latent's decoder rows, one gated by an SAE latent and
+    one by a probe direction: gates on at some prompt tokens and off at others (thresholds from
+    the model), so the snippet must gate as the engine does; dropping the gates is caught."""
+    monkeypatch.chdir(REPO_ROOT)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    sae_hooks = sorted(p.name for p in (ORGANISM / "saes").iterdir() if p.is_dir())
+    if len(sae_hooks) < 2 or not (ORGANISM / "transcoders" / "config.yaml").is_file():
+        pytest.skip("needs two shipped SAEs and the transcoders")
+    early, late = sae_hooks[0], sae_hooks[-1]
+    ids, _ = org.tokenize(SAD)
+    with torch.no_grad():
+        _, cache = org.lm.model.run_with_cache(torch.tensor([ids]))
+    acts = saes.for_model(org.lm).get(early).encode(cache[early][0])  # [pos, latent]
+    latent = int(acts[-1].argmax())  # the strongest at the last token, gating on half its value
+    sae_gate = Condition(sae=early, index=latent, threshold=float(acts[-1, latent]) / 2)
+    pos, neg = ss.EXAMPLE_POSITIVE.splitlines(), ss.EXAMPLE_NEGATIVE.splitlines()
+    probe_hook = "blocks.0.hook_resid_post"
+    probe = steering.contrastive(org.lm, pos, neg, probe_hook)
+    proj = cache[probe_hook][0, 1:] @ (probe / probe.norm())
+    probe_gate = Condition(probe_hook=probe_hook, positive=pos, negative=neg,
+                           threshold=float(proj.median()))  # fmt: skip
+    tc_layer = org.lm.model.cfg.n_layers // 2
+    vectors = [
+        SteeringVector(kind="sae_latent", sae=early, index=latent + 1,
+                       coefficient=0.5 * resid_norm(org, early, [SAD])),
+        SteeringVector(kind="transcoder_latent", layer=tc_layer, index=latent, condition=sae_gate,
+                       coefficient=resid_norm(org, f"blocks.{tc_layer}.hook_mlp_out", [SAD])),
+        SteeringVector(kind="sae_latent", sae=late, index=latent, condition=probe_gate,
+                       coefficient=0.5 * resid_norm(org, late, [SAD])),
+    ]  # fmt: skip
+    body = {"prompt": SAD, "vectors": [v.model_dump(mode="json", exclude_none=True) for v in vectors],
+            "max_new_tokens": 16, "temperature": 0.7, "seed": 1}  # fmt: skip
+    events = steer(org, body)
+    spec = steering_snippets.kl_bundle(body, events)
+    assert spec is not None and spec.data["kl"].values[0] > 0
+    assert [v["conditional"] for v in events[0]["vectors"]] == [False, True, True]
+    code = bundles.snippet(bundles.ModelRef.from_info(org.model_info().model_dump(), REPO_ROOT),
+                           SAD, spec, "t")  # fmt: skip
+    assert "SAE.load_from_disk('assets/organism/saes/" in code
+    assert f"load_file('assets/organism/transcoders/layer_{tc_layer}.safetensors'" in code
+    assert_regenerates(spec, run_snippet(spec, org, SAD, tmp_path))
+    ungated = spec.code.replace("(gate(act) > threshold)", "(gate(act) > -float('inf'))")
+    assert ungated != spec.code
+    bad = bundles.BundleSpec(data=spec.data, code=ungated)
+    with pytest.raises(AssertionError):
+        assert_regenerates(bad, run_snippet(bad, org, SAD, tmp_path))
+
+
+def test_steering_kl_bundle_holds_the_steps_once_the_stream_is_done():
+    v = {"kind": "contrastive", "coefficient": 2.0, "hook": "blocks.1.hook_resid_post",
+         "positive": ["a"], "negative": ["b"]}  # fmt: skip
+    body = {"prompt": "x", "vectors": [v], "max_new_tokens": 3, "temperature": 0, "seed": 0}
+    start = {"type": "start", "prompt_tokens": 2, "vectors": [
+        {"label": "contrastive", "hook": v["hook"], "coefficient": 2.0, "norm": 1.0,
+         "conditional": False}]}  # fmt: skip
+    tokens = [
+        {"type": "token", "step": 0, "base": {"id": 5, "text": " a"},
+         "steered": {"id": 6, "text": " b"}, "kl": 0.5},
+        {"type": "token", "step": 1, "steered": {"id": 7, "text": " c"}, "kl": 0.0},
+    ]  # fmt: skip
+    assert steering_snippets.kl_bundle(body, [start, *tokens]) is None  # not ended yet
+    assert steering_snippets.kl_bundle(body, [start, *tokens, {"type": "error"}]) is None
+    spec = steering_snippets.kl_bundle(body, [start, *tokens, {"type": "done"}])
+    assert spec.data["kl"].values == [0.5, 0.0]
+    assert spec.data["baseline_id"].values == [5, None]  # the baseline stopped at EOS
+    assert spec.labels == {"baseline_token": [" a", ""], "steered_token": [" b", " c"]}
+    assert "TEMPERATURE, TOP_K, SEED, STOP_AT_EOS = 3, 0.0, None, 0, True" in spec.code
+    rows = list(csv.DictReader(io.StringIO(bundles.to_csv(spec.data["steered_id"], spec.labels))))
+    assert rows[1] == {"steered_token": "1", "steered_token_label": " c", "value": "7"}
+    compile(spec.code, "snippet.py", "exec")
 
 
 def test_snippet_loads_a_hub_model_with_from_pretrained():

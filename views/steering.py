@@ -11,6 +11,7 @@ import streamlit as st
 from components import shell, state, widgets
 from components import steering_setup as ss
 from components.steering_figures import kl_figure
+from components.steering_snippets import kl_bundle
 from engine.client import EngineRequestError
 
 link = shell.engine_link()
@@ -203,7 +204,8 @@ note.caption(
 )
 if got["kl"]:
     widgets.figure(kl_figure(got["kl"]), name="steering_kl",
-                   params={"vectors": len(vectors), "seed": int(seed), "temperature": stemp})  # fmt: skip
+                   params={"vectors": len(vectors), "seed": int(seed), "temperature": stemp},
+                   bundle=kl_bundle(body, events))  # fmt: skip
 
 
 def imported() -> None:

@@ -62,12 +62,18 @@ def _scan(cfg_path: str, mtime: float) -> str | None:
     return yaml.safe_load(Path(cfg_path).read_text()).get("scan")
 
 
+def transcoder_files(tc_dir: Path) -> list[str]:
+    """The safetensors file of each layer's transcoder in `tc_dir`, by layer."""
+    config = yaml.safe_load((tc_dir / CONFIG).read_text())
+    return [str((tc_dir / p).resolve()) for p in config["transcoders"]]
+
+
 def load_transcoder_set(tc_dir: Path, device: str = "cpu", dtype: torch.dtype = torch.float32):
     """The transcoders in `tc_dir` (``config.yaml`` + ``layer_*.safetensors``) via circuit-tracer."""
     from circuit_tracer.utils.hf_utils import load_transcoders
 
     config = yaml.safe_load((tc_dir / CONFIG).read_text())
-    config["transcoders"] = [str((tc_dir / p).resolve()) for p in config["transcoders"]]
+    config["transcoders"] = transcoder_files(tc_dir)
     return load_transcoders(
         config, device=torch.device(device), dtype=dtype, lazy_encoder=False, lazy_decoder=False
     )

@@ -40,6 +40,18 @@ class SaeInfo(BaseModel):
     example_sets: list[str] = Field(default_factory=list, description="computed example sets")
 
 
+class DictionaryRef(BaseModel):
+    """Where a dictionary's weights are stored, for code that rebuilds its directions on its own
+    (a figure bundle's snippet): a SAELens directory or release + id, or a transcoder's file."""
+
+    kind: LatentSource
+    path: str | None = Field(
+        default=None, description="SAELens directory, or the transcoder's safetensors file"
+    )
+    release: str | None = None
+    sae_id: str | None = None
+
+
 class AttachSaeRequest(BaseModel):
     release: str | None = Field(default=None, description="SAELens release, with sae_id")
     sae_id: str | None = None

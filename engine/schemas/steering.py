@@ -13,6 +13,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine.schemas.common import PromptRequest
+from engine.schemas.saes import DictionaryRef
 
 
 class VectorKind(StrEnum):
@@ -74,6 +75,12 @@ class ResolvedVector(BaseModel):
     coefficient: float
     norm: float = Field(description="norm of the direction before the coefficient")
     conditional: bool
+    dictionary: DictionaryRef | None = Field(
+        default=None, description="where a latent vector's decoder row comes from"
+    )
+    gate: DictionaryRef | None = Field(
+        default=None, description="the SAE a condition reads (None for a probe or no condition)"
+    )
 
 
 class StreamToken(BaseModel):
