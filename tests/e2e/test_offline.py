@@ -5,6 +5,7 @@ aborted and recorded; the test fails if any was made."""
 from __future__ import annotations
 
 import re
+import zipfile
 from urllib.parse import urlsplit
 
 import pytest
@@ -79,6 +80,10 @@ def test_every_page_in_both_modes_stays_on_this_machine(guarded, app_server):
     assert leaks == []
 
 
+# pages whose first figure bundle is downloaded (server-side export, snippet, data)
+BUNDLES = {"dla": "dla_heads", "graph": "attribution_graph", "steering": "steering_kl"}
+
+
 def _interact(page, path: str, present: bool) -> None:
     """A few clicks: a figure cell, a download (server-side export), a tour step."""
     if path == "attention":
@@ -87,10 +92,15 @@ def _interact(page, path: str, present: bool) -> None:
         page.mouse.click(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.6)
         settle(page)
         page.frame_locator("iframe").first.locator("#cv *").first.wait_for(timeout=30_000)
-    if path == "dla" and not present:
+    if path in BUNDLES and not present:
         with page.expect_download(timeout=120_000) as download:
             page.get_by_role("button", name="Figure bundle").first.click()
-        assert download.value.suggested_filename.endswith(".zip")
+        name = BUNDLES[path]
+        assert download.value.suggested_filename == f"{name}.zip"
+        with zipfile.ZipFile(download.value.path()) as z:
+            files = set(z.namelist())
+            assert {f"{name}/{f}" for f in (f"{name}.png", f"{name}.svg", "snippet.py")} <= files
+            compile(z.read(f"{name}/snippet.py"), "snippet.py", "exec")
     if path == "tour" and not present:
         page.get_by_role("button", name="Start", exact=True).first.click()
         page.get_by_text("Step 1/").first.wait_for(timeout=60_000)
