@@ -74,8 +74,12 @@ class Resolved:
 
 
 # --- contrastive vectors -------------------------------------------------------------------
-_CONTRASTIVE: OrderedDict[tuple, Tensor] = OrderedDict()
 _CONTRASTIVE_LOCK = threading.Lock()
+
+
+def _kept(lm: LoadedModel, name: str) -> OrderedDict:
+    """An LRU of results on `lm` (``LoadedModel.attached``): it goes when the model does."""
+    return lm.attached.setdefault(name, OrderedDict())
 
 
 @torch.inference_mode()
@@ -92,16 +96,16 @@ def mean_activation(lm: LoadedModel, texts: list[str], hook: str) -> Float[Tenso
 
 def contrastive(lm: LoadedModel, positive: list[str], negative: list[str], hook: str) -> Tensor:
     """mean activation of `positive` minus that of `negative` at `hook` (cached)."""
-    key = (lm.fingerprint, hook, tuple(positive), tuple(negative))
+    key, kept = (hook, tuple(positive), tuple(negative)), _kept(lm, "contrastive")
     with _CONTRASTIVE_LOCK:
-        if key in _CONTRASTIVE:
-            _CONTRASTIVE.move_to_end(key)
-            return _CONTRASTIVE[key]
+        if key in kept:
+            kept.move_to_end(key)
+            return kept[key]
     vec = mean_activation(lm, positive, hook) - mean_activation(lm, negative, hook)
     with _CONTRASTIVE_LOCK:
-        _CONTRASTIVE[key] = vec
-        while len(_CONTRASTIVE) > 32:
-            _CONTRASTIVE.popitem(last=False)
+        kept[key] = vec
+        while len(kept) > 32:
+            kept.popitem(last=False)
     return vec
 
 
@@ -273,15 +277,14 @@ class Continuation:
         return tid, last.log_softmax(-1)
 
 
-# Baseline continuations by (model, prompt, sampling settings): moving a slider recomputes only
-# the steered one.
-_BASELINES: OrderedDict[tuple, list[tuple[int, Tensor]]] = OrderedDict()
+# Baseline continuations by (prompt, sampling settings), kept on the model: moving a slider
+# recomputes only the steered one.
 _BASELINES_KEEP = 4
 
 
-def _baseline_key(lm: LoadedModel, token_ids: list[int], req: SteerRequest) -> tuple:
-    return (lm.fingerprint, tuple(token_ids), req.max_new_tokens, req.temperature, req.top_k,
-            req.seed, req.stop_at_eos)  # fmt: skip
+def _baseline_key(token_ids: list[int], req: SteerRequest) -> tuple:
+    return (tuple(token_ids), req.max_new_tokens, req.temperature, req.top_k, req.seed,
+            req.stop_at_eos)  # fmt: skip
 
 
 def _kl(p_log: Tensor | None, q_log: Tensor | None) -> float:
@@ -301,8 +304,8 @@ def generate_pair(
     """Baseline and steered continuations of `token_ids`, a step at a time; the baseline comes
     from the cache when these sampling settings ran before."""
     n_new = min(req.max_new_tokens, lm.n_ctx - len(token_ids))
-    key = _baseline_key(lm, token_ids, req)
-    cached = _BASELINES.get(key)
+    key, baselines = _baseline_key(token_ids, req), _kept(lm, "steering_baselines")
+    cached = baselines.get(key)
     base = None if cached is not None else Continuation(lm, token_ids, [], req)
     steer = None
     if resolved:
@@ -316,9 +319,9 @@ def generate_pair(
             steer.hooks = []
         yield from _steps(n_new, base, steer, cached, record, stop)
     if base is not None and (base.done or len(record) == n_new):
-        _BASELINES[key] = record
-        while len(_BASELINES) > _BASELINES_KEEP:
-            _BASELINES.popitem(last=False)
+        baselines[key] = record
+        while len(baselines) > _BASELINES_KEEP:
+            baselines.popitem(last=False)
 
 
 def _steps(

@@ -209,12 +209,14 @@ def test_examples_job_over_a_dataset_equals_the_same_texts_in_a_file(org, tmp_pa
 
 
 def test_loading_another_model_frees_the_old_one_and_its_saes(tiny_model_dir, tmp_path):
-    """Per-model state (the SAE registry, the transcoders, the graph's replacement model) goes
-    with the model: after loading another model nothing keeps the old weights alive."""
+    """Per-model state (the SAE registry, the transcoders, the graph's replacement model,
+    steering's cached vectors and baselines) goes with the model: after loading another model nothing keeps the old weights alive."""
     import gc
     import weakref
 
+    from engine import steering
     from engine.graphs.service import graph_service
+    from engine.schemas.steering import SteeringVector, SteerRequest
     from engine.settings import DEFAULT_MODEL_DIR, EngineSettings
 
     if not (DEFAULT_MODEL_DIR / "config.json").is_file():
@@ -226,11 +228,18 @@ def test_loading_another_model_frees_the_old_one_and_its_saes(tiny_model_dir, tm
         rm = graph_service(eng).replacements.get(eng.lm)
         tc = saes.for_model(eng.lm).transcoder(1).module
         assert tc is rm.transcoders[1]  # loaded once, shared by latent panels and graphs
-        old = [weakref.ref(x) for x in (eng.lm.model, saes.for_model(eng.lm), rm, tc)]
-        del rm, tc
+        vec = SteeringVector(kind="contrastive", positive=["happy"], negative=["sad"],
+                             hook="blocks.0.hook_resid_post", coefficient=1.0)  # fmt: skip
+        req = SteerRequest(prompt="Once upon a time", vectors=[vec], max_new_tokens=4)
+        ids, _ = eng.tokenize(req.prompt)
+        list(steering.generate_pair(eng.lm, ids, steering.resolve(eng.lm, req.vectors), req))
+        assert {"contrastive", "steering_baselines"} <= set(eng.lm.attached)
+        objects = (eng.lm, eng.lm.model, saes.for_model(eng.lm), rm, tc)
+        old = [weakref.ref(x) for x in objects]
+        del rm, tc, objects
         eng.load(str(tiny_model_dir))
         gc.collect()
-        assert [ref() for ref in old] == [None] * 4
+        assert [ref() for ref in old] == [None] * len(old)
         assert saes.for_model(eng.lm).lm.model is eng.lm.model
     finally:
         eng.close()
