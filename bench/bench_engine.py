@@ -17,6 +17,7 @@ from bench.common import PROMPT_32, model_dir, timed
 from engine.analyses.predictions import predictions
 from engine.client import EngineClient
 from engine.launcher import free_port, spawn_engine, wait_until_healthy
+from engine.loading import load_model
 from engine.run import PromptRun
 from engine.schemas.analyses import PredictionsParams
 from engine.service import Engine
@@ -27,7 +28,10 @@ def main() -> None:
     torch.set_num_threads(2)
     path = model_dir()
     with tempfile.TemporaryDirectory() as tmp:
-        eng = Engine(EngineSettings(model=path, cache_dir=f"{tmp}/inproc"))
+        # loaded and run on this thread only: the direct baseline has one OpenMP team, as the
+        # engine process has on its model thread (engine/model_thread.py)
+        eng = Engine(EngineSettings(model=path, cache_dir=f"{tmp}/inproc"), load=False)
+        eng.lm = load_model(path)
         ids, infos = eng.tokenize(PROMPT_32)
         assert len(ids) == 32, f"prompt is {len(ids)} tokens, want 32"
         lm, params = eng.require_model(), PredictionsParams(top_k=5)

@@ -34,15 +34,19 @@ def _load_model(engine: Engine, ctx: JobContext, p: LoadModelRequest) -> dict:
     return info.model_dump()
 
 
+@torch.inference_mode()
+def _loss(lm, ids: list[int]) -> torch.Tensor:
+    return lm.model(torch.tensor([ids], device=lm.device), return_type="loss")
+
+
 def _batch_loss(engine: Engine, ctx: JobContext, p: BatchLossParams) -> dict:
-    """Mean next-token loss of each text; takes the model lock one text at a time."""
+    """Mean next-token loss of each text; one text at a time on the model thread."""
     lm = engine.require_model()
     means, counts = [], []
     for i, text in enumerate(p.texts):
         ctx.progress(i / len(p.texts), f"text {i + 1} of {len(p.texts)}")
         ids, _ = engine.tokenize(text)
-        with engine.model_lock, torch.inference_mode():
-            loss = lm.model(torch.tensor([ids], device=lm.device), return_type="loss")
+        loss = engine.compute(_loss, lm, ids)
         means.append(float(loss))
         counts.append(len(ids) - 1)
     return BatchLossResult(mean_loss=means, n_tokens=counts).model_dump()

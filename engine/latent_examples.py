@@ -124,6 +124,14 @@ def _store(engine: Engine, d: saes.Dictionary, name: str) -> Path:
     return Path(engine.settings.cache_dir) / "latent_examples" / f"{safe}-{name}.json.gz"
 
 
+@torch.inference_mode()
+def _collect(lm, d: saes.Dictionary, c: Collector, tokens: Tensor, row: int) -> None:
+    _, cache = lm.model.run_with_cache(tokens[None], names_filter=lambda n: n == d.reads)
+    acts = d.encode(cache[d.reads][0]).float()
+    acts[tokens == lm.model.tokenizer.bos_token_id] = 0  # BOS is an outlier
+    c.add(acts, tokens, row)
+
+
 def run(engine: Engine, ctx: JobContext, p: ExamplesJobParams) -> dict:
     lm = engine.require_model()
     d = saes.for_model(lm).get(p.sae)
@@ -138,11 +146,7 @@ def run(engine: Engine, ctx: JobContext, p: ExamplesJobParams) -> dict:
     for i, text in enumerate(texts):
         ctx.progress(i / len(texts), f"text {i + 1} of {len(texts)}")
         tokens = torch.tensor(_token_ids(lm, text), device=lm.device)
-        with engine.model_lock, torch.inference_mode():
-            _, cache = lm.model.run_with_cache(tokens[None], names_filter=lambda n: n == d.reads)
-            acts = d.encode(cache[d.reads][0]).float()
-            acts[tokens == lm.model.tokenizer.bos_token_id] = 0  # BOS is an outlier
-            c.add(acts, tokens, i)
+        engine.compute(_collect, lm, d, c, tokens, i)
     ctx.progress(0.99, "writing")
     tok = lm.model.tokenizer
     vocab = [tok.decode([i]) for i in range(lm.model.cfg.d_vocab)]

@@ -1,7 +1,8 @@
 """The engine: one loaded model, its analyses, the result cache and the job queue.
 
 UI-free and HTTP-free: ``engine.api`` exposes it over HTTP and tests call it directly.
-One request uses the model at a time (``model_lock``); cached results need no lock.
+One request uses the model at a time, on the model thread (``compute``, holding
+``model_lock``; see engine/model_thread.py); cached results need neither.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from engine.graphs.service import transcoder_capability
 from engine.job_kinds import JOB_KINDS
 from engine.jobs import Job, JobManager
 from engine.loading import LoadedModel, load_model
+from engine.model_thread import ModelThread
 from engine.run import RunStore
 from engine.schemas.analyses import AnalysisRequest
 from engine.schemas.common import TokenInfo
@@ -42,6 +44,7 @@ class Engine:
         )
         self.runs = RunStore(settings.max_runs)
         self.model_lock = threading.RLock()
+        self.model_thread = ModelThread(self.model_lock)
         self.lm: LoadedModel | None = None
         self.analyses = load_builtin()
         self.job_kinds = JOB_KINDS
@@ -51,11 +54,18 @@ class Engine:
 
     # --- model -----------------------------------------------------------------
     def load(self, name: str, *, dtype: str = "float32", device: str | None = None) -> ModelInfo:
-        lm = load_model(name, device=device or self.settings.device, dtype=dtype)
-        with self.model_lock:
+        def swap() -> None:
+            lm = load_model(name, device=device or self.settings.device, dtype=dtype)
             self.lm = lm
             self.runs.clear()
+
+        self.compute(swap)
         return self.model_info()
+
+    def compute(self, fn, *args, **kwargs):
+        """`fn(*args, **kwargs)` on the model thread, holding the model lock: all work on the
+        model goes through here (engine/model_thread.py says why)."""
+        return self.model_thread.run(fn, *args, **kwargs)
 
     def require_model(self) -> LoadedModel:
         if self.lm is None:
@@ -158,10 +168,9 @@ class Engine:
         hit = self.cache.get(key)
         if hit is not None:
             return hit
-        with self.model_lock:
-            t0 = time.perf_counter()
-            result = analysis.fn(self.runs.get(lm, ids, infos), params)
-            log.debug("%s computed in %.1f ms", name, (time.perf_counter() - t0) * 1e3)
+        t0 = time.perf_counter()
+        result = self.compute(lambda: analysis.fn(self.runs.get(lm, ids, infos), params))
+        log.debug("%s computed in %.1f ms", name, (time.perf_counter() - t0) * 1e3)
         data = result.model_dump_json().encode()
         self.cache.set(key, data)
         return data
@@ -178,4 +187,5 @@ class Engine:
 
     def close(self) -> None:
         self.jobs.shutdown()
+        self.model_thread.shutdown()
         self.cache.close()

@@ -1,9 +1,9 @@
 """The steered generation as a stream of NDJSON events, for the HTTP API.
 
-The model is used by one request at a time: a worker thread holds the engine's model lock
-while it generates and hands events to the response's event loop over an asyncio queue; when
-the reader goes away (the page moved a slider and asked again), the worker stops at its next
-step and frees the model.
+The model is used by one request at a time: the generation runs on the engine's model thread
+(holding the model lock) and hands events to the response's event loop over an asyncio queue; when
+the reader goes away (the page moved a slider and asked again), the generation stops at its
+next step and frees the model.
 """
 
 from __future__ import annotations
@@ -55,8 +55,7 @@ def events(engine: Engine, req: SteerRequest) -> AsyncIterator[bytes]:
     """Check the request now (errors answer 4xx), then stream its events as NDJSON lines."""
     lm = engine.require_model()
     ids, _ = engine.tokenize(req.prompt, req.prepend_bos)
-    with engine.model_lock:
-        resolved = steering.resolve(lm, req.vectors)
+    resolved = engine.compute(steering.resolve, lm, req.vectors)
     start = StreamEvent(type="start", vectors=[r.info() for r in resolved], prompt_tokens=len(ids))
     stop = threading.Event()
 
@@ -79,11 +78,10 @@ def events(engine: Engine, req: SteerRequest) -> AsyncIterator[bytes]:
 
         try:
             base, steered = TextSoFar(lm.model.tokenizer), TextSoFar(lm.model.tokenizer)
-            with engine.model_lock:
-                for s in steering.generate_pair(lm, ids, resolved, req, stop):
-                    n += 1
-                    emit(StreamEvent(type="token", step=s.step, base=base.push(s.base),
-                                     steered=steered.push(s.steered), kl=s.kl))  # fmt: skip
+            for s in steering.generate_pair(lm, ids, resolved, req, stop):
+                n += 1
+                emit(StreamEvent(type="token", step=s.step, base=base.push(s.base),
+                                 steered=steered.push(s.steered), kl=s.kl))  # fmt: skip
             secs = time.perf_counter() - t0
             emit(
                 StreamEvent(type="done", seconds=secs, tokens_per_s=n / secs if secs else None,
@@ -105,7 +103,7 @@ def events(engine: Engine, req: SteerRequest) -> AsyncIterator[bytes]:
         def put(item: object) -> None:  # from the worker thread: no thread hop per read
             loop.call_soon_threadsafe(q.put_nowait, item)
 
-        threading.Thread(target=work, args=(put,), name="steering", daemon=True).start()
+        engine.model_thread.submit(work, put)  # queued behind any other work on the model
         try:
             ended = False
             while not ended:  # one chunk of every event ready now: fewer writes per token

@@ -2,7 +2,7 @@
 
 One per engine (``graph_service(engine)``), holding the replacement model of the loaded model
 (``ReplacementCache``) and the folder of saved graphs (``GraphStore``). Work on the model takes
-``engine.model_lock`` like every analysis.
+the model thread (``engine.compute``) like every analysis.
 """
 
 from __future__ import annotations
@@ -93,9 +93,12 @@ class GraphService:
                 p, n_tokens=len(ids), active=upper, cfg=lm.model.cfg, device=lm.device,
                 weights_bytes=extra,
             )  # fmt: skip
-        with self.engine.model_lock:
+
+        def count() -> int:
             rm = self.replacements.get(lm)
-            active = costs.count_active_latents(rm, torch.tensor(ids, device=lm.device))
+            return costs.count_active_latents(rm, torch.tensor(ids, device=lm.device))
+
+        active = self.engine.compute(count)
         return costs.estimate(
             p, n_tokens=len(ids), active=active, cfg=lm.model.cfg, device=lm.device
         )
@@ -121,10 +124,11 @@ class GraphService:
             raise EngineError(413, "graph_too_large", cost.reason)
         t0 = time.perf_counter()
         n_logits = 1 if target is not None else p.max_n_logits
-        with self.engine.model_lock:
+
+        def run():
             rm = self.replacements.get(lm)
             with tracking(rm, ctx.progress, latent_budget=p.max_feature_nodes, n_logits=n_logits):
-                graph = attribute(
+                return rm, attribute(
                     torch.tensor(ids, device=lm.device),
                     rm,
                     attribution_targets=None if target is None else torch.tensor([target]),
@@ -133,13 +137,15 @@ class GraphService:
                     batch_size=p.batch_size,
                     max_feature_nodes=p.max_feature_nodes,
                 )
+
+        rm, graph = self.engine.compute(run)
         ctx.progress(0.92, "pruning and writing the graph files")
         graph.to_pt(str(self.store.pt_path(slug)))
         source = find_transcoders(lm)
         local = source is not None and source.kind == "local"
-        counts = write_graph_files(
-            graph, slug, self.store.root, tokenizer=lm.model.tokenizer, scan=rm.scan,
-            node_threshold=p.node_threshold, edge_threshold=p.edge_threshold,
+        counts = self.engine.compute(
+            write_graph_files, graph, slug, self.store.root, tokenizer=lm.model.tokenizer,
+            scan=rm.scan, node_threshold=p.node_threshold, edge_threshold=p.edge_threshold,
             labeler=shipped_labeler(Path(source.ref)) if local else None,
         )  # fmt: skip
         info = self._save_info(slug, GraphKind.transcoder, p.prompt, ids, p, t0, counts)
@@ -181,11 +187,10 @@ class GraphService:
         if self.store.exists(slug):
             return self.store.info(slug)
         t0 = time.perf_counter()
-        with self.engine.model_lock:
-            doc = component_graph(
-                lm.model, clean, corrupted, target, baseline, slug=slug,
-                edge_threshold=p.edge_threshold,
-            )  # fmt: skip
+        doc = self.engine.compute(
+            component_graph, lm.model, clean, corrupted, target, baseline, slug=slug,
+            edge_threshold=p.edge_threshold,
+        )  # fmt: skip
         self.store.write_graph_json(slug, doc)
         return self._save_info(slug, GraphKind.component, p.prompt, clean, p, t0)
 
