@@ -32,12 +32,12 @@ FIND_LATENT = """() => {
 
 def test_graph_page_generate_click_pin(page, app_server):
     page.goto(f"{app_server['url']}/graph?prompt={quote_plus(PROMPT)}&graph=auto")
-    page.get_by_text("Saved graphs (this model)").wait_for(timeout=LOAD)  # engine started
+    page.get_by_text("Saved graphs (this model)").first.wait_for(timeout=LOAD)  # engine started
     caps = httpx.get(f"{app_server['engine_url']}/capabilities", timeout=60).json()
     if not caps["features"]["transcoders"]["available"]:
         pytest.skip("the demo model has no transcoders")
     page.wait_for_url(re.compile(r"graph=organism-transcoder-"), timeout=LOAD)
-    page.get_by_text("Click a node to see it here").wait_for(timeout=60_000)
+    page.get_by_text("Click a node to see it here").first.wait_for(timeout=60_000)
     for _ in range(3):  # a rerun may redraw the chart under the first click
         page.wait_for_timeout(1500)
         target = page.evaluate(FIND_LATENT)
@@ -55,7 +55,7 @@ def test_graph_page_generate_click_pin(page, app_server):
     assert f"add_latent=transcoder%3A{layer}%3A{index}" in steer.get_attribute("href")
     page.get_by_role("button", name="Pin", exact=True).click()
     page.wait_for_url(re.compile(r"pinned="), timeout=30_000)
-    page.get_by_role("button", name="Unpin", exact=True).wait_for(timeout=30_000)
+    page.get_by_role("button", name="Unpin", exact=True).first.wait_for(timeout=30_000)
     slug = re.search(r"graph=([a-z0-9-]+)", page.url).group(1)
     doc = httpx.get(f"{app_server['engine_url']}/graphs/{slug}", timeout=30).json()
     assert target["id"] in doc["qParams"]["pinnedIds"]  # kept in the graph file too
@@ -67,7 +67,7 @@ def test_component_graph_with_a_supernode_from_the_file(page, app_server):
     over the API shows when the graph is opened again (the file's qParams carry over)."""
     clean = "When Mary and John went to the store, John gave a drink to"
     page.goto(f"{app_server['url']}/graph?prompt={quote_plus(clean)}")
-    page.get_by_text("Saved graphs (this model)").wait_for(timeout=LOAD)
+    page.get_by_text("Saved graphs (this model)").first.wait_for(timeout=LOAD)
     page.get_by_text("Components (attribution patching)").click()
     box = page.get_by_label("Corrupted prompt (same number of tokens)")
     box.wait_for(timeout=30_000)
@@ -77,7 +77,7 @@ def test_component_graph_with_a_supernode_from_the_file(page, app_server):
     page.wait_for_timeout(500)
     page.get_by_role("button", name="Build component graph").click()
     page.wait_for_url(re.compile(r"graph=organism-component-"), timeout=60_000)
-    page.get_by_text("Component graph (attribution patching)").wait_for(timeout=60_000)
+    page.get_by_text("Component graph (attribution patching)").first.wait_for(timeout=60_000)
     slug = re.search(r"graph=([a-z0-9-]+)", page.url).group(1)
     engine = app_server["engine_url"]
     doc = httpx.get(f"{engine}/graphs/{slug}", timeout=30).json()
@@ -88,7 +88,7 @@ def test_component_graph_with_a_supernode_from_the_file(page, app_server):
     q = {"pinnedIds": ids, "supernodes": [["movers", *ids]], "clickedId": ""}
     assert httpx.put(f"{engine}/graphs/{slug}/qparams", json=q).status_code == 200
     page.goto(f"{app_server['url']}/graph?prompt={quote_plus(clean)}&graph={slug}")
-    page.get_by_text("Component graph (attribution patching)").wait_for(timeout=60_000)
+    page.get_by_text("Component graph (attribution patching)").first.wait_for(timeout=60_000)
     page.locator("text.annotation-text", has_text="movers").first.wait_for(timeout=30_000)
     page.wait_for_url(re.compile(r"pinned="), timeout=30_000)
     assert screenshot(page, "graph_components_page", 1500).stat().st_size > 30_000

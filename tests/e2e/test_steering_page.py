@@ -93,7 +93,7 @@ def test_examples_over_a_local_dataset(page, app_server, tmp_path):
     texts = ["Once upon a time, there was a happy cat.", "The capital of France is Paris."]
     datasets.Dataset.from_dict({"story": texts * 3}).save_to_disk(str(tmp_path / "stories"))
     page.goto(f"{app_server['url']}/latents?prompt={quote_plus(PROMPT)}")
-    page.get_by_text("Top-activating examples over your texts").wait_for(timeout=LOAD)
+    page.get_by_text("Top-activating examples over your texts").first.wait_for(timeout=LOAD)
     page.get_by_text("Dataset", exact=True).click()
     page.get_by_role("textbox", name="Dataset").fill(str(tmp_path / "stories"))
     column = page.get_by_role("textbox", name="Column")

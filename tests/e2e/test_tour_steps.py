@@ -22,20 +22,20 @@ def test_welcome_starts_the_tour_and_arrows_step_it(page, app_server):
     t = tour.load(tour.DEFAULT_TOUR)
     n = len(t.steps)
     page.goto(app_server["url"])
-    page.get_by_text("Welcome to Interpscope").wait_for(timeout=LOAD)
+    page.get_by_text("Welcome to Interpscope").first.wait_for(timeout=LOAD)
     page.get_by_role("button", name="Start the tour").click()
-    page.get_by_text(f"Step 1/{n}").wait_for(timeout=60_000)
+    page.get_by_text(f"Step 1/{n}").first.wait_for(timeout=60_000)
     settle(page)
     assert query(page)["tour"] == [tour.DEFAULT_TOUR] and query(page)["step"] == ["0"]
-    page.get_by_text(t.steps[0].note[:40]).wait_for()
+    page.get_by_text(t.steps[0].note[:40]).first.wait_for()
     page.keyboard.press("ArrowRight")
-    page.get_by_text(f"Step 2/{n}").wait_for(timeout=60_000)
+    page.get_by_text(f"Step 2/{n}").first.wait_for(timeout=60_000)
     settle(page)
     path, want = tour.split_url(t.steps[1].url)
     assert urlsplit(page.url).path.strip("/") == path
     assert query(page)["prompt"] == want["prompt"] and query(page)["step"] == ["1"]
     page.keyboard.press("ArrowLeft")
-    page.get_by_text(f"Step 1/{n}").wait_for(timeout=60_000)
+    page.get_by_text(f"Step 1/{n}").first.wait_for(timeout=60_000)
     settle(page)
     assert urlsplit(page.url).path.strip("/") == tour.split_url(t.steps[0].url)[0]
     page.get_by_role("button", name="End tour").click()
@@ -65,7 +65,7 @@ def test_warmed_steps_render_from_the_cache(page, app_server):
     for i, step in enumerate(t.steps):
         page.goto(f"{app_server['url']}/{step.url}&tour={tour.DEFAULT_TOUR}&step={i}")
         settle(page)
-        page.get_by_text(f"Step {i + 1}/{len(t.steps)}").wait_for()
+        page.get_by_text(f"Step {i + 1}/{len(t.steps)}").first.wait_for()
         after = httpx.get(stats, timeout=30).json()["misses"]
         assert after == misses, f"step {i + 1} ({step.title}) computed something new"
     page.goto(f"{app_server['url']}/dla?prompt=A+prompt+nobody+warmed")  # the counter counts

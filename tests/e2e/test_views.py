@@ -42,7 +42,7 @@ def test_attention_page_click_a_head(page, app_server):
     layer, head = m["n_layers"] - 1, m["n_heads"] - 1
     click_cell(page, 0, head, layer, m["n_heads"], m["n_layers"])
     page.wait_for_url(re.compile(rf"layer={layer}&head={head}"), timeout=30_000)
-    page.get_by_text(f"All heads of layer {layer}").wait_for(timeout=30_000)
+    page.get_by_text(f"All heads of layer {layer}").first.wait_for(timeout=30_000)
     title = page.locator("text.annotation-text", has_text=f"L{layer}H{head}")
     title.first.wait_for(timeout=30_000)  # the pattern of the clicked head
     frame = page.frame_locator("iframe").first
@@ -52,7 +52,7 @@ def test_attention_page_click_a_head(page, app_server):
 
 def test_attention_compare_two_heads(page, app_server):
     open_page(page, app_server, "attention", "score of each head", "&layer=0&head=1&compare=1.2")
-    page.get_by_text("Attention pattern (side by side)").wait_for(timeout=30_000)
+    page.get_by_text("Attention pattern (side by side)").first.wait_for(timeout=30_000)
     titles = page.locator("text.annotation-text")
     titles.filter(has_text="L1H2").first.wait_for(timeout=30_000)
     assert titles.filter(has_text="L0H1").count() == 1
@@ -66,7 +66,7 @@ def test_logit_lens_page_click_a_cell(page, app_server):
     )
     click_cell(page, 0, 3, 0, n, m["n_layers"])
     page.wait_for_url(re.compile(r"pos=3"), timeout=30_000)
-    page.get_by_text("Lens trajectory at pos 3").wait_for(timeout=30_000)
+    page.get_by_text("Lens trajectory at pos 3").first.wait_for(timeout=30_000)
     assert screenshot(page, "logit_lens_page", 1800).stat().st_size > 30_000
 
 
