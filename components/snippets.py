@@ -216,7 +216,7 @@ def sae_token_latents(res: dict, order: list[int]) -> BundleSpec:
     if info.get("release"):
         load = f"sae = SAE.from_pretrained({info['release']!r}, {info['sae_id']!r})"
     else:
-        load = f"sae = SAE.load_from_disk({_relative(info.get('path') or '')!r})"
+        load = f"sae = SAE.load_from_disk({relative_path(info.get('path') or '')!r})"
     code = f"""
         from sae_lens import SAE
 
@@ -238,7 +238,7 @@ def sae_token_latents(res: dict, order: list[int]) -> BundleSpec:
     )
 
 
-def _relative(path: str) -> str:
+def relative_path(path: str) -> str:
     """`path` relative to the working directory when it is inside it."""
     from pathlib import Path
 

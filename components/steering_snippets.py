@@ -13,7 +13,7 @@ recomputed from the two prompt sets; conditions the same way. It then generates 
 from __future__ import annotations
 
 from components.bundles import Array, BundleSpec
-from components.snippets import _relative
+from components.snippets import relative_path
 from engine.schemas.steering import Condition, SteeringVector, SteerRequest
 
 _PRELUDE = '''
@@ -148,7 +148,7 @@ class _Code:
         if ref["kind"] == "transcoder":
             self.packages.add("safetensors")
             self.imports["from safetensors.torch import load_file"] = None
-            path = _relative(ref["path"])
+            path = relative_path(ref["path"])
             self.lines += [
                 f"{name} = load_file({path!r}, device=str(device))['W_dec']  # [latent, d_model]"
             ]
@@ -158,7 +158,7 @@ class _Code:
             where = (
                 f"SAE.from_pretrained({ref['release']!r}, {ref['sae_id']!r}, device=device)"
                 if ref.get("release")
-                else f"SAE.load_from_disk({_relative(ref['path'])!r}, device=device)"
+                else f"SAE.load_from_disk({relative_path(ref['path'])!r}, device=device)"
             )
             self.lines.append(f"{name} = {where}.eval()")
         self.loaded[key] = name
