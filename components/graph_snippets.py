@@ -96,30 +96,34 @@ def graph_bundle(
 def _selection_code(threshold: float, max_links: int, pinned: list[str], only: bool) -> str:
     kinds = "".join(f"    {k!r},\n" for k in KINDS)
     return f"""
-# What the figure shows: nodes within the influence threshold (embeddings, logits and pinned
-# nodes always), and the MAX_LINKS strongest links among them.
+# What the figure shows (components/graph_figures.py's own selection): nodes within the
+# influence threshold (embeddings, logits and pinned nodes always), and the MAX_LINKS strongest
+# links among them.
+from collections import namedtuple
+
 THRESHOLD, MAX_LINKS = {threshold!r}, {max_links!r}
 PINNED, ONLY_PINNED = {pinned!r}, {only!r}
-shown = [
-    n for n in nodes
-    if n["node_id"] in PINNED or (not ONLY_PINNED and (
-        n["feature_type"] in ("embedding", "logit") or (n.get("influence") or 0.0) <= THRESHOLD))
-]
-row_of = {{n["node_id"]: i for i, n in enumerate(shown)}}
-links = [lk for lk in links if lk["source"] in row_of and lk["target"] in row_of]
-links = sorted(links, key=lambda lk: -abs(lk["weight"]))[:MAX_LINKS]
+ALWAYS = {{{", ".join(repr(k) for k in sorted(gf.ALWAYS))}}}
+Shown = namedtuple("Shown", "nodes links")
+
+
+{inspect.getsource(gf.visible)}
+
+shown = visible({{"nodes": nodes, "links": links}}, THRESHOLD, pinned=PINNED, max_links=MAX_LINKS,
+                only_pinned=ONLY_PINNED)
+row_of = {{n["node_id"]: i for i, n in enumerate(shown.nodes)}}
 
 
 {inspect.getsource(node_row)}
 
 KINDS = [  # a node's kind code is the index of its feature_type here
 {kinds}]
-node_ids = [n["node_id"] for n in shown]  # labels of the node rows
+node_ids = [n["node_id"] for n in shown.nodes]  # labels of the node rows
 data = {{
     # per node: {", ".join(NODE_FIELDS)}
-    "nodes": [node_row(n, KINDS) for n in shown],
+    "nodes": [node_row(n, KINDS) for n in shown.nodes],
     # per link: source and target (rows of "nodes"), weight; strongest first
-    "links": [[row_of[lk["source"]], row_of[lk["target"]], lk["weight"]] for lk in links],
+    "links": [[row_of[lk["source"]], row_of[lk["target"]], lk["weight"]] for lk in shown.links],
 }}
 """
 
