@@ -8,7 +8,8 @@ influential); *pinned* nodes form a subgraph, grouped into named *supernodes* (q
 *component graph* has heads and MLPs as nodes, from attribution patching.
 
 Modules: ``replacement`` (transcoders and circuit-tracer's replacement model), ``cost``
-(estimate and refusal), ``progress`` (progress and cancel inside ``attribute``), ``files`` and
-``labels`` (graph JSON with latent labels), ``store`` (saved graphs), ``patching`` (component
-graphs), ``service`` (the engine's graph service and the ``attribution_graph`` job).
+(estimate and refusal), ``progress`` (progress and cancel inside ``attribute``), ``files``
+(graph JSON with latent labels), ``store`` (saved graphs), ``patching`` (component graphs),
+``service`` (the engine's graph service and the ``attribution_graph`` job; the labels come from
+the SAE registry's transcoder examples).
 """

@@ -16,11 +16,10 @@ from typing import TYPE_CHECKING
 import torch
 from pydantic import BaseModel
 
-from engine import targets
+from engine import saes, targets
 from engine.errors import EngineError
 from engine.graphs import cost as costs
-from engine.graphs.files import write_graph_files
-from engine.graphs.labels import shipped_labeler
+from engine.graphs.files import Labeler, write_graph_files
 from engine.graphs.progress import tracking
 from engine.graphs.replacement import ReplacementCache, find_transcoders
 from engine.graphs.schemas import (
@@ -146,7 +145,7 @@ class GraphService:
         counts = self.engine.compute(
             write_graph_files, graph, slug, self.store.root, tokenizer=lm.model.tokenizer,
             scan=rm.scan, node_threshold=p.node_threshold, edge_threshold=p.edge_threshold,
-            labeler=shipped_labeler(Path(source.ref)) if local else None,
+            labeler=shipped_labels(lm) if local else None,
         )  # fmt: skip
         info = self._save_info(slug, GraphKind.transcoder, p.prompt, ids, p, t0, counts)
         return info.model_dump()
@@ -198,6 +197,18 @@ class GraphService:
 def run_attribution_job(engine: Engine, ctx: JobContext, p: GraphParams) -> dict:
     """The ``attribution_graph`` job kind."""
     return graph_service(engine).attribute(ctx, p)
+
+
+def shipped_labels(lm) -> Labeler:
+    """(layer, latent) -> the label shipped beside the local transcoders, from the examples the
+    latent panels already read (the SAE registry's transcoder books)."""
+    reg = saes.for_model(lm)
+
+    def label(layer: int, index: int) -> str | None:
+        book = reg.transcoder(layer).book
+        return book.label(index) if book else None
+
+    return label
 
 
 def transcoder_capability(lm) -> tuple[bool, str]:
