@@ -231,3 +231,20 @@ def test_error_nodes_never_share_a_latents_id() -> None:
     assert nodes[0].node_id == nodes[1].node_id  # the upstream collision
     fix_error_node_ids(nodes)
     assert nodes[0].node_id == "0_2_3" and nodes[1].node_id == "2_-1_3"
+
+
+def test_memory_estimate_leaves_out_transcoders_already_loaded(tmp_path) -> None:
+    """The latent panels and the replacement model share one transcoder set: once the panels
+    have loaded it, building the replacement model adds only the model copy."""
+    from engine import saes
+    from engine.settings import EngineSettings
+
+    eng = Engine(EngineSettings(model=str(ASSETS), cache_dir=tmp_path))
+    try:
+        svc = graph_service(eng)
+        before = svc._unbuilt_weights()
+        saes.for_model(eng.lm).transcoder(0)  # a latent panel opens a transcoder latent
+        files = sum(f.stat().st_size for f in (ASSETS / "transcoders").glob("*.safetensors"))
+        assert before - svc._unbuilt_weights() == files > 0
+    finally:
+        eng.close()

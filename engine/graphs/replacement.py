@@ -102,6 +102,7 @@ def build_replacement_model(model: HookedTransformer, transcoders):
 
 
 _SHARED_LOCK = threading.Lock()
+_SHARED = "transcoders"  # their key in LoadedModel.attached
 
 
 def local_transcoders(lm: LoadedModel, tc_dir: Path):
@@ -109,11 +110,16 @@ def local_transcoders(lm: LoadedModel, tc_dir: Path):
     parameters frozen: loaded once and kept on `lm` (they go when it does), shared by the
     latent panels (``engine.saes``) and the replacement model, which only reads them."""
     with _SHARED_LOCK:
-        tset = lm.attached.get("transcoders")
+        tset = lm.attached.get(_SHARED)
         if tset is None:
             tset = load_transcoder_set(tc_dir, lm.device, DTYPES[lm.dtype]).requires_grad_(False)
-            lm.attached["transcoders"] = tset
+            lm.attached[_SHARED] = tset
         return tset
+
+
+def transcoders_loaded(lm: LoadedModel) -> bool:
+    """Whether `lm`'s local transcoders are in memory already (``local_transcoders``)."""
+    return _SHARED in lm.attached
 
 
 def _build(lm: LoadedModel, source: TranscoderSource):

@@ -21,7 +21,7 @@ from engine.errors import EngineError
 from engine.graphs import cost as costs
 from engine.graphs.files import Labeler, write_graph_files
 from engine.graphs.progress import tracking
-from engine.graphs.replacement import ReplacementCache, find_transcoders
+from engine.graphs.replacement import ReplacementCache, find_transcoders, transcoders_loaded
 from engine.graphs.schemas import (
     ComponentGraphParams,
     GraphCost,
@@ -63,12 +63,14 @@ class GraphService:
         return ids, target
 
     def _unbuilt_weights(self) -> int:
-        """Bytes a replacement model not built yet will add (model copy + transcoders)."""
+        """Bytes a replacement model not built yet will add (model copy + transcoders, unless
+        the latent panels loaded the transcoders already: they are shared)."""
         lm = self.engine.require_model()
         if self.replacements.built_for(lm):
             return 0
         source = find_transcoders(lm)
-        files = Path(source.ref).glob("*.safetensors") if source and source.kind == "local" else []
+        local = source is not None and source.kind == "local" and not transcoders_loaded(lm)
+        files = Path(source.ref).glob("*.safetensors") if local else []
         return costs.weights_bytes(lm.model) + sum(f.stat().st_size for f in files)
 
     def cost(self, p: GraphParams, *, precise: bool = True) -> GraphCost:
