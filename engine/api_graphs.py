@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 from fastapi import APIRouter, Query
-from fastapi.responses import FileResponse
+from fastapi.responses import Response
 
 from engine.graphs.schemas import (
     ComponentGraphParams,
@@ -61,13 +61,18 @@ def graph_router(engine: Engine) -> APIRouter:
         return svc().store.info(slug)
 
     @router.get("/{slug}")
-    def graph(slug: str) -> FileResponse:
-        store = svc().store
-        store.info(slug)
-        return FileResponse(store.json_path(slug), media_type="application/json")
+    def graph(slug: str) -> Response:
+        return Response(svc().store.graph_bytes(slug), media_type="application/json")
+
+    @router.get("/{slug}/qparams")
+    def get_qparams(slug: str) -> dict:
+        """The graph file's qParams and their ``version`` (send it back with an edit)."""
+        return svc().store.qparams(slug)
 
     @router.put("/{slug}/qparams")
     def qparams(slug: str, q: QParamsUpdate) -> dict:
+        """Replace the qParams; with ``version``, only if nobody changed them since (else 409
+        with the saved ones in ``detail``); answers the new qParams and ``version``."""
         return svc().store.set_qparams(slug, q)
 
     @router.delete("/{slug}")

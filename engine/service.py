@@ -40,7 +40,7 @@ class Engine:
         self.cache = ResultCache(
             settings.cache_dir,
             size_limit_bytes=settings.cache_size_mb << 20,
-            memory_items=settings.memory_cache_items,
+            memory_limit_bytes=settings.memory_cache_mb << 20,
         )
         self.runs = RunStore(settings.max_runs)
         self.model_lock = threading.RLock()
@@ -183,6 +183,8 @@ class Engine:
             )
         spec = self.job_kinds[kind]
         params = parse_params(spec.params, raw_params)
+        if spec.check is not None:  # bad input is a 4xx now, not a failed job later
+            params = spec.check(self, params)
         return self.jobs.submit(kind, lambda ctx: spec.run(self, ctx, params))
 
     def close(self) -> None:

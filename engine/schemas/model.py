@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
+
+from engine.schemas.common import PathName
 
 
 class LoadModelRequest(BaseModel):
-    name: str = Field(description="a TransformerLens model name or a local Hugging Face directory")
-    dtype: str = "float32"
-    device: str | None = Field(default=None, description="cuda / mps / cpu; best available if None")
+    name: PathName = Field(
+        description="a TransformerLens model name or a local Hugging Face directory"
+    )
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    device: str | None = Field(
+        default=None,
+        pattern=r"^(cpu|mps|cuda(:[0-9]{1,2})?)$",
+        description="cuda / mps / cpu; best available if None",
+    )
 
 
 class ModelInfo(BaseModel):

@@ -9,13 +9,15 @@ the model's own top prediction there.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine.schemas.analyses import Prediction
-from engine.schemas.common import TokenInfo
+from engine.schemas.common import MAX_NAME, TokenInfo
 
-TargetRef = str | int
+# a token's text, or its id
+TargetRef = Annotated[str, Field(max_length=MAX_NAME)] | Annotated[int, Field(ge=0, le=2**31)]
 
 
 class Params(BaseModel):
