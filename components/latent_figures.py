@@ -14,6 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from components.heatmaps import add_click_grid, token_ticks
+from components.safe import h, md
 from components.theme import SEQUENTIAL, apply, show_token
 
 POS, NEG = "#2166ac", "#b2182b"
@@ -146,7 +147,8 @@ def logit_effect_figure(detail: dict) -> go.Figure:
 
 
 def panel_parts(detail: dict) -> dict:
-    """Everything a latent panel shows, from one ``latent_detail`` result."""
+    """Everything a latent panel shows, from one ``latent_detail`` result; ``*_html`` and
+    ``*_md`` are escaped (components/safe.py) for HTML and markdown."""
     where = (
         f"reads {detail['reads']}" if detail["reads"] == detail["writes"]
         else f"reads {detail['reads']}, writes {detail['writes']}"
@@ -156,13 +158,20 @@ def panel_parts(detail: dict) -> dict:
         facts.append(f"max act {detail['max_act']:.3g}")
     if detail["frequency"] is not None:
         facts.append(f"fires on {100 * detail['frequency']:.2f}% of tokens")
+    title, label = f"{detail['key']} latent #{detail['index']}", detail["label"] or "(no label)"
     return {
-        "title": f"{detail['key']} latent #{detail['index']}",
-        "label": detail["label"] or "(no label)",
+        "title": title,
+        "title_md": md(title),
+        "label": label,
+        "label_html": f"<b>{h(label)}</b> <span style='color:#888'>({h(detail['label_origin'])} "
+        "label)</span>",
         "label_origin": detail["label_origin"],
         "facts": " · ".join(facts),
+        "facts_md": md(" · ".join(facts)),
         "examples_html": examples_html(detail["examples"]),
         "examples_over": detail["examples_over"],
+        "examples_over_html": "<b>Top-activating examples</b> <span style='color:#888'>"
+        f"({h(detail['examples_over'])})</span>",
         "logit_figure": logit_effect_figure(detail),
         "histogram_figure": histogram_figure(detail["histogram"]) if detail["histogram"] else None,
         "neuronpedia_url": (detail.get("neuronpedia") or {}).get("url"),

@@ -9,6 +9,7 @@ import streamlit as st
 
 from components import state
 from components.connection import EngineLink
+from components.safe import md
 from engine.client import EngineRequestError, EngineUnavailable
 
 
@@ -49,7 +50,7 @@ def call(fn, *args: Any, **kwargs: Any) -> Any:
     try:
         return fn(*args, **kwargs)
     except EngineRequestError as e:
-        st.error(f"{e.message}", icon=":material/warning:")
+        st.error(md(e.message), icon=":material/warning:")  # messages may quote the request
         st.stop()
     except EngineUnavailable:
         st.error("**The engine stopped answering.** Reconnecting…", icon=":material/error:")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 
 import uvicorn
 
@@ -21,6 +22,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--device", help="cuda / mps / cpu (default: best available)")
     ap.add_argument("--dtype", choices=["float32", "bfloat16", "float16"])
     ap.add_argument("--cache-dir")
+    ap.add_argument(
+        "--data-dir", action="append", default=[], metavar="DIR",
+        help="a directory whose files requests may read (text files, datasets, SAE and model "
+        "directories), besides the data_dirs setting; repeat for more",
+    )  # fmt: skip
+    ap.add_argument(
+        "--allowed-host", action="append", default=[], metavar="NAME",
+        help="a host name clients reach the engine by, besides the bound address; repeat for "
+        "more ('*': any, e.g. behind a proxy that checks it)",
+    )  # fmt: skip
     args = ap.parse_args(argv)
     overrides = {
         k: v
@@ -36,6 +47,8 @@ def main(argv: list[str] | None = None) -> None:
         if v is not None
     }
     settings = EngineSettings(**overrides)
+    settings.data_dirs = [*settings.data_dirs, *map(Path, args.data_dir)]
+    settings.allowed_hosts = [*settings.allowed_hosts, *args.allowed_host]
     if settings.model is None:
         settings.model = default_model()
     settings.check_exposure()

@@ -120,9 +120,18 @@ class EngineClient:
         return self.request("GET", f"/graphs/{slug}/info")
 
     def set_graph_qparams(
-        self, slug: str, pinned: list[str], supernodes: list[list[str]], clicked: str = ""
+        self,
+        slug: str,
+        pinned: list[str],
+        supernodes: list[list[str]],
+        clicked: str = "",
+        version: int | None = None,
     ) -> dict:
+        """The new qParams and their ``version``; with `version`, a 409 ``stale_qparams``
+        (its detail: the saved qParams and version) when someone saved since."""
         body = {"pinnedIds": pinned, "supernodes": supernodes, "clickedId": clicked}
+        if version is not None:
+            body["version"] = version
         return self.request("PUT", f"/graphs/{slug}/qparams", body)
 
     def wait_job_done(self, job_id: str, timeout: float = 600.0) -> dict:

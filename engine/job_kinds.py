@@ -62,10 +62,10 @@ def _check_batch_loss(engine: Engine, p: BatchLossParams) -> BatchLossParams:
 
 
 def _check_graph(engine: Engine, p: GraphParams) -> GraphParams:
+    graph_service(engine)._prepare(p)  # the prompt tokenizes, has a BOS, the target is a token
     ok, why = transcoder_capability(engine.require_model())
     if not ok:
         raise EngineError(409, "no_transcoders", f"No attribution graph here: {why}.")
-    graph_service(engine)._prepare(p)  # the prompt tokenizes, has a BOS, the target is a token
     return p
 
 

@@ -183,9 +183,8 @@ def test_examples_job_over_a_text_file(org, tmp_path, monkeypatch):
 def test_examples_job_over_a_dataset_equals_the_same_texts_in_a_file(org, tmp_path, monkeypatch):
     import datasets
 
-    from engine.errors import EngineError
-
     from engine import latent_examples
+    from engine.errors import EngineError
     from organism.corpus import sample_texts
 
     monkeypatch.setattr(org.settings, "data_dirs", [tmp_path])

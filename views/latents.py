@@ -10,6 +10,7 @@ import streamlit as st
 from components import latent_figures as lf
 from components import shell, snippets, state, widgets
 from components.latent_panel import show_latent_panel
+from components.safe import md
 from engine.client import EngineRequestError
 
 link = shell.engine_link()
@@ -92,16 +93,16 @@ with right:
         try:
             found = client.analyze("latent_search", prompt, sae=sae, query=query, by=by,
                                    examples=exset, limit=15)  # fmt: skip
-            st.caption(f"over {found['over']}")
+            st.caption(f"over {md(found['over'])}")
             for hit in found["hits"]:
-                if st.button(f"#{hit['index']} {hit['label'][:60]} ({hit['score']:.3g})",
+                if st.button(f"#{hit['index']} {md(hit['label'][:60])} ({hit['score']:.3g})",
                              key=f"hit_{hit['index']}", type="tertiary"):  # fmt: skip
                     state.put(latent=hit["index"])
                     st.rerun()
             if not found["hits"]:
                 st.caption("No latent matches.")
         except EngineRequestError as e:
-            st.caption(e.message)
+            st.caption(md(e.message))
 
 st.divider()
 picked_latent = st.number_input("Latent", 0, info["d_sae"] - 1, value=latent, step=1)

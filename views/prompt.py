@@ -34,7 +34,9 @@ widgets.figure(
 )
 left, right = st.columns([2, 3])
 with left:
-    st.markdown(f"**After position {pos}** (`{tokens[pos]['text']}`): top-{top_k}")
+    st.markdown(
+        f"**After position {pos}** (`{tokens[pos]['text'].replace('`', 'ˋ')}`): top-{top_k}"
+    )
     st.dataframe(
         predictions_table(result, pos),
         hide_index=True,

@@ -10,6 +10,7 @@ import streamlit as st
 
 from components import shell, state, widgets
 from components import steering_setup as ss
+from components.safe import md
 from components.steering_figures import kl_figure
 from components.steering_snippets import kl_bundle
 from engine.client import EngineRequestError
@@ -49,7 +50,7 @@ if ss.ADD_LATENT in st.query_params:  # a link from another view: add it, drop t
         v = ss.parse_add_latent(value)
         v["coefficient"] = default_coefficient(v)
         save([*vectors, v], reset=True)
-        st.toast(f"Added {ss.label(v)} with coefficient {v['coefficient']}")
+        st.toast(f"Added {md(ss.label(v))} with coefficient {v['coefficient']}")
         st.rerun()
     except ValueError as e:
         st.warning(str(e))
@@ -59,7 +60,7 @@ def vector_row(i: int, v: dict) -> dict | None:
     """One vector's widgets; its new value, or None when removed."""
     with st.container(border=True):
         c1, c2, c3, c4 = st.columns([3, 5, 3, 0.6], vertical_alignment="center")
-        c1.markdown(f"**{html.escape(ss.label(v))}**")
+        c1.markdown(f"**{md(ss.label(v))}**")
         lim = max(60.0 if v["kind"] == "contrastive" else 40.0, abs(v["coefficient"]))
         coef = c2.slider("coefficient", -lim, lim, float(v["coefficient"]), 0.5,
                          key=f"coef_{rev}_{i}")  # fmt: skip
