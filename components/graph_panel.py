@@ -7,6 +7,7 @@ as circuit-tracer keeps them, ``[name, node_id, ...]``.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from urllib.parse import urlencode
@@ -37,18 +38,19 @@ def save_qparams(
     base: Pins,
     version: int | None,
     clicked: str = "",
-    tries: int = 8,
+    tries: int = 20,
 ) -> dict:
     """Save one pin edit (`change`: pins and supernodes -> new ones) made on `base` at
     `version`. If someone saved the graph's pins since (409), the edit is applied again to
     theirs, so two people pinning at once both keep their pins. The saved qParams."""
     pins, groups = change(*base)
-    for _ in range(tries):
+    for attempt in range(tries):
         try:
             return client.set_graph_qparams(slug, pins, groups, clicked, version=version)
         except EngineRequestError as e:
             if e.code != "stale_qparams":
                 raise
+            time.sleep(random.uniform(0, 0.01 * (attempt + 1)))  # two racing sessions part
             saved, version = e.detail["qParams"], e.detail["version"]
             pins, groups = change(
                 list(saved.get("pinnedIds", [])), list(saved.get("supernodes", []))
