@@ -74,11 +74,9 @@ def sidebar(link: EngineLink) -> dict:
         _model_switcher(link)
         with st.expander("Cache"):
             stats = call(link.client.cache_stats)
-            st.caption(
-                f"hits {stats['hits']} · misses {stats['misses']} · memory {stats['memory_items']} "
-                f"items · disk {stats['disk_items']} items, {stats['disk_bytes'] / 1e6:.1f} MB "
-                f"of {stats['disk_limit_bytes'] / 1e6:.0f} MB"
-            )
+            st.caption(cache_summary(stats))
+            if stats.get("disk_error"):
+                st.warning(md(stats["disk_error"]), icon=":material/warning:")
             if st.button("Clear cache"):
                 call(link.client.clear_cache)
                 st.rerun()
@@ -102,3 +100,19 @@ def _model_switcher(link: EngineLink) -> None:
             with st.spinner(f"Loading {name}…"):
                 call(link.client.load_model, name, dtype)
             st.rerun()
+
+
+def cache_summary(stats: dict) -> str:
+    """The cache panel's line: hits, and each store's bytes against its limit (settings
+    ``memory_cache_mb``, ``cache_size_mb``, ``graphs_size_mb``)."""
+    mb = lambda n: f"{(n or 0) / 1e6:.1f}"  # noqa: E731
+    graphs = (
+        f" · saved graphs {mb(stats['graphs_bytes'])} of {mb(stats['graphs_limit_bytes'])} MB"
+        if stats.get("graphs_limit_bytes") else ""
+    )  # fmt: skip
+    return (
+        f"hits {stats['hits']} · misses {stats['misses']} · memory {stats['memory_items']} items, "
+        f"{mb(stats['memory_bytes'])} of {mb(stats.get('memory_limit_bytes'))} MB · disk "
+        f"{stats['disk_items']} items, {mb(stats['disk_bytes'])} of "
+        f"{mb(stats['disk_limit_bytes'])} MB{graphs}"
+    )

@@ -316,3 +316,12 @@ def test_an_engine_on_an_unusable_cache_dir_still_serves(tiny_model_dir, tmp_pat
             assert r.status_code == 503 and str(blocker / "cache") in r.json()["error"]["message"]
     finally:
         eng.close()
+
+
+def test_the_sidebar_shows_each_limit(api):
+    from components.shell import cache_summary
+
+    stats = api.get("/cache/stats").json()
+    line = cache_summary(stats)
+    for key in ("memory_limit_bytes", "disk_limit_bytes", "graphs_limit_bytes"):
+        assert f"of {stats[key] / 1e6:.1f} MB" in line, key

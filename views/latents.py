@@ -121,7 +121,8 @@ st.caption(
     "Runs this SAE over every text of a file (one per line, or .jsonl with a 'text' field) or a "
     "dataset (a Hugging Face name, a `save_to_disk` directory, or a local parquet/csv/json "
     "file) on the engine's machine, as a job with progress; the result is cached on disk and "
-    "selectable above."
+    "selectable above. Local files must lie in the engine's data directories (setting "
+    "`data_dirs`, or `--data-dir` when starting the engine)."
 )
 kind = st.segmented_control("Texts from", ["Text file", "Dataset"], default="Text file",
                             key="ex_kind")  # fmt: skip
