@@ -61,9 +61,11 @@ class RequestGuard:
             problem = self.check(Headers(scope=scope))
             if problem is not None:
                 status, code, message = problem
-                await JSONResponse(envelope(code, message), status_code=status)(
-                    scope, receive, send
-                )
+                if scope["type"] == "websocket":
+                    await send({"type": "websocket.close", "code": 1008, "reason": code})
+                    return
+                answer = JSONResponse(envelope(code, message), status_code=status)
+                await answer(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
