@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -19,6 +20,7 @@ from engine.errors import EngineError
 from engine.graphs.schemas import GraphParams
 from engine.graphs.service import graph_service, run_attribution_job, transcoder_capability
 from engine.jobs import JobContext
+from engine.loading import is_local_model_dir
 from engine.schemas.jobs import BatchLossParams, BatchLossResult
 from engine.schemas.model import LoadModelRequest
 from engine.schemas.saes import ExamplesJobParams
@@ -39,6 +41,8 @@ def _check_load(engine: Engine, p: LoadModelRequest) -> LoadModelRequest:
     """A local directory must be a model directory inside the data directories; anything else
     must look like a hub name (whether the hub knows it is the job's to find out)."""
     local = paths.local_path(p.name, engine.settings, what="model directory")
+    if local is None and is_local_model_dir(p.name):  # relative to the working directory
+        local = paths.confine(str(Path(p.name).resolve()), engine.settings, what="model directory")
     if local is not None:
         if not (local / "config.json").is_file():
             raise EngineError(404, "not_a_model_dir",

@@ -133,11 +133,14 @@ def check(p: ExamplesJobParams, settings: EngineSettings) -> ExamplesJobParams:
 
 
 def _rows(name: str, split: str):
-    """The dataset's rows, lazily where it can (a hub dataset streams)."""
+    """The dataset's rows, lazily where it can (a hub dataset streams). A local dataset is an
+    absolute path (``check`` resolves one); a relative name is a hub name, never a path
+    relative to the engine's working directory."""
     import datasets
 
     p = Path(name).expanduser()
-    if p.is_dir() and any((p / f).is_file() for f in SAVED):
+    local = p.is_absolute()
+    if local and p.is_dir() and any((p / f).is_file() for f in SAVED):
         ds = datasets.load_from_disk(str(p))
         if isinstance(ds, datasets.DatasetDict):
             if split not in ds:
@@ -145,10 +148,10 @@ def _rows(name: str, split: str):
                                   f"{name!r} has no split {split!r}; it has {sorted(ds)}.")  # fmt: skip
             ds = ds[split]
         return ds
-    if p.is_dir():  # never walked: load_dataset would search the whole tree
+    if local and p.is_dir():  # never walked: load_dataset would search the whole tree
         raise EngineError(422, "not_a_dataset_dir",
                           f"{name!r} is a directory but not one written by save_to_disk.")  # fmt: skip
-    if p.exists():
+    if local and p.exists():
         builder = LOCAL_FORMATS.get(p.suffix)
         if builder is None:
             raise EngineError(422, "unknown_format",
@@ -191,7 +194,8 @@ def read_dataset(
         raise
     except (FileNotFoundError, ValueError) as e:  # the datasets package's "not found" errors
         raise EngineError(404, "no_such_dataset", f"Could not open dataset {name!r}: {e}") from e
-    stem = Path(name).name if Path(name).expanduser().exists() else name.replace("/", "_")
+    local = Path(name).expanduser()
+    stem = local.name if local.is_absolute() and local.exists() else name.replace("/", "_")
     return _named(texts, f"{stem}-{split}-{column}", f"{name} [{split}].{column}")
 
 

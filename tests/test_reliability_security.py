@@ -165,6 +165,7 @@ LONG = "a" * 5000
         ("POST", "/jobs/load_model", {"name": LONG}),
         ("POST", "/steering/generate", {"prompt": "hi", "seed": 1e30}),
         ("POST", "/steering/generate", {"prompt": "hi", "seed": -1}),
+        ("POST", "/steering/generate", {"prompt": "hi", "seed": 2**64}),
         ("POST", "/steering/generate",
          {"prompt": "hi", "vectors": [{"kind": "contrastive", "hook": LONG}]}),
         ("POST", "/steering/generate", {"prompt": "hi", "vectors": [
@@ -435,3 +436,22 @@ def test_symlinked_data_dir_itself_is_fine(tmp_path):
     (tmp_path / "link").symlink_to(real, target_is_directory=True)
     settings = EngineSettings(data_dirs=[tmp_path / "link"], cache_dir=tmp_path / "c")
     assert check(settings, path="t.txt").path == str(real / "t.txt")
+
+
+def test_names_relative_to_the_working_directory_are_not_read(data, tmp_path, monkeypatch, api):
+    """A bare name is a data-dir file or a hub name, never a file where the engine runs."""
+    settings, _ = data
+    cwd = tmp_path / "cwd"
+    (cwd / "mymodel").mkdir(parents=True)
+    (cwd / "mymodel" / "config.json").write_text("{}")
+    (cwd / "rows.csv").write_text("text\nsecret row\n")
+    monkeypatch.chdir(cwd)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(text_sources, "hub_reachable", lambda timeout: False)
+    p = check(settings, dataset="rows.csv")
+    assert p.dataset == "rows.csv"  # taken as a hub name...
+    with pytest.raises(EngineError) as e:
+        text_sources.read(p, settings)
+    assert e.value.status == 503  # ...so never read from the working directory
+    r = api.post("/jobs/load_model", json={"name": "mymodel"})
+    assert r.status_code == 403 and code(r) == "path_not_allowed"
