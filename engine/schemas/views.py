@@ -17,7 +17,9 @@ from engine.schemas.analyses import Prediction
 from engine.schemas.common import MAX_NAME, TokenInfo
 
 # a token's text, or its id
-TargetRef = Annotated[str, Field(max_length=MAX_NAME)] | Annotated[int, Field(ge=0, le=2**31)]
+TargetRef = (
+    Annotated[str, Field(max_length=MAX_NAME)] | Annotated[int, Field(ge=-(2**31), le=2**31)]
+)
 
 
 class Params(BaseModel):
