@@ -42,7 +42,8 @@ def _props(tokens: list[str], patterns: list[list[list[float]]], names: list[str
         "attentionHeadNames": names,
         "maskUpperTri": True,
     }
-    return json.dumps(props).replace("</", "<\\/")
+    # no "<" at all inside the <script>: a token like "</script><img ...>" or "<!--" stays data
+    return json.dumps(props).replace("<", "\\u003c")
 
 
 def attention_heads_html(

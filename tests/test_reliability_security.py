@@ -455,3 +455,15 @@ def test_names_relative_to_the_working_directory_are_not_read(data, tmp_path, mo
     assert e.value.status == 503  # ...so never read from the working directory
     r = api.post("/jobs/load_model", json={"name": "mymodel"})
     assert r.status_code == 403 and code(r) == "path_not_allowed"
+
+
+def test_circuitsvis_page_keeps_token_text_inside_its_script():
+    import json as _json
+
+    from components.attention_vis import _props, attention_heads_html
+
+    toks = [EVIL, "</script><img src=http://example.com/y>", "<!--<script>"]
+    page = attention_heads_html(toks, [[[1.0, 0, 0], [0.5, 0.5, 0], [0.3, 0.3, 0.4]]], ["L0H0"],
+                                bundle_url="/app/static/cv.js")  # fmt: skip
+    assert "img" not in tags(page) and page.count("<script") == 2
+    assert _json.loads(_props(toks, [], []))["tokens"] == toks  # the data itself is unchanged

@@ -152,7 +152,7 @@ def test_circuitsvis_page_refers_to_the_served_bundle(tmp_path):
         TOKENS[2:], patterns, ["L0H0"], bundle_url="/app/static/vendor/cv.js"
     )
     assert '<script src="/app/static/vendor/cv.js"></script>' in page
-    assert "<\\/script>" in page and page.count("</script>") == 2  # token text is escaped
+    assert "\\u003c/script>" in page and page.count("</script>") == 2  # token text is escaped
     assert "unpkg" not in page and "http" not in page and len(page) < 2000
     inline = attention_vis.attention_heads_html(TOKENS[2:], patterns, ["L0H0"], bundle_url=None)
     assert len(inline) > 1_000_000 and "<script src" not in inline
