@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from engine import api_saes, api_steering
+from engine import api_jobs, api_saes, api_steering
 from engine.api_graphs import graph_router
 from engine.errors import EngineError
 from engine.schemas.analyses import AnalysisRequest
@@ -63,7 +63,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 def _auth(engine: Engine):
     bearer = HTTPBearer(auto_error=False)
 
-    def check(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+    async def check(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+        # async: checked on the event loop, so /health needs no thread of the busy pool
         token = engine.settings.token
         if token and (creds is None or not secrets.compare_digest(creds.credentials, token)):
             raise EngineError(
@@ -81,10 +82,11 @@ def create_app(engine: Engine) -> FastAPI:
     app.include_router(graph_router(engine))
     app.include_router(api_saes.router(engine))
     app.include_router(api_steering.router(engine))
+    app.include_router(api_jobs.router(engine))
     app.state.engine = engine
 
     @app.get("/health", response_model=Health)
-    def health() -> Health:
+    async def health() -> Health:  # on the event loop: answers however busy the thread pool is
         return engine.health()
 
     @app.get("/capabilities", response_model=Capabilities)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from engine.schemas.jobs import JobInfo
+
 
 class LoadModelRequest(BaseModel):
     name: str = Field(description="a TransformerLens model name or a local Hugging Face directory")
@@ -46,4 +48,6 @@ class Health(BaseModel):
     pid: int
     model: str | None
     uptime_s: float
-    busy: bool
+    busy: bool = Field(description="a job is running")
+    job: JobInfo | None = Field(default=None, description="the running job: kind, progress")
+    waiting: int = Field(default=0, description="pieces of work queued for the model thread")
