@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,20 +69,15 @@ class EngineLink:
         try:
             health = self.client.health(timeout=3.0)
         except EngineUnavailable as e:
-            if not e.refused or self._ours_alive():
+            health = None
+            if not e.refused or self._ours_alive():  # listening (or starting): wait for it
                 try:
-                    health = wait_until_healthy(
-                        self.client, timeout=self.slow_wait_s, on_wait=on_slow
-                    )
-                except EngineUnavailable:
-                    return LinkStatus(
-                        ok=False,
-                        message=f"The engine at {self.url} is running but has not answered "
-                        f"for {self.slow_wait_s:.0f} s. Log: {self.log_path}",
-                    )
-            elif not self.can_spawn:
+                    health = self._wait_slow(on_slow)
+                except EngineUnavailable as e3:
+                    return LinkStatus(ok=False, message=f"{e3} Log: {self.log_path}")
+            if health is None and not self.can_spawn:
                 return LinkStatus(ok=False, message=f"{e} Start it with `python -m engine`.")
-            else:
+            if health is None:
                 try:
                     self._spawn(on_wait)
                     health, started = self.client.health(timeout=5.0), True
@@ -93,6 +89,23 @@ class EngineLink:
         self.engine_id = health["engine_id"]
         return LinkStatus(
             ok=True, engine_id=self.engine_id, restarted=restarted, started_here=started
+        )
+
+    def _wait_slow(self, on_slow: Callable[[float], None] | None) -> dict | None:
+        """/health of an engine that listens but answers slowly, once it answers; None once
+        nothing listens any more (it died: start another)."""
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < self.slow_wait_s:
+            try:
+                return self.client.health(timeout=2.0)
+            except EngineUnavailable as e:
+                if e.refused and not self._ours_alive():
+                    return None
+            if on_slow:
+                on_slow(time.monotonic() - t0)
+            time.sleep(0.25)
+        raise EngineUnavailable(
+            f"The engine at {self.url} is running but has not answered for {self.slow_wait_s:.0f} s."
         )
 
     def _ours_alive(self) -> bool:

@@ -33,20 +33,26 @@ def follow(client: EngineClient, key: str, what: str) -> dict | None:
     if pending is None:
         _lost_notice(client, key, what)
         return None
+    box = st.empty()  # the progress box goes once the job is over, or lost
     try:
-        final = _progress(client, pending["id"])
+        with box.container():
+            final = _progress(client, pending["id"])
     except JobLost as e:
+        box.empty()
         del st.session_state[key]
         st.session_state[f"{key}:lost"] = {**pending, "expired": e.expired}
         _lost_notice(client, key, what)
         return None
     except EngineUnavailable:  # keep the job: the next run finds out whether it survived
+        box.empty()
         shell.reconnect()
         return None
     except EngineRequestError as e:
+        box.empty()
         del st.session_state[key]
         st.error(e.message, icon=":material/warning:")
         return None
+    box.empty()
     del st.session_state[key]
     return final
 
