@@ -300,3 +300,25 @@ def test_a_job_lost_with_its_engine_is_reported_lost(tiny_model_dir, tmp_path):
             if p is not None and p.poll() is None:
                 p.kill()
                 p.wait()
+
+
+def test_graph_page_reports_a_lost_job_with_a_rerun_button(served_tiny, monkeypatch):
+    """The page follows a job the engine does not know (its engine stopped): no traceback,
+    the loss said in words, a button that runs it again."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("INTERPSCOPE_ENGINE_URL", served_tiny.url)
+    monkeypatch.setenv("INTERPSCOPE_NO_SPAWN", "1")
+    at = AppTest.from_file("../app.py", default_timeout=60)
+    at.switch_page("views/graph.py")
+    params = {"prompt": "Once upon a time", "max_feature_nodes": 8}
+    at.session_state["graph_job"] = {"id": "gone", "kind": "attribution_graph", "params": params}
+    at.run()
+    assert not at.exception
+    assert any("graph job was lost when the engine stopped" in w.value for w in at.warning)
+    assert "graph_job" not in at.session_state
+    rerun = next(b for b in at.button if b.label == "Run it again")
+    rerun.click().run()
+    assert not at.exception  # the job ran again (this model has no transcoders: it failed)
+    assert any("transcoders" in e.value for e in at.error)
+    assert not any("was lost" in w.value for w in at.warning)

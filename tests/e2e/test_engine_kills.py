@@ -57,9 +57,9 @@ def test_engine_killed_mid_graph_job(page, app_server):
     assert "graph=" not in page.url, "the job finished before the engine was stopped"
     os.kill(old, signal.SIGKILL)
     try:
-        page.get_by_text("The engine restarted").first.wait_for(timeout=60_000)
+        page.get_by_text("The engine restarted").first.wait_for(timeout=LOAD)
     except Exception:
-        screenshot(page, "kill_debug", 1200)
+        screenshot(page, "graph_job_kill_failed", 1200)
         raise
     page.get_by_text("The graph job was lost when the engine stopped").first.wait_for(timeout=LOAD)
     rerun = page.get_by_role("button", name="Run it again")
