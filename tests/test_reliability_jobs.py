@@ -307,6 +307,9 @@ def test_graph_page_reports_a_lost_job_with_a_rerun_button(served_tiny, monkeypa
     the loss said in words, a button that runs it again."""
     from streamlit.testing.v1 import AppTest
 
+    from components import shell
+
+    shell.engine_link.clear()  # the link other AppTests in this process cached (another URL)
     monkeypatch.setenv("INTERPSCOPE_ENGINE_URL", served_tiny.url)
     monkeypatch.setenv("INTERPSCOPE_NO_SPAWN", "1")
     at = AppTest.from_file("../app.py", default_timeout=60)
@@ -322,3 +325,4 @@ def test_graph_page_reports_a_lost_job_with_a_rerun_button(served_tiny, monkeypa
     assert not at.exception  # the job ran again (this model has no transcoders: it failed)
     assert any("transcoders" in e.value for e in at.error)
     assert not any("was lost" in w.value for w in at.warning)
+    shell.engine_link.clear()
