@@ -326,3 +326,23 @@ def test_graph_page_reports_a_lost_job_with_a_rerun_button(served_tiny, monkeypa
     assert any("transcoders" in e.value for e in at.error)
     assert not any("was lost" in w.value for w in at.warning)
     shell.engine_link.clear()
+
+
+@needs_organism
+def test_latents_page_reports_a_lost_examples_job(served_org, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from components import shell
+
+    shell.engine_link.clear()
+    monkeypatch.setenv("INTERPSCOPE_ENGINE_URL", served_org.url)
+    monkeypatch.setenv("INTERPSCOPE_NO_SPAWN", "1")
+    at = AppTest.from_file("../app.py", default_timeout=120)
+    at.switch_page("views/latents.py")
+    params = {"sae": "blocks.1.hook_resid_post", "path": "/nowhere.txt", "max_texts": 5}
+    at.session_state["examples_job"] = {"id": "gone", "kind": "latent_examples", "params": params}
+    at.run()
+    assert not at.exception
+    assert any("examples job was lost when the engine stopped" in w.value for w in at.warning)
+    assert any(b.label == "Run it again" for b in at.button)
+    shell.engine_link.clear()
