@@ -24,4 +24,5 @@ pages = [
 nav = st.navigation(pages)
 tour_bar.show(pages, nav)
 state.write_url()
-nav.run()
+with shell.engine_errors():  # whatever a page leaves unhandled: a banner, never a traceback
+    nav.run()

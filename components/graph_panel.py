@@ -1,5 +1,5 @@
 """The Graph view's side panel: the clicked node (a latent's label, top examples, logit
-effect, and a link to steer with it), pins and supernodes; and the job progress box.
+effect, and a link to steer with it), pins and supernodes.
 
 Supernodes travel in the URL as ``name|node_id|node_id...`` and in the graph file's qParams
 as circuit-tracer keeps them, ``[name, node_id, ...]``.
@@ -110,18 +110,3 @@ def links_table(doc: dict, node_id: str) -> None:
             for lk in out]  # fmt: skip
     if rows:
         st.dataframe(rows, hide_index=True, width="stretch")
-
-
-def job_progress(client: EngineClient, job_id: str) -> dict:
-    """Show a running job's progress, ETA and a cancel button until it finishes."""
-    if st.button("Cancel", key=f"cancel_{job_id}", icon=":material/cancel:"):
-        client.cancel_job(job_id)
-    bar = st.progress(0.0, text="queued")
-    while True:
-        state = client.job(job_id)
-        info = state["job"]
-        eta = f" · about {info['eta_s']:.0f} s left" if info.get("eta_s") else ""
-        bar.progress(min(info["progress"], 1.0), text=f"{info['message']}{eta}")
-        if info["status"] in ("done", "failed", "cancelled"):
-            return state
-        time.sleep(0.25)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import streamlit as st
@@ -11,6 +13,7 @@ from components import state
 from components.connection import EngineLink
 from components.safe import md
 from engine.client import EngineRequestError, EngineUnavailable
+from engine.patience import describe
 
 
 @st.cache_resource(show_spinner=False)
@@ -30,7 +33,13 @@ def connect() -> EngineLink:
             icon=":material/hourglass_top:",
         )
 
-    status = link.ensure(on_wait=waiting)
+    def slow(elapsed: float) -> None:
+        box.info(
+            f"The engine is running but slow to answer; waiting… {elapsed:.0f} s",
+            icon=":material/hourglass_top:",
+        )
+
+    status = link.ensure(on_wait=waiting, on_slow=slow)
     box.empty()
     if not status.ok:
         st.error(f"**The engine is not reachable.** {status.message}", icon=":material/error:")
@@ -42,7 +51,36 @@ def connect() -> EngineLink:
             "The engine restarted; results are being recomputed.", icon=":material/restart_alt:"
         )
     st.session_state["seen_engine"] = status.engine_id
+    _busy_notices(link, box)
     return link
+
+
+def _busy_notices(link: EngineLink, box) -> None:
+    """While this run waits for a busy engine, say what it is busy with (top of the page)."""
+
+    def busy(health: dict | None) -> None:
+        if health is None:
+            box.empty()
+        else:
+            box.info(
+                f"The engine is {describe(health)}; this view's request is queued and runs "
+                "between its steps…",
+                icon=":material/hourglass_top:",
+            )
+
+    link.client.patience.set_callback(busy)  # for this script run's thread
+
+
+@contextlib.contextmanager
+def engine_errors() -> Iterator[None]:
+    """Around a page: an engine error that a page did not handle shows as in `call` (a banner,
+    then reconnecting), never as a traceback."""
+    try:
+        yield
+    except EngineRequestError as e:
+        st.error(f"{e.message}", icon=":material/warning:")
+    except EngineUnavailable:
+        reconnect()
 
 
 def call(fn, *args: Any, **kwargs: Any) -> Any:
@@ -53,9 +91,13 @@ def call(fn, *args: Any, **kwargs: Any) -> Any:
         st.error(md(e.message), icon=":material/warning:")  # messages may quote the request
         st.stop()
     except EngineUnavailable:
-        st.error("**The engine stopped answering.** Reconnecting…", icon=":material/error:")
-        time.sleep(1.0)
-        st.rerun()
+        reconnect()
+
+
+def reconnect() -> None:
+    st.error("**The engine stopped answering.** Reconnecting…", icon=":material/error:")
+    time.sleep(1.0)
+    st.rerun()
 
 
 def sidebar(link: EngineLink) -> dict:

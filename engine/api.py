@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from engine import api_saes, api_steering
+from engine import api_jobs, api_saes, api_steering
 from engine.api_graphs import graph_router
 from engine.errors import EngineError, envelope
 from engine.graphs.service import graph_service
@@ -79,7 +79,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 def _auth(engine: Engine):
     bearer = HTTPBearer(auto_error=False)
 
-    def check(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+    async def check(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+        # async: checked on the event loop, so /health needs no thread of the busy pool
         token = engine.settings.token
         if token and (creds is None or not secrets.compare_digest(creds.credentials, token)):
             raise EngineError(
@@ -98,10 +99,11 @@ def create_app(engine: Engine) -> FastAPI:
     app.include_router(graph_router(engine))
     app.include_router(api_saes.router(engine))
     app.include_router(api_steering.router(engine))
+    app.include_router(api_jobs.router(engine))
     app.state.engine = engine
 
     @app.get("/health", response_model=Health)
-    def health() -> Health:
+    async def health() -> Health:  # on the event loop: answers however busy the thread pool is
         return engine.health()
 
     @app.get("/capabilities", response_model=Capabilities)

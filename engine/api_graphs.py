@@ -7,11 +7,10 @@ without polling, and manage the graphs saved on disk. ``GET /graphs/{slug}`` ans
 
 from __future__ import annotations
 
-import time
-
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from fastapi.responses import Response
 
+from engine import api_jobs
 from engine.graphs.schemas import (
     ComponentGraphParams,
     GraphCost,
@@ -46,15 +45,10 @@ def graph_router(engine: Engine) -> APIRouter:
     def component_graph(p: ComponentGraphParams) -> GraphInfo:
         return svc().component_graph(p)
 
-    @router.get("/jobs/{job_id}/wait", response_model=JobResult)
-    def wait_job(job_id: str, timeout_s: float = Query(default=30.0, gt=0, le=600)) -> JobResult:
-        """Answer when the job has finished (or after `timeout_s`): one request instead of
-        polling, which would take the engine's GIL from the attribution loop each time."""
-        job = engine.jobs.get(job_id)
-        deadline = time.monotonic() + timeout_s
-        while not job.status.finished and time.monotonic() < deadline:
-            time.sleep(0.01)
-        return JobResult(job=job.info(), result=job.result if job.status.finished else None)
+    @router.get("/jobs/{job_id}/wait", response_model=JobResult, deprecated=True)
+    async def wait_job(job_id: str, timeout_s: float = api_jobs.TIMEOUT) -> JobResult:
+        """The old name of ``GET /jobs/{job_id}/wait`` (engine/api_jobs.py)."""
+        return await api_jobs.wait_for(engine.jobs.get(job_id), timeout_s)
 
     @router.get("/{slug}/info", response_model=GraphInfo)
     def info(slug: str) -> GraphInfo:

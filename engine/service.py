@@ -7,11 +7,14 @@ One request uses the model at a time, on the model thread (``compute``, holding
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 import time
 import uuid
+
+import torch
 
 from cache import ResultCache, result_key
 from engine import saes, validation
@@ -32,6 +35,15 @@ from engine.validation import parse_params
 log = logging.getLogger(__name__)
 
 
+def fresh_grad_mode() -> contextlib.AbstractContextManager:
+    """Torch's default grad mode, for work run inside a job step's pause (which may be in
+    another mode)."""
+    stack = contextlib.ExitStack()
+    stack.enter_context(torch.inference_mode(False))
+    stack.enter_context(torch.enable_grad())
+    return stack
+
+
 class Engine:
     def __init__(self, settings: EngineSettings, *, load: bool = True):
         self.settings = settings
@@ -44,11 +56,13 @@ class Engine:
         )
         self.runs = RunStore(settings.max_runs)
         self.model_lock = threading.RLock()
-        self.model_thread = ModelThread(self.model_lock)
+        self.model_thread = ModelThread(self.model_lock, guard=fresh_grad_mode)
         self.lm: LoadedModel | None = None
         self.analyses = load_builtin()
         self.job_kinds = JOB_KINDS
-        self.jobs = JobManager()
+        self.jobs = JobManager(
+            between_steps=self.model_thread.serve_waiting, step_scope=self.model_thread.background
+        )
         if load and settings.model:
             self.load(settings.model, dtype=settings.dtype, device=settings.device)
 
@@ -93,13 +107,17 @@ class Engine:
         )
 
     def health(self) -> Health:
+        """Answers without the model or its thread (the API serves it on the event loop)."""
+        job = self.jobs.running()
         return Health(
             status="ok",
             engine_id=self.engine_id,
             pid=os.getpid(),
             model=self.lm.name if self.lm else None,
             uptime_s=round(time.time() - self.started, 3),
-            busy=self.jobs.busy(),
+            busy=job is not None,
+            job=None if job is None else job.info(),
+            waiting=self.model_thread.waiting(),
         )
 
     def capabilities(self) -> Capabilities:

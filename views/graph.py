@@ -7,7 +7,7 @@ import streamlit as st
 
 from components import graph_figures as gf
 from components import graph_panel as panel
-from components import graph_snippets, shell, state, token_refs, widgets
+from components import graph_snippets, job_box, shell, state, token_refs, widgets
 from components.safe import md
 
 link = shell.engine_link()
@@ -24,14 +24,11 @@ def show_graph(slug: str) -> None:
 
 
 def start(params: dict) -> None:
-    job = shell.call(client.start_job, "attribution_graph", {"prompt": prompt, **params})
-    st.session_state["graph_job"] = job["id"]
+    job_box.start(client, "graph_job", "attribution_graph", {"prompt": prompt, **params})
 
 
-# --- a running job ----------------------------------------------------------------
-if job_id := st.session_state.get("graph_job"):
-    done = panel.job_progress(client, job_id)
-    del st.session_state["graph_job"]
+# --- a running job (or one lost with the engine) ---------------------------------------
+if done := job_box.follow(client, "graph_job", "the graph job"):
     info = done["job"]
     if info["status"] == "done":
         show_graph(done["result"]["slug"])

@@ -7,8 +7,8 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
+from components import job_box, shell, snippets, state, widgets
 from components import latent_figures as lf
-from components import shell, snippets, state, widgets
 from components.latent_panel import show_latent_panel
 from components.safe import md
 from engine.client import EngineRequestError
@@ -140,14 +140,9 @@ else:
     ready = bool(source["path"])
 n = c2.number_input("Max texts", 1, 1_000_000, 2000, key="ex_max")
 if st.button("Compute examples", disabled=not ready):
-    job = shell.call(client.start_job, "latent_examples", {"sae": sae, **source, "max_texts": n})
-    bar = st.progress(0.0, text="starting…")
-
-    def progress(j: dict) -> None:
-        eta = f" · ETA {j['eta_s']:.0f} s" if j.get("eta_s") else ""
-        bar.progress(j["progress"], text=f"{j['message']}{eta}")
-
-    out = client.wait_job(job["id"], on_progress=progress)
+    params = {"sae": sae, **source, "max_texts": n}
+    job_box.start(client, "examples_job", "latent_examples", params)
+if out := job_box.follow(client, "examples_job", "the examples job"):
     if out["job"]["status"] == "done":
         state.put(exset=out["result"]["examples"])
         st.rerun()

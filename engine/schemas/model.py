@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from engine.schemas.common import PathName
+from engine.schemas.jobs import JobInfo
 
 
 class LoadModelRequest(BaseModel):
@@ -56,4 +57,6 @@ class Health(BaseModel):
     pid: int
     model: str | None
     uptime_s: float
-    busy: bool
+    busy: bool = Field(description="a job is running")
+    job: JobInfo | None = Field(default=None, description="the running job: kind, progress")
+    waiting: int = Field(default=0, description="pieces of work queued for the model thread")
