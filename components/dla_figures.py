@@ -7,20 +7,21 @@ import math
 import plotly.graph_objects as go
 
 from components.heatmaps import add_click_grid, cell
+from components.safe import plot_text
 from components.theme import DIVERGING, apply, show_token
 
 POS, NEG, GREY = "#2166ac", "#b2182b", "#555"  # the ends of RdBu, as in the heatmap
 
 
 def metric_label(result: dict) -> str:
-    target = show_token(result["target"]["text"])
+    target = plot_text(show_token(result["target"]["text"]))
     if result["baseline"] is None:
         return f"logit({target})"
-    return f"logit({target}) − logit({show_token(result['baseline']['text'])})"
+    return f"logit({target}) − logit({plot_text(show_token(result['baseline']['text']))})"
 
 
 def subtitle(result: dict) -> str:
-    tok = show_token(result["token"]["text"])
+    tok = plot_text(show_token(result["token"]["text"]))
     return (
         f"at pos {result['pos']} ({tok}), through ln_final with its scale fixed · "
         f"model: {result['model_value']:.3f}, sum of terms: {result['total']:.3f}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
+from components.safe import plot_text
 from components.theme import ACCENT, show_token
 
 SECOND = "#ff7f0e"  # the comparison selection
@@ -17,7 +18,10 @@ SECOND = "#ff7f0e"  # the comparison selection
 
 def token_ticks(tokens: list[str], *, numbered: bool = True) -> dict:
     """Axis settings that label positions 0..n-1 with their tokens (duplicates stay apart)."""
-    text = [f"{i}:{show_token(t)}" if numbered else show_token(t) for i, t in enumerate(tokens)]
+    text = [
+        f"{i}:{plot_text(show_token(t))}" if numbered else plot_text(show_token(t))
+        for i, t in enumerate(tokens)
+    ]
     return dict(tickmode="array", tickvals=list(range(len(tokens))), ticktext=text)
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from components.heatmaps import add_click_grid, token_ticks
-from components.safe import h, md
+from components.safe import h, md, plot_text
 from components.theme import SEQUENTIAL, apply, show_token
 
 POS, NEG = "#2166ac", "#b2182b"
@@ -48,7 +48,7 @@ def token_latent_figure(result: dict, labels: dict[int, str] | None = None) -> g
     fig = go.Figure(go.Heatmap(z=z, colorscale=SEQUENTIAL, colorbar=dict(title="act"),
                                hoverongaps=False, zmin=0))  # fmt: skip
     hover = [
-        [f"{names[y]}<br>pos {x} {show_token(tokens[x])}: "
+        [f"{plot_text(names[y])}<br>pos {x} {plot_text(show_token(tokens[x]))}: "
          + ("–" if z[y][x] is None else f"{z[y][x]:.3f}") for x in range(len(tokens))]
         for y in range(len(order))
     ]  # fmt: skip
@@ -56,11 +56,11 @@ def token_latent_figure(result: dict, labels: dict[int, str] | None = None) -> g
         add_click_grid(fig, list(range(len(tokens))), list(range(len(order))), hover)
     fig.update_xaxes(**token_ticks(tokens), tickangle=-45)
     fig.update_yaxes(tickmode="array", tickvals=list(range(len(order))),
-                     ticktext=[n[:48] for n in names])  # fmt: skip
+                     ticktext=[plot_text(n[:48]) for n in names])  # fmt: skip
     sae = result["sae"]
     fig.update_layout(
         title=dict(text=f"Top {len(result['top'][0]) if result['top'] else 0} latents per token",
-                   subtitle=dict(text=f"SAE at {sae['hook_name']} ({sae['d_sae']} latents)")),
+                   subtitle=dict(text=f"SAE at {plot_text(sae['hook_name'])} ({sae['d_sae']} latents)")),
         height=max(320, 22 * len(order) + 160), meta={"latents": order},
     )  # fmt: skip
     return apply(fig)
@@ -132,7 +132,7 @@ def logit_effect_figure(detail: dict) -> go.Figure:
     top = list(zip(detail["top_logits"], detail["top_values"], strict=True))
     bottom = list(zip(detail["bottom_logits"], detail["bottom_values"], strict=True))
     rows = top + bottom[::-1]
-    names = [show_token(t["text"]) for t, _ in rows]
+    names = [plot_text(show_token(t["text"])) for t, _ in rows]
     values = [v for _, v in rows]
     fig = go.Figure(go.Bar(x=values, y=list(range(len(rows))), orientation="h",
                            marker_color=[POS if v >= 0 else NEG for v in values],

@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from components.heatmaps import add_click_grid, cell, outline, token_ticks
+from components.safe import plot_text
 from components.theme import COLORWAY, SEQUENTIAL, apply, show_token
 
 CELL_CHARS = 8
@@ -16,7 +17,7 @@ CELL_CHARS = 8
 
 def short(text: str, n: int = CELL_CHARS) -> str:
     t = show_token(text)
-    return t if len(t) <= n else t[: n - 1] + "…"
+    return plot_text(t if len(t) <= n else t[: n - 1] + "…")
 
 
 def row_of_layer(result: dict, layer: int | None) -> int | None:
@@ -26,9 +27,9 @@ def row_of_layer(result: dict, layer: int | None) -> int | None:
 
 def _hover(result: dict, r: int, p: int) -> str:
     tok = result["tokens"][p]["text"]
-    lines = [f"{result['rows'][r]} · pos {p} ({show_token(tok)}) → next:"]
+    lines = [f"{result['rows'][r]} · pos {p} ({plot_text(show_token(tok))}) → next:"]
     lines += [
-        f"{k + 1}. {show_token(c['text'])}  p={c['prob']:.3f}"
+        f"{k + 1}. {plot_text(show_token(c['text']))}  p={c['prob']:.3f}"
         for k, c in enumerate(result["top"][r][p])
     ]
     return "<br>".join(lines)
@@ -83,7 +84,7 @@ def traces_figure(result: dict, *, presenter: bool = False) -> go.Figure:
     fig = make_subplots(rows=1, cols=2, subplot_titles=("Probability", "Rank (1 = top)"),
                         horizontal_spacing=0.1)  # fmt: skip
     for i, tr in enumerate(result["traces"]):
-        name = f"{show_token(tr['token']['text'])} (id {tr['token']['id']})"
+        name = f"{plot_text(show_token(tr['token']['text']))} (id {tr['token']['id']})"
         color = COLORWAY[i % len(COLORWAY)]
         common = dict(
             x=xs, name=name, legendgroup=name, mode="lines+markers", line=dict(color=color)

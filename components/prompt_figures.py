@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import html
-
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from components.safe import h, plot_text
 from components.theme import ACCENT, SEQUENTIAL, apply, show_token
 
 
 def token_labels(tokens: list[dict]) -> list[str]:
-    return [f"{show_token(t['text'])}" for t in tokens]
+    return [plot_text(show_token(t["text"])) for t in tokens]
 
 
 def predictions_figure(
@@ -31,12 +30,12 @@ def predictions_figure(
         x=xs,
         y=[v if v is not None else 0 for v in loss],
         marker_color=[ACCENT if i == selected_pos else "#1f77b4" for i in xs],
-        customdata=[[show_token(t["text"]), t["id"]] for t in tokens],
+        customdata=[[plot_text(show_token(t["text"])), t["id"]] for t in tokens],
         hovertemplate="pos %{x}: %{customdata[0]} (id %{customdata[1]})<br>loss %{y:.3f}<extra></extra>",
         row=1, col=1, showlegend=False,
     )  # fmt: skip
-    probs = [[top[p][j]["prob"] for p in xs] for j in range(k)]
-    text = [[show_token(top[p][j]["text"]) for p in xs] for j in range(k)]
+    probs = [[top[x][j]["prob"] for x in xs] for j in range(k)]
+    text = [[plot_text(show_token(top[x][j]["text"])) for x in xs] for j in range(k)]
     fig.add_heatmap(
         x=xs, y=[f"#{j + 1}" for j in range(k)], z=probs, text=text, texttemplate="%{text}",
         colorscale=SEQUENTIAL, zmin=0, zmax=1, colorbar=dict(title="p", len=0.6, y=0.3),
@@ -84,8 +83,8 @@ def tokens_html(
             f" · loss {loss[pos]:.3f}" if loss and loss[pos] is not None else ""
         )
         chips.append(
-            f'<span class="tok" title="{html.escape(tip)}" style="border:{border};{shade}">'
-            f"<span class='t'>{html.escape(show_token(t['text']))}</span>"
+            f'<span class="tok" title="{h(tip)}" style="border:{border};{shade}">'
+            f"<span class='t'>{h(show_token(t['text']))}</span>"
             f"<span class='i'>{t['id']}</span></span>"
         )
     style = (

@@ -107,7 +107,7 @@ def sidebar(link: EngineLink) -> dict:
         st.markdown("### Interpscope")
         if model:
             st.caption(
-                f"**{model['name']}** · {model['n_layers']} layers × {model['n_heads']} heads · "
+                f"**{md(model['name'])}** · {model['n_layers']} layers × {model['n_heads']} heads · "
                 f"d_model {model['d_model']} · context {model['n_ctx']} · {model['device']}"
             )
         else:

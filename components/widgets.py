@@ -13,6 +13,7 @@ import streamlit as st
 from components import attention_vis, presenter, state, token_refs
 from components.bundles import BundleSpec, figure_bundle
 from components.export import caption_text, export_figure, figure_bytes
+from components.safe import md
 from components.theme import presenter_copy, show_token
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -121,7 +122,7 @@ def figure(
         )
     else:
         st.plotly_chart(shown, config=config, key=key, theme=theme)
-    st.caption(caption)
+    st.caption(md(caption))
     if not presenter.active():
         _downloads(fig, name=name, caption=caption, params=params, bundle=bundle, prompt=prompt)
 

@@ -467,3 +467,95 @@ def test_circuitsvis_page_keeps_token_text_inside_its_script():
                                 bundle_url="/app/static/cv.js")  # fmt: skip
     assert "img" not in tags(page) and page.count("<script") == 2
     assert _json.loads(_props(toks, [], []))["tokens"] == toks  # the data itself is unchanged
+
+
+LINK = '<a href="http://example.com/x">y</a>'
+OUR_TAGS = {"<br>", "<b>", "</b>", "<extra>", "</extra>"}  # what our figure builders write
+
+
+def _hostile(obj):
+    """`obj` with a link prepended to every outside string (token text, labels, names)."""
+    if isinstance(obj, dict):
+        return {
+            k: LINK + v if k in ("text", "label", "clerp", "hook_name", "prompt") and
+            isinstance(v, str) else _hostile(v)
+            for k, v in obj.items()
+        }  # fmt: skip
+    if isinstance(obj, list):
+        return [_hostile(v) for v in obj]
+    return obj
+
+
+def _strings(obj):
+    if isinstance(obj, str):
+        yield obj
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            yield from _strings(v)
+    elif isinstance(obj, list | tuple):
+        for v in obj:
+            yield from _strings(v)
+    elif hasattr(obj, "tolist"):
+        yield from _strings(obj.tolist())
+
+
+def _assert_no_outside_tags(fig):
+    import re
+
+    texts = list(_strings(fig.to_plotly_json()))
+    found = [t for t in texts if set(re.findall(r"</?[A-Za-z][^>]*>", t)) - OUR_TAGS]
+    assert not found, found[:3]
+    assert any("&lt;a" in t for t in texts)  # the link is there, shown as text
+
+
+def test_plotly_figures_show_outside_text_as_text_never_as_tags():
+    """Plotly renders <a href>, <span style>, <b> in titles, ticks, hover text, annotations and
+    legend names: token text, latent labels, SAE names, prompts and supernode names are escaped."""
+    from components import dla_figures, graph_figures, latent_figures, lens_figures
+    from components.attention_figures import patterns_figure
+    from components.export import caption_text, with_caption
+    from components.prompt_figures import predictions_figure
+    from tests.test_components import fake_result
+    from tests.test_view_figures import fake_dla, fake_lens
+
+    bad = _hostile
+    lens = bad(fake_lens())
+    figs = [
+        predictions_figure(bad(fake_result())),
+        lens_figures.lens_figure(lens),
+        lens_figures.traces_figure({"stage": "resid_post", "pos": 0, "rows": ["L0"], "traces": [
+            {"token": bad({"id": 5, "text": " Paris"}), "prob": [0.1], "rank": [3]}]}),
+        dla_figures.heads_figure(bad(fake_dla({"id": 1, "text": "b"}))),
+        dla_figures.terms_figure(bad(fake_dla())),
+        patterns_figure([LINK, "x"], [("L0H0", [[1.0, 0.0], [0.5, 0.5]])]),
+        with_caption(lens_figures.lens_figure(fake_lens()), caption_text("m", LINK, {})),
+    ]  # fmt: skip
+    tokens = bad([{"pos": i, "text": t, "start": i or None} for i, t in enumerate("abc")])
+    latents = {"tokens": tokens, "top": [[{"index": 3, "act": 1.0}]] * 3,
+               "sae": bad({"hook_name": "blocks.0", "d_sae": 8})}  # fmt: skip
+    figs.append(latent_figures.token_latent_figure(latents, {3: LINK}))
+    detail = {"top_logits": bad([{"text": "u"}]), "top_values": [1.0],
+              "bottom_logits": bad([{"text": "d"}]), "bottom_values": [-1.0]}  # fmt: skip
+    figs.append(latent_figures.logit_effect_figure(detail))
+    node = {"node_id": "0_3_1", "feature_type": "cross layer transcoder", "layer": "0",
+            "ctx_idx": 1, "influence": 0.1, "activation": 1.0, "clerp": LINK}  # fmt: skip
+    emb = {"node_id": "E_5_0", "feature_type": "embedding", "layer": "E", "ctx_idx": 0}
+    doc = {"nodes": [node, emb], "links": [], "metadata": {"prompt": LINK, "prompt_tokens": [LINK]}}
+    figs.append(graph_figures.graph_figure(doc, supernodes=[[LINK, "0_3_1"]]))
+    for fig in figs:
+        _assert_no_outside_tags(fig)
+
+
+def test_markdown_html_stays_one_block_whatever_the_text():
+    """HTML given to st.markdown is one HTML block only while it has no blank line: a prompt
+    or token with blank lines would end it, and an image link after them would be fetched."""
+    from components.prompt_figures import tokens_html
+    from components.safe import h
+
+    text = "a\n\n![x](http://example.com/x.png)\r\r[y](http://example.com)"
+    page = f"<div style='white-space: pre-wrap'>{h(text)}</div>"
+    assert tags(MarkdownIt("commonmark").render(page)) == {"div"}
+    toks = [
+        {"pos": i, "id": i, "text": t} for i, t in enumerate(["\r\r", "![x](http://e.com/x.png)"])
+    ]
+    assert tags(MarkdownIt("commonmark").render(tokens_html(toks))) <= {"style", "div", "span"}

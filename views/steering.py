@@ -3,14 +3,13 @@ generates; baseline and steered continuations stream side by side (same seed and
 
 from __future__ import annotations
 
-import html
 import time
 
 import streamlit as st
 
 from components import shell, state, widgets
 from components import steering_setup as ss
-from components.safe import md
+from components.safe import h, md
 from components.steering_figures import kl_figure
 from components.steering_snippets import kl_bundle
 from engine.client import EngineRequestError
@@ -162,7 +161,7 @@ if (slen, stemp, seed) != (state.get("slen"), state.get("stemp"), state.get("sse
 def show(box, text: str, css: str) -> None:
     box.markdown(
         f"<div class='{css}' style='white-space: pre-wrap; font-size: 1.1em; line-height: 1.6'>"
-        f"<span style='color:#888'>{html.escape(prompt)}</span>{html.escape(text)}</div>",
+        f"<span style='color:#888'>{h(prompt)}</span>{h(text)}</div>",
         unsafe_allow_html=True,
     )
 
