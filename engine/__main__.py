@@ -8,6 +8,7 @@ from pathlib import Path
 
 import uvicorn
 
+from engine import paths
 from engine.api import create_app
 from engine.service import Engine
 from engine.settings import EngineSettings, default_model
@@ -53,6 +54,7 @@ def main(argv: list[str] | None = None) -> None:
         settings.model = default_model()
     settings.check_exposure()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s engine %(levelname)s %(message)s")
+    paths.ensure_default_data_dir(settings)
     engine = Engine(settings)
     uvicorn.run(create_app(engine), host=settings.host, port=settings.port, log_level="warning")
 

@@ -14,11 +14,14 @@ root (``texts.txt`` finds ``<data dir>/texts.txt``), and otherwise means a hub n
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
 from engine.errors import EngineError
-from engine.settings import ASSETS_DIR, EngineSettings
+from engine.settings import ASSETS_DIR, DEFAULT_DATA_DIR, EngineSettings
+
+log = logging.getLogger(__name__)
 
 MAX_PATH_CHARS = 1024
 HUB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,95})?$")
@@ -29,6 +32,20 @@ def readable_roots(settings: EngineSettings) -> list[Path]:
     if settings.model and (Path(settings.model).expanduser() / "config.json").is_file():
         roots.append(Path(settings.model).expanduser())
     return [r.resolve() for r in roots]
+
+
+def ensure_default_data_dir(settings: EngineSettings, default: Path | None = None) -> None:
+    """Create the default data directory at engine start (when it is one of the data_dirs), so
+    the folder the 403 names exists for the user to put files in; a directory the owner
+    named is never created. A failure (read-only home) is logged, not fatal."""
+    default = Path(default or DEFAULT_DATA_DIR)
+    if default not in [Path(d).expanduser() for d in settings.data_dirs]:
+        return
+    try:
+        default.mkdir(parents=True, exist_ok=True)
+        log.info("data directory (files, datasets and SAEs the engine may read): %s", default)
+    except OSError as e:
+        log.warning("could not create the data directory %s: %s", default, e)
 
 
 def _describe(settings: EngineSettings) -> str:

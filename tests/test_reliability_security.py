@@ -559,3 +559,33 @@ def test_markdown_html_stays_one_block_whatever_the_text():
         {"pos": i, "id": i, "text": t} for i, t in enumerate(["\r\r", "![x](http://e.com/x.png)"])
     ]
     assert tags(MarkdownIt("commonmark").render(tokens_html(toks))) <= {"style", "div", "span"}
+
+
+def test_the_default_data_dir_is_created_at_start_and_named_in_the_403(tmp_path):
+    default = tmp_path / "user" / "interpscope" / "data"
+    settings = EngineSettings(data_dirs=[default], cache_dir=tmp_path / "c")
+    paths.ensure_default_data_dir(settings, default)
+    assert default.is_dir()
+    with pytest.raises(EngineError) as e:
+        paths.confine("/etc/hostname", settings)
+    assert str(default) in e.value.message and "data_dirs" in e.value.message
+    other = tmp_path / "named-by-the-owner"  # only the default is created, never a named one
+    paths.ensure_default_data_dir(
+        EngineSettings(data_dirs=[other], cache_dir=tmp_path / "c"), default
+    )
+    assert not other.exists()
+
+
+def test_the_engine_process_creates_its_default_data_dir(tmp_path, monkeypatch):
+    """`python -m engine` creates <user data dir>/interpscope/data (here under a fake home)."""
+    from engine import __main__ as engine_main
+
+    default = tmp_path / "home" / "data"
+    monkeypatch.setattr(paths, "DEFAULT_DATA_DIR", default)
+    monkeypatch.setenv("INTERPSCOPE_DATA_DIRS", f'["{default}"]')
+    monkeypatch.setattr(engine_main, "Engine", lambda s: None)
+    monkeypatch.setattr(engine_main, "create_app", lambda e: None)
+    monkeypatch.setattr(engine_main.uvicorn, "run", lambda *a, **k: None)
+    monkeypatch.setattr("sys.argv", ["engine", "--cache-dir", str(tmp_path / "c"), "--model", "m"])
+    engine_main.main()
+    assert default.is_dir()
