@@ -347,3 +347,46 @@ def test_latents_page_reports_a_lost_examples_job(served_org, monkeypatch):
     assert any("examples job was lost when the engine stopped" in w.value for w in at.warning)
     assert any(b.label == "Run it again" for b in at.button)
     shell.engine_link.clear()
+
+
+def test_a_page_says_the_engine_is_busy_while_a_long_job_holds_it(engine, served_tiny, monkeypatch):
+    """The Prompt page's analysis waits behind one long step: the page shows "The engine is busy
+    with <job>" while it waits (then clears it), and draws its result once the step ends."""
+    import uuid
+
+    from streamlit.runtime.forward_msg_queue import ForwardMsgQueue
+    from streamlit.testing.v1 import AppTest
+
+    from components import shell
+
+    shown: list[str] = []  # every alert the page sent, including ones replaced later in the run
+    enqueue = ForwardMsgQueue.enqueue
+
+    def spy(self, msg):
+        if (
+            msg.WhichOneof("type") == "delta"
+            and msg.delta.new_element.WhichOneof("type") == "alert"
+        ):
+            shown.append(msg.delta.new_element.alert.body)
+        return enqueue(self, msg)
+
+    monkeypatch.setattr(ForwardMsgQueue, "enqueue", spy)
+    shell.engine_link.clear()
+    monkeypatch.setenv("INTERPSCOPE_ENGINE_URL", served_tiny.url)
+    monkeypatch.setenv("INTERPSCOPE_NO_SPAWN", "1")
+    at = AppTest.from_file("../app.py", default_timeout=90)
+    at.switch_page("views/prompt.py")
+    at.query_params["prompt"] = f"A prompt no cache has seen {uuid.uuid4().hex}"
+    job, release = blocking_job(engine, on_model_thread=True)
+    timer = threading.Timer(4.0, release.set)
+    timer.start()
+    try:
+        at.run()
+    finally:
+        release.set()
+        timer.cancel()
+    assert not at.exception
+    assert any("The engine is busy with blocking" in s for s in shown), shown
+    assert not any("busy" in i.value for i in at.info)  # cleared once the answer came
+    assert at.title[0].value == "Prompt" and not at.error
+    shell.engine_link.clear()
