@@ -12,7 +12,8 @@ Datasets load through the ``datasets`` package (SAELens's own dependency):
 ``check`` runs when the job is submitted: a local file or dataset must lie inside the engine's
 data directories (engine/paths.py, 403 otherwise), a file must be a file and a dataset
 directory a ``save_to_disk`` one (any other directory is refused, never walked), and a
-``save_to_disk`` dataset must have the split and column asked for. Reading calls ``tick()``
+``save_to_disk`` dataset must have the split and column asked for, and a hub name must be one
+the ``datasets`` package will not take to mean files here (``hub_only``). Reading calls ``tick()``
 between texts and rows, which raises once the job is cancelled.
 """
 
@@ -92,6 +93,22 @@ def _saved_columns(p: Path, split: str) -> list[str] | None:
     return list(json.loads(info.read_text()).get("features") or {})
 
 
+def hub_only(name: str, settings: EngineSettings) -> None:
+    """Refuse a hub name that ``datasets.load_dataset`` would read from the engine's machine
+    instead: a packaged loader's name (``text``, ``csv``, ``json``, ...) reads every such file
+    under the working directory, and a name that is a path there reads that path."""
+    from datasets.packaged_modules import _PACKAGED_DATASETS_MODULES
+
+    if name.lower() in {m.lower() for m in _PACKAGED_DATASETS_MODULES} or os.path.lexists(name):
+        raise EngineError(
+            403, "path_not_allowed",
+            f"{name!r} is not a Hugging Face dataset name here: the datasets package would read it "
+            "from the engine's working directory. Put the file in a data directory and name it "
+            "(setting data_dirs: " + ", ".join(str(r) for r in paths.readable_roots(settings)) + ").",
+            {"setting": "data_dirs"},
+        )  # fmt: skip
+
+
 def check(p: ExamplesJobParams, settings: EngineSettings) -> ExamplesJobParams:
     """`p` with its source resolved to where it is read, or a clear 4xx (before any reading)."""
     if p.path:
@@ -108,6 +125,7 @@ def check(p: ExamplesJobParams, settings: EngineSettings) -> ExamplesJobParams:
             raise EngineError(404, "no_such_dataset",
                               f"No dataset {name!r}: not a file or save_to_disk directory in the "
                               "engine's data directories, nor a Hugging Face dataset name.")  # fmt: skip
+        hub_only(name, settings)
         return p
     if path.is_dir():
         if not any((path / f).is_file() for f in SAVED):

@@ -448,11 +448,14 @@ def test_names_relative_to_the_working_directory_are_not_read(data, tmp_path, mo
     monkeypatch.chdir(cwd)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr(text_sources, "hub_reachable", lambda timeout: False)
-    p = check(settings, dataset="rows.csv")
-    assert p.dataset == "rows.csv"  # taken as a hub name...
+    p = check(settings, dataset="other.csv")
+    assert p.dataset == "other.csv"  # taken as a hub name...
     with pytest.raises(EngineError) as e:
         text_sources.read(p, settings)
     assert e.value.status == 503  # ...so never read from the working directory
+    with pytest.raises(EngineError) as e:  # a name that is a file there is refused outright
+        check(settings, dataset="rows.csv")
+    assert e.value.status == 403
     r = api.post("/jobs/load_model", json={"name": "mymodel"})
     assert r.status_code == 403 and code(r) == "path_not_allowed"
 
@@ -589,3 +592,23 @@ def test_the_engine_process_creates_its_default_data_dir(tmp_path, monkeypatch):
     monkeypatch.setattr("sys.argv", ["engine", "--cache-dir", str(tmp_path / "c"), "--model", "m"])
     engine_main.main()
     assert default.is_dir()
+
+
+@pytest.mark.parametrize("name", ["text", "csv", "json", "parquet", "Text", "notes", "notes/a.txt"])
+def test_hub_names_the_datasets_package_reads_from_the_working_directory_are_refused(
+    data, tmp_path, monkeypatch, name
+):
+    """``load_dataset("text")`` reads every .txt under the working directory, and a name that is
+    a path there reads that path: both would send the engine's files back as examples."""
+    settings, _ = data
+    cwd = tmp_path / "cwd"
+    (cwd / "notes").mkdir(parents=True)
+    (cwd / "notes" / "a.txt").write_text("my password is hunter2\n")
+    monkeypatch.chdir(cwd)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(EngineError) as e:
+        check(settings, dataset=name)
+    assert e.value.status == 403 and e.value.code == "path_not_allowed"
+    assert "data_dirs" in e.value.message
+    with pytest.raises(EngineError):  # reading checks again
+        text_sources.read(ExamplesJobParams(sae="s", dataset=name), settings)
