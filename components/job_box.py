@@ -13,6 +13,7 @@ import time
 import streamlit as st
 
 from components import shell
+from components.safe import md
 from engine.client import EngineClient, EngineRequestError, EngineUnavailable, JobLost
 
 FINISHED = ("done", "failed", "cancelled")
@@ -66,7 +67,7 @@ def _progress(client: EngineClient, job_id: str) -> dict:
         state = client.job(job_id)
         info = state["job"]
         eta = f" · about {info['eta_s']:.0f} s left" if info.get("eta_s") else ""
-        bar.progress(min(info["progress"], 1.0), text=f"{info['message']}{eta}")
+        bar.progress(min(info["progress"], 1.0), text=f"{md(info['message'])}{eta}")
         if info["status"] in FINISHED:
             return state
         time.sleep(0.25)

@@ -78,7 +78,7 @@ def engine_errors() -> Iterator[None]:
     try:
         yield
     except EngineRequestError as e:
-        st.error(f"{e.message}", icon=":material/warning:")
+        st.error(md(e.message), icon=":material/warning:")  # messages may quote the request
     except EngineUnavailable:
         reconnect()
 

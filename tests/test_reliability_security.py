@@ -612,3 +612,18 @@ def test_hub_names_the_datasets_package_reads_from_the_working_directory_are_ref
     assert "data_dirs" in e.value.message
     with pytest.raises(EngineError):  # reading checks again
         text_sources.read(ExamplesJobParams(sae="s", dataset=name), settings)
+
+
+def test_engine_errors_a_page_leaves_unhandled_are_shown_escaped(monkeypatch):
+    """Engine messages quote the request (a dataset name, a path): app.py's catch-all banner
+    escapes them as ``shell.call`` does, so a quoted ``![x](http://...)`` is not fetched."""
+    from components import shell
+    from engine.client import EngineRequestError
+
+    shown: list[str] = []
+    monkeypatch.setattr(shell.st, "error", lambda body, **k: shown.append(body))
+    with shell.engine_errors():
+        raise EngineRequestError(
+            404, "no_such_dataset", "No dataset '![x](http://example.com/x.png)'"
+        )
+    assert shown and tags(MarkdownIt().render(shown[0])) <= {"p"}

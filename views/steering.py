@@ -228,4 +228,4 @@ with st.expander("Export / import this setup"):
     )
     st.file_uploader("Import a setup file", type=["json"], key=f"import_{rev}", on_change=imported)
     if err := st.session_state.pop("import_error", None):
-        st.error(f"Could not import: {err}")
+        st.error(f"Could not import: {md(err)}")
