@@ -15,6 +15,7 @@ A pure ASGI middleware, so streamed answers (steering) pass through untouched.
 
 from __future__ import annotations
 
+import re
 import secrets
 import socket
 
@@ -27,6 +28,8 @@ from engine.settings import LOOPBACK_HOSTS, EngineSettings
 
 WILDCARD_HOSTS = {"0.0.0.0", "::", ""}
 SAFE_FETCH_SITES = {"same-origin", "none"}
+# a Host header as HTTP defines it: a name or an address (IPv6 in brackets), then a port
+HOST_HEADER = re.compile(r"^(\[[0-9a-f:.]+\]|[a-z0-9._-]+)(:[0-9]{1,5})?$", re.IGNORECASE)
 
 
 def split_host(value: str) -> tuple[str, str]:
@@ -72,7 +75,8 @@ class RequestGuard:
     def check(self, headers: Headers) -> tuple[int, str, str] | None:
         host_header = headers.get("host", "")
         host, _ = split_host(host_header)
-        if not self.any_host and host not in self.hosts:
+        well_formed = HOST_HEADER.match(host_header.strip()) is not None
+        if not self.any_host and (host not in self.hosts or not well_formed):
             return 403, "host_not_allowed", (
                 f"This engine does not answer to the host name {host!r}. If you reach it under "
                 "that name on purpose, add it to the allowed_hosts setting (--allowed-host, or "

@@ -51,7 +51,21 @@ def test_loopback_engine_answers_its_own_names(make_api, host):
     assert make_api().get("/health", headers={"host": host}).status_code == 200
 
 
-@pytest.mark.parametrize("host", ["attacker.example:8765", "attacker.example", "10.0.0.5:8765", ""])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "attacker.example:8765",
+        "attacker.example",
+        "10.0.0.5:8765",
+        "",
+        "127.0.0.1.evil.com:8765",
+        "127.0.0.1:8765@evil.com",
+        "127.0.0.1:8765, evil.com",
+        "[::1",
+        "localhost:8765/x",
+        "::1",
+    ],
+)
 def test_loopback_engine_refuses_any_other_host(make_api, host):
     r = make_api().get("/health", headers={"host": host})
     assert r.status_code == 403 and code(r) == "host_not_allowed"
