@@ -35,3 +35,9 @@ def plot_text(text: object) -> str:
     (it turns ``&lt;`` ``&gt;`` ``&amp;`` back into characters after reading its tags). Escape
     after truncating, so no entity is cut in half; join our own ``<br>`` after escaping."""
     return html.escape(str(text), quote=False)
+
+
+def code_comment(text: object) -> str:
+    """`text` for a ``#`` comment in generated Python (a bundle's snippet.py): on one line, so
+    a label with a line break cannot put code after the comment (``x\nimport os; ...``)."""
+    return " ".join(str(text).replace("\x00", "").splitlines())

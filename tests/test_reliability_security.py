@@ -641,3 +641,27 @@ def test_engine_errors_a_page_leaves_unhandled_are_shown_escaped(monkeypatch):
             404, "no_such_dataset", "No dataset '![x](http://example.com/x.png)'"
         )
     assert shown and tags(MarkdownIt().render(shown[0])) <= {"p"}
+
+
+@pytest.mark.parametrize("label", ["x\nimport os; os.system('touch pwned')  #", "x\rINJECTED = 1",
+                                   "x\u2028y\x00z"])  # fmt: skip
+def test_a_steering_label_cannot_put_code_into_the_bundles_snippet(label):
+    """A setup from a shared link or an imported file names its vectors: the label goes into a
+    comment of the downloadable snippet.py, and must stay a comment."""
+    import ast
+
+    from components.steering_snippets import kl_bundle
+
+    hook = "blocks.0.hook_resid_post"
+    vec = {"kind": "contrastive", "positive": ["a"], "negative": ["b"], "hook": hook,
+           "coefficient": 1.0, "label": label}  # fmt: skip
+    events = [{"type": "start", "vectors": [{"label": label, "coefficient": 1.0, "hook": hook,
+                                             "conditional": False}]}, {"type": "done"}]  # fmt: skip
+    code = kl_bundle({"prompt": "x", "vectors": [vec]}, events).code
+    tree = ast.parse(code)  # a NUL or a stray line would not even parse
+    calls = {n.func.attr for n in ast.walk(tree) if isinstance(n, ast.Call)
+             and isinstance(n.func, ast.Attribute)}  # fmt: skip
+    assert "system" not in calls and "INJECTED" not in {
+        t.id for n in ast.walk(tree) if isinstance(n, ast.Assign) for t in n.targets
+        if isinstance(t, ast.Name)
+    }  # fmt: skip
