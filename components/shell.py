@@ -14,6 +14,8 @@ from components.connection import EngineLink
 from components.safe import md
 from engine.client import EngineRequestError, EngineUnavailable
 from engine.patience import describe
+from engine.security import HOST_HEADER, allowed_hosts, split_host
+from engine.settings import EngineSettings
 
 
 @st.cache_resource(show_spinner=False)
@@ -53,6 +55,28 @@ def connect() -> EngineLink:
     st.session_state["seen_engine"] = status.engine_id
     _busy_notices(link, box)
     return link
+
+
+def refuse_foreign_host() -> None:
+    """DNS rebinding: a page on another site whose name resolves to this machine reaches the app
+    under that name and could drive it (and, through it, the engine). Only the app's own names
+    are served, as the engine's guard does (engine/security.py): loopback names, the bound
+    address, the machine's name when bound to every interface, and ``INTERPSCOPE_ALLOWED_HOSTS``.
+    A run without a Host header (no browser: AppTest) is served."""
+    host = st.context.headers.get("Host")
+    if host is None:
+        return
+    settings = EngineSettings(host=st.get_option("server.address") or "0.0.0.0")
+    known = "*" in settings.allowed_hosts or split_host(host)[0] in allowed_hosts(settings)
+    if known and HOST_HEADER.match(host.strip()):
+        return
+    st.error(
+        f"This app does not answer to the host name {md(split_host(host)[0])}. If you reach it "
+        "under that name on purpose, add it to INTERPSCOPE_ALLOWED_HOSTS (README: Exposing the "
+        "app).",
+        icon=":material/block:",
+    )
+    st.stop()
 
 
 def _busy_notices(link: EngineLink, box) -> None:

@@ -665,3 +665,29 @@ def test_a_steering_label_cannot_put_code_into_the_bundles_snippet(label):
         t.id for n in ast.walk(tree) if isinstance(n, ast.Assign) for t in n.targets
         if isinstance(t, ast.Name)
     }  # fmt: skip
+
+
+@pytest.mark.parametrize("host", ["evil.example:8501", "127.0.0.1.evil.example:8501",
+                                  "127.0.0.1:8501@evil.example", "127.0.0.1:8501", None])  # fmt: skip
+def test_the_app_serves_only_its_own_host_names(monkeypatch, host):
+    """DNS rebinding against the app: a page under another name that resolves here could drive
+    the app, and the engine through it. The page is refused before it connects to anything."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from components import shell
+
+    headers = {} if host is None else {"Host": host}
+    monkeypatch.setattr(type(st.context), "headers", property(lambda self: headers))
+    monkeypatch.setenv("INTERPSCOPE_ENGINE_URL", "http://127.0.0.1:9")  # nothing listens
+    monkeypatch.setenv("INTERPSCOPE_NO_SPAWN", "1")
+    shell.engine_link.clear()
+    at = AppTest.from_file("../app.py", default_timeout=30).run()
+    assert not at.exception
+    refused = any("does not answer to the host name" in e.value for e in at.error)
+    reached = any("engine is not reachable" in e.value for e in at.error)  # went on to connect
+    own = host is None or host == "127.0.0.1:8501"
+    assert (refused, reached) == ((False, True) if own else (True, False)), [
+        e.value for e in at.error
+    ]
+    shell.engine_link.clear()
