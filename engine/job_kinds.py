@@ -30,7 +30,7 @@ class JobKind:
 
 def _load_model(engine: Engine, ctx: JobContext, p: LoadModelRequest) -> dict:
     ctx.progress(0.05, f"loading {p.name}")
-    info = engine.load(p.name, dtype=p.dtype, device=p.device)
+    info = engine.load(p.name, dtype=p.dtype, device=p.device, max_context=p.max_context)
     return info.model_dump()
 
 

@@ -53,9 +53,22 @@ class Engine:
             self.load(settings.model, dtype=settings.dtype, device=settings.device)
 
     # --- model -----------------------------------------------------------------
-    def load(self, name: str, *, dtype: str = "float32", device: str | None = None) -> ModelInfo:
+    def load(
+        self,
+        name: str,
+        *,
+        dtype: str = "float32",
+        device: str | None = None,
+        max_context: int | None = None,
+    ) -> ModelInfo:
         def swap() -> None:
-            lm = load_model(name, device=device or self.settings.device, dtype=dtype)
+            lm = load_model(
+                name,
+                device=device or self.settings.device,
+                dtype=dtype,
+                max_context=max_context or self.settings.max_context,
+                n_devices=self.settings.n_devices,
+            )
             self.lm = lm
             self.runs.clear()
 
@@ -90,6 +103,10 @@ class Engine:
             n_ctx=cfg.n_ctx,
             load_seconds=round(lm.load_seconds, 3),
             ref=str(lm.local_dir) if lm.local_dir is not None else lm.name,
+            path=lm.path,
+            model_max_context=lm.model_max_context,
+            memory=lm.memory.as_dict() if lm.memory else None,
+            notes=lm.notes,
         )
 
     def health(self) -> Health:
@@ -116,6 +133,8 @@ class Engine:
             "saes": Capability(available=sae_ok, reason=sae_why),
             "transcoders": Capability(available=tc_ok, reason=tc_why),
         }
+        for feature, why in (lm.unavailable if lm else {}).items():
+            features[feature] = Capability(available=False, reason=why)
         return Capabilities(
             model=self.model_info(),
             features=features,
@@ -142,7 +161,7 @@ class Engine:
             ] + infos
         for pos, info in enumerate(infos):
             info.pos = pos
-        validation.check_length(len(ids), lm.n_ctx)
+        validation.check_length(len(ids), lm.n_ctx, lm.model_max_context)
         return ids, infos
 
     # --- analyses ----------------------------------------------------------------
@@ -159,6 +178,8 @@ class Engine:
         """The analysis result as JSON bytes, from the cache when it has it."""
         analysis = self.analysis(name)
         lm = self.require_model()
+        if name in lm.unavailable:
+            raise EngineError(422, "unavailable_here", f"{name}: {lm.unavailable[name]}")
         params = parse_params(analysis.params, request.params)
         ids, infos = self.tokenize(request.prompt, request.prepend_bos)
         analysis.check(lm, params)

@@ -9,6 +9,9 @@ class LoadModelRequest(BaseModel):
     name: str = Field(description="a TransformerLens model name or a local Hugging Face directory")
     dtype: str = "float32"
     device: str | None = Field(default=None, description="cuda / mps / cpu; best available if None")
+    max_context: int | None = Field(
+        default=None, ge=16, description="longest prompt accepted; the engine's setting if None"
+    )
 
 
 class ModelInfo(BaseModel):
@@ -26,6 +29,14 @@ class ModelInfo(BaseModel):
     ref: str | None = Field(
         default=None, description="what loads it again: its local directory, or its hub name"
     )
+    path: str = Field(
+        default="hooked", description="'hooked' (HookedTransformer) or 'bridge' (TransformerBridge)"
+    )
+    model_max_context: int | None = Field(
+        default=None, description="the checkpoint's own context; n_ctx is the engine's cap"
+    )
+    memory: dict | None = Field(default=None, description="the memory estimate it was loaded on")
+    notes: list[str] = Field(default_factory=list, description="e.g. slow on CPU, context capped")
 
 
 class Capability(BaseModel):
