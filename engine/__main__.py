@@ -21,6 +21,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--device", help="cuda / mps / cpu (default: best available)")
     ap.add_argument("--dtype", choices=["float32", "bfloat16", "float16"])
     ap.add_argument("--cache-dir")
+    ap.add_argument(
+        "--max-context", type=int, help="longest prompt (default 2048 on CPU, 4096 on CUDA)"
+    )
+    ap.add_argument("--n-devices", type=int, help="split the model's layers across N CUDA GPUs")
     args = ap.parse_args(argv)
     overrides = {
         k: v
@@ -32,6 +36,8 @@ def main(argv: list[str] | None = None) -> None:
             "device": args.device,
             "dtype": args.dtype,
             "cache_dir": args.cache_dir,
+            "max_context": args.max_context,
+            "n_devices": args.n_devices,
         }.items()
         if v is not None
     }

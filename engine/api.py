@@ -20,7 +20,7 @@ from engine.errors import EngineError
 from engine.schemas.analyses import AnalysisRequest
 from engine.schemas.common import ErrorBody, PromptRequest, TokenizeResponse
 from engine.schemas.jobs import JobInfo, JobResult
-from engine.schemas.model import Capabilities, Health
+from engine.schemas.model import Capabilities, Health, LoadModelRequest
 from engine.service import Engine
 
 log = logging.getLogger(__name__)
@@ -90,6 +90,11 @@ def create_app(engine: Engine) -> FastAPI:
     @app.get("/capabilities", response_model=Capabilities)
     def capabilities() -> Capabilities:
         return engine.capabilities()
+
+    @app.post("/models/estimate", responses=ERRORS)
+    def estimate_model(req: LoadModelRequest) -> dict:
+        """What loading a model would take (path, context cap, memory), from its config."""
+        return engine.estimate(req)
 
     @app.post("/tokenize", response_model=TokenizeResponse, responses=ERRORS)
     def tokenize(req: PromptRequest) -> TokenizeResponse:

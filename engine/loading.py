@@ -234,9 +234,16 @@ def _cached_snapshot(name: str) -> Path | None:
 
 
 def plan_load(
-    name_or_dir: str, *, device: str, dtype: str, n_devices: int = 1, max_context: int
+    name_or_dir: str,
+    *,
+    device: str,
+    dtype: str,
+    n_devices: int = 1,
+    max_context: int,
+    hash_weights: bool = True,
 ) -> Plan:
-    """Resolve `name_or_dir` and build its config; nothing heavier than config.json is read."""
+    """Resolve `name_or_dir` and build its config; nothing but config.json is read (and the
+    weight files' hash when `hash_weights`)."""
     if dtype not in DTYPES:
         raise EngineError(422, "bad_dtype", f"dtype must be one of {sorted(DTYPES)}, not {dtype!r}")
     _check_devices(device, n_devices)
@@ -250,7 +257,8 @@ def plan_load(
         ref = str(local.resolve())
         hf = AutoConfig.from_pretrained(ref)
         display = Path(ref).name if Path(name_or_dir).expanduser().exists() else name_or_dir
-        plan = Plan(ref, "local", display, weights_hash(Path(ref)), hf, None)
+        version = weights_hash(Path(ref)) if hash_weights else ""
+        plan = Plan(ref, "local", display, version, hf, None)
         plan.model_max_context = hf_config.max_context(hf)
         try:
             cfg_dict = hf_config.config_dict(hf, Path(ref))
@@ -319,6 +327,41 @@ def notes_for(est: MemoryEstimate, plan: Plan, cap: int) -> list[str]:
             f"{plan.model_max_context}); raise it with max_context if memory allows."
         )
     return notes
+
+
+def estimate_load(
+    name_or_dir: str,
+    *,
+    device: str | None = None,
+    dtype: str = "float32",
+    max_context: int | None = None,
+    n_devices: int = 1,
+) -> dict:
+    """What loading `name_or_dir` would take, from its config alone: the path it would take,
+    its context cap and the memory estimate (shown before loading)."""
+    device = pick_device(device)
+    cap = max_context or default_max_context(device)
+    plan = plan_load(
+        name_or_dir, device=device, dtype=dtype, n_devices=n_devices, max_context=cap,
+        hash_weights=False,
+    )  # fmt: skip
+    if plan.cfg is None:
+        from engine import bridge
+
+        n_ctx = min(cap, plan.model_max_context or cap)
+        est = bridge.estimate(plan.hf, device, DTYPES[dtype], n_ctx)
+    else:
+        est = memory.estimate(plan.cfg, device)
+    return {
+        "name": plan.display,
+        "path": "hooked" if plan.cfg is not None else "bridge",
+        "why_bridge": plan.why_bridge,
+        "n_ctx": est.n_ctx,
+        "model_max_context": plan.model_max_context,
+        "memory": est.as_dict(),
+        "summary": est.summary(),
+        "notes": notes_for(est, plan, cap),
+    }
 
 
 def load_model(

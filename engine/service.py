@@ -20,12 +20,12 @@ from engine.errors import EngineError
 from engine.graphs.service import transcoder_capability
 from engine.job_kinds import JOB_KINDS
 from engine.jobs import Job, JobManager
-from engine.loading import LoadedModel, load_model
+from engine.loading import LoadedModel, estimate_load, load_model
 from engine.model_thread import ModelThread
 from engine.run import RunStore
 from engine.schemas.analyses import AnalysisRequest
 from engine.schemas.common import TokenInfo
-from engine.schemas.model import Capabilities, Capability, Health, ModelInfo
+from engine.schemas.model import Capabilities, Capability, Health, LoadModelRequest, ModelInfo
 from engine.settings import EngineSettings
 from engine.validation import parse_params
 
@@ -74,6 +74,15 @@ class Engine:
 
         self.compute(swap)
         return self.model_info()
+
+    def estimate(self, req: LoadModelRequest) -> dict:
+        return estimate_load(
+            req.name,
+            device=req.device or self.settings.device,
+            dtype=req.dtype,
+            max_context=req.max_context or self.settings.max_context,
+            n_devices=self.settings.n_devices,
+        )
 
     def compute(self, fn, *args, **kwargs):
         """`fn(*args, **kwargs)` on the model thread, holding the model lock: all work on the

@@ -123,3 +123,19 @@ def test_real_size_on_cpu_says_it_will_be_slow():
     )  # fmt: skip
     assert memory.estimate(cfg, "cpu", available=1 << 40).slow_on_cpu
     assert not memory.estimate(cfg, "cuda", available=1 << 40).slow_on_cpu
+
+
+def test_estimate_endpoint_before_loading(api, llama_dir, tmp_path):
+    """/models/estimate answers from the config alone: the path, the cap and the memory."""
+    r = api.post("/models/estimate", json={"name": str(llama_dir), "max_context": 512})
+    assert r.status_code == 200, r.text
+    est = r.json()
+    assert est["path"] == "hooked" and est["n_ctx"] == 512 and est["model_max_context"] == 131072
+    assert est["memory"]["fits"] and "GiB" in est["summary"]
+    big = LlamaConfig(
+        hidden_size=8192, intermediate_size=28672, num_hidden_layers=80, num_attention_heads=64,
+        num_key_value_heads=8, vocab_size=128256,
+    )  # fmt: skip
+    r = api.post("/models/estimate", json={"name": str(_config_only(big, tmp_path / "l70"))})
+    assert r.status_code == 200 and not r.json()["memory"]["fits"]
+    assert r.json()["memory"]["weights_bytes"] > 280e9
