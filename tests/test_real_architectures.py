@@ -174,3 +174,22 @@ def test_bridge_views_match_hugging_face(bridged):
     assert res["total"] == pytest.approx(diff, abs=1e-3)
     lens = _analyze(eng, "logit_lens", stage="resid_post", top_k=1)
     assert [c[0]["id"] for c in lens["top"][-1]] == out.logits[0].argmax(-1).tolist()
+
+
+def test_bridge_generation_matches_hugging_face(bridged):
+    """Each step of a continuation on the bridge samples from Hugging Face's distribution
+    given the whole sequence so far (the bridge ignores a TransformerLens KV cache, so the
+    engine recomputes the sequence instead)."""
+    from engine.schemas.steering import SteerRequest
+    from engine.steering import Continuation
+
+    eng, hf = bridged
+    ids = eng.tokenize(PROMPT)[0]
+    req = SteerRequest(prompt=PROMPT, max_new_tokens=4, temperature=1.0, seed=3)
+    cont, seq = Continuation(eng.require_model(), ids, [], req), torch.tensor([ids])
+    with torch.inference_mode():
+        for _ in range(4):
+            token, logprobs = eng.compute(cont.step)
+            theirs = hf(seq).logits[0, -1].log_softmax(-1)
+            assert torch.allclose(logprobs, theirs, atol=1e-4)
+            seq = torch.cat([seq, torch.tensor([[token]])], 1)
