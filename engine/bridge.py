@@ -20,6 +20,7 @@ from transformer_lens.model_bridge import TransformerBridge
 from transformer_lens.model_bridge.sources.transformers import map_default_transformer_lens_config
 from transformers import AutoModelForCausalLM
 
+from engine import conversion_check as check
 from engine import memory
 from engine.errors import EngineError
 
@@ -48,6 +49,40 @@ def estimate(hf, device: str, dtype: torch.dtype, n_ctx: int) -> memory.MemoryEs
     return memory.estimate(shape, device, params=_n_params(hf), buffers=False)
 
 
+def _boot(plan, device: str, dtype: torch.dtype) -> TransformerBridge:
+    try:
+        return TransformerBridge.boot_transformers(plan.ref, device=device, dtype=dtype)
+    except Exception as e:  # the bridge's adapters raise many kinds; say which and why
+        raise EngineError(
+            422,
+            "unsupported_architecture",
+            f"{plan.display}: HookedTransformer cannot load it ({plan.why_bridge}) and "
+            f"TransformerBridge failed too: {type(e).__name__}: {e}",
+        ) from None
+
+
+def _compatible(plan, device: str, dtype: torch.dtype, n_ctx: int) -> tuple[TransformerBridge, str]:
+    """The bridge in compatibility mode, with HookedTransformer's weight processing when that
+    leaves its outputs as they were (checked on the probe), else without it: (bridge, why the
+    processing is off, or "")."""
+    model = _boot(plan, device, dtype)
+    probe = check.probe(model.cfg.d_vocab, n_ctx).to(device)
+    with torch.inference_mode():
+        reference = check.logprobs(model(probe))  # the Hugging Face model's own forward
+        model.enable_compatibility_mode(disable_warnings=True)
+        gap = check.gap(reference, model(probe))
+    if gap <= check.tolerance(dtype):
+        return model, ""
+    del model
+    model = _boot(plan, device, dtype)
+    model.enable_compatibility_mode(disable_warnings=True, no_processing=True)
+    return model, (
+        f"TransformerLens's weight processing (fold_ln, centring) changes this architecture's "
+        f"outputs ({gap:.3g} nats on a probe), so it is off and the final norm keeps its "
+        "weights; DLA reads shares through a weight-free final norm"
+    )
+
+
 def load(plan, *, device: str, dtype: torch.dtype, cap: int):
     """(bridge, memory estimate, unavailable features) for `plan`'s local directory."""
     n_ctx = min(cap, plan.model_max_context or cap)
@@ -56,16 +91,10 @@ def load(plan, *, device: str, dtype: torch.dtype, cap: int):
         raise EngineError(
             422, "model_too_large", f"{plan.display} will not fit: {est.summary()}.", est.as_dict()
         )
-    try:
-        model = TransformerBridge.boot_transformers(plan.ref, device=device, dtype=dtype)
-        model.enable_compatibility_mode(disable_warnings=True)
-    except Exception as e:  # the bridge's adapters raise many kinds; say which and why
-        raise EngineError(
-            422,
-            "unsupported_architecture",
-            f"{plan.display}: HookedTransformer cannot load it ({plan.why_bridge}) and "
-            f"TransformerBridge failed too: {type(e).__name__}: {e}",
-        ) from None
+    model, unprocessed = _compatible(plan, device, dtype, n_ctx)
     model.eval()
     model.cfg.n_ctx = n_ctx  # prompts are checked against the cap
-    return model, est, dict(UNAVAILABLE)
+    unavailable = dict(UNAVAILABLE)
+    if unprocessed:
+        unavailable["dla"] = unprocessed
+    return model, est, unavailable

@@ -32,6 +32,7 @@ from transformer_lens import HookedTransformer, HookedTransformerConfig
 from transformer_lens import loading_from_pretrained as tl_loading
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PretrainedConfig
 
+from engine import conversion_check as check
 from engine import hf_config, memory
 from engine.errors import EngineError
 from engine.fast_unembed import install_fast_unembed
@@ -279,19 +280,24 @@ def plan_load(
     return plan
 
 
-def _state_dict(plan: Plan, cfg: HookedTransformerConfig) -> dict[str, torch.Tensor]:
+def _state_dict(
+    plan: Plan, cfg: HookedTransformerConfig
+) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
     """TransformerLens's conversion of the checkpoint's weights (chosen by cfg's architecture,
-    never by name), with a learned position table cut to the context cap."""
-    hf_model = None
+    never by name), with a learned position table cut to the context cap; and for a local
+    directory the Hugging Face model's log-probabilities on the probe, to check against."""
+    hf_model, reference = None, None
     if plan.local:
-        hf_model = AutoModelForCausalLM.from_pretrained(plan.ref, dtype=cfg.dtype)
+        hf_model = AutoModelForCausalLM.from_pretrained(plan.ref, dtype=cfg.dtype).eval()
+        with torch.inference_mode():
+            reference = check.logprobs(hf_model(check.probe(cfg.d_vocab, cfg.n_ctx)).logits)
     try:
         state = tl_loading.get_pretrained_state_dict(plan.ref, cfg, hf_model, dtype=cfg.dtype)
     except (NotImplementedError, ValueError) as e:
         raise EngineError(422, "unsupported_architecture", str(e)) from None
     if "pos_embed.W_pos" in state:
         state["pos_embed.W_pos"] = state["pos_embed.W_pos"][: cfg.n_ctx]
-    return state
+    return state, reference
 
 
 def _tokenizer(plan: Plan, cfg: HookedTransformerConfig):
@@ -302,15 +308,27 @@ def _tokenizer(plan: Plan, cfg: HookedTransformerConfig):
 
 
 def build_hooked(plan: Plan) -> HookedTransformer:
+    """The HookedTransformer of `plan`; ``Unsupported`` when its outputs on the probe differ
+    from the Hugging Face model's (a conversion that would serve wrong numbers)."""
     cfg = plan.cfg
-    state = _state_dict(plan, cfg)
+    state, reference = _state_dict(plan, cfg)
     model = HookedTransformer(
         cfg, _tokenizer(plan, cfg), move_to_device=False, default_padding_side="right"
     )
     model.load_and_process_state_dict(state, **processing(cfg))
+    del state
     model.move_model_modules_to_device()
     model.eval()
     install_fast_unembed(model)
+    if reference is not None:
+        probe = check.probe(cfg.d_vocab, cfg.n_ctx).to(cfg.device)
+        with torch.inference_mode():
+            gap = check.gap(reference, model(probe))
+        if gap > check.tolerance(cfg.dtype):
+            raise hf_config.Unsupported(
+                f"HookedTransformer's conversion of {cfg.original_architecture} differs from "
+                f"the Hugging Face model by {gap:.3g} nats on a probe"
+            )
     return model
 
 
@@ -378,15 +396,20 @@ def load_model(
     device = pick_device(device)
     cap = max_context or default_max_context(device)
     plan = plan_load(name_or_dir, device=device, dtype=dtype, n_devices=n_devices, max_context=cap)
-    if plan.cfg is None:
+    model = None
+    if plan.cfg is not None:
+        est = memory.estimate(plan.cfg, device)
+        memory.refuse_if_too_large(est, plan.cfg, plan.display)
+        try:
+            model, unavailable, path = build_hooked(plan), {}, "hooked"
+        except hf_config.Unsupported as e:
+            log.warning("%s: %s; loading through TransformerBridge", plan.display, e)
+            plan.why_bridge, plan.cfg = str(e), None
+    if model is None:
         from engine import bridge
 
         model, est, unavailable = bridge.load(plan, device=device, dtype=DTYPES[dtype], cap=cap)
         path = "bridge"
-    else:
-        est = memory.estimate(plan.cfg, device)
-        memory.refuse_if_too_large(est, plan.cfg, plan.display)
-        model, unavailable, path = build_hooked(plan), {}, "hooked"
     seconds = time.perf_counter() - t0
     log.info("loaded %s (%s, %s) on %s in %.2f s", plan.display, plan.source, path, device, seconds)
     return LoadedModel(

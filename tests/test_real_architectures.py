@@ -193,3 +193,52 @@ def test_bridge_generation_matches_hugging_face(bridged):
             theirs = hf(seq).logits[0, -1].log_softmax(-1)
             assert torch.allclose(logprobs, theirs, atol=1e-4)
             seq = torch.cat([seq, torch.tensor([[token]])], 1)
+
+
+def test_a_wrong_conversion_is_caught_and_bridged(tmp_path, monkeypatch):
+    """If the HookedTransformer config missed a field (here Llama 3's rope theta and
+    scaling), its outputs on the probe differ from Hugging Face's: the loader says so and
+    takes TransformerBridge instead of serving wrong numbers."""
+    from engine import hf_config
+    from engine.loading import load_model
+
+    model_dir = rm.save_model(rm.llama3(), tmp_path / "llama-ft")
+    monkeypatch.setitem(hf_config.FIXES, "LlamaForCausalLM", lambda hf: {"rotary_base": 10000.0})
+    lm = load_model(str(model_dir))
+    assert lm.path == "bridge"
+    hf = AutoModelForCausalLM.from_pretrained(str(model_dir)).eval()
+    tokens = torch.tensor([list(range(1, 40))])
+    with torch.no_grad():
+        gap = (lm.model(tokens).log_softmax(-1) - hf(tokens).logits.log_softmax(-1)).abs().max()
+    assert gap < 1e-4
+
+
+def test_bridge_keeps_weights_unprocessed_when_processing_breaks_them(tmp_path):
+    """TransformerLens 3.2.1's weight processing on the bridge's Gemma-3 changes its outputs:
+    the engine leaves it off (the numbers stay Hugging Face's) and refuses DLA, saying why."""
+    from transformers import Gemma3TextConfig
+
+    from engine.errors import EngineError
+
+    config = Gemma3TextConfig(
+        **rm.SMALL, num_key_value_heads=2, head_dim=32, sliding_window=6,
+        query_pre_attn_scalar=24, **rm.TOKENS,
+    )  # fmt: skip
+    config.architectures = ["Gemma3ForCausalLM"]
+    model_dir = rm.save_model(config, tmp_path / "gemma3-ft")
+    eng = Engine(EngineSettings(model=str(model_dir), cache_dir=tmp_path / "cache"))
+    try:
+        hf = AutoModelForCausalLM.from_pretrained(str(model_dir), attn_implementation="eager")
+        _, out = _hf_run(eng, hf.eval())
+        theirs = out.logits[0].log_softmax(-1)
+        ours = _analyze(eng, "predictions", top_k=3)
+        for pos, top in enumerate(ours["top"]):
+            got = torch.tensor([p["prob"] for p in top]).log()
+            assert torch.allclose(got, theirs[pos].topk(3).values, atol=1e-4), pos
+        dla = eng.capabilities().features["dla"]
+        assert not dla.available and "weight processing" in dla.reason
+        with pytest.raises(EngineError) as e:
+            _analyze(eng, "dla", pos=3)
+        assert e.value.status == 422 and "weight processing" in e.value.message
+    finally:
+        eng.close()
