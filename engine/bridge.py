@@ -28,6 +28,9 @@ from engine.errors import EngineError
 UNAVAILABLE = {
     "transcoders": "circuit-tracer's replacement model is built on a HookedTransformer; this "
     "architecture loaded through TransformerBridge",
+    "attribution_graph": "attribution graphs (transcoder and component) need a "
+    "HookedTransformer (split q/k/v inputs, circuit-tracer); this architecture loaded through "
+    "TransformerBridge",
 }
 
 

@@ -18,6 +18,7 @@ unreachable: that fails at once with a clear message.
 from __future__ import annotations
 
 import difflib
+import gc
 import hashlib
 import logging
 import os
@@ -33,7 +34,7 @@ from transformer_lens import loading_from_pretrained as tl_loading
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PretrainedConfig
 
 from engine import conversion_check as check
-from engine import hf_config, memory
+from engine import hf_config, memory, weights
 from engine.errors import EngineError
 from engine.fast_unembed import install_fast_unembed
 from engine.memory import MemoryEstimate
@@ -210,13 +211,14 @@ def finish_config(
 
 def processing(cfg: dict | HookedTransformerConfig) -> dict[str, bool]:
     """``from_pretrained``'s weight processing, with the exceptions it makes: no folding for
-    post-norm OLMo 2 or shortformer models, no centred unembedding under a logit soft cap."""
+    post-norm OLMo 2, shortformer or MoE models, no centred unembedding under a soft cap."""
     get = cfg.get if isinstance(cfg, dict) else lambda k, default=None: getattr(cfg, k, default)
     post_norm = get("original_architecture") == "Olmo2ForCausalLM"
     shortformer = get("positional_embedding_type") == "shortformer"
     soft_cap = (get("output_logits_soft_cap") or -1.0) > 0
+    moe = (get("num_experts") or 0) > 1  # TransformerLens does not fold MoE norms
     return {
-        "fold_ln": not (post_norm or shortformer),
+        "fold_ln": not (post_norm or shortformer or moe),
         "center_writing_weights": not (post_norm or shortformer),
         "center_unembed": not (shortformer or soft_cap),
         "fold_value_biases": True,
@@ -315,8 +317,10 @@ def build_hooked(plan: Plan) -> HookedTransformer:
     model = HookedTransformer(
         cfg, _tokenizer(plan, cfg), move_to_device=False, default_padding_side="right"
     )
-    model.load_and_process_state_dict(state, **processing(cfg))
-    del state
+    box = [state]
+    del state  # the box holds the only reference: load_processed frees copies as it goes
+    gc.collect()  # the Hugging Face model is in reference cycles: free it before processing
+    weights.load_processed(model, box, processing(cfg))
     model.move_model_modules_to_device()
     model.eval()
     install_fast_unembed(model)

@@ -212,6 +212,8 @@ class Engine:
                 404, "unknown_job_kind", f"No job kind {kind!r}; known: {sorted(self.job_kinds)}."
             )
         spec = self.job_kinds[kind]
+        if self.lm is not None and kind in self.lm.unavailable:
+            raise EngineError(422, "unavailable_here", f"{kind}: {self.lm.unavailable[kind]}")
         params = parse_params(spec.params, raw_params)
         return self.jobs.submit(kind, lambda ctx: spec.run(self, ctx, params))
 

@@ -157,6 +157,12 @@ def test_unknown_architecture_loads_through_the_bridge(bridged):
     caps = eng.capabilities().features
     assert not caps["transcoders"].available and "TransformerBridge" in caps["transcoders"].reason
     assert caps["attention"].available and caps["dla"].available
+    assert not caps["attribution_graph"].available
+    from engine.errors import EngineError
+
+    with pytest.raises(EngineError) as e:
+        eng.start_job("attribution_graph", {"prompt": PROMPT})
+    assert e.value.status == 422 and "TransformerBridge" in e.value.message
 
 
 def test_bridge_views_match_hugging_face(bridged):
@@ -187,9 +193,10 @@ def test_bridge_generation_matches_hugging_face(bridged):
     ids = eng.tokenize(PROMPT)[0]
     req = SteerRequest(prompt=PROMPT, max_new_tokens=4, temperature=1.0, seed=3)
     cont, seq = Continuation(eng.require_model(), ids, [], req), torch.tensor([ids])
+    step = torch.inference_mode()(cont.step)  # as generate_pair runs it
     with torch.inference_mode():
         for _ in range(4):
-            token, logprobs = eng.compute(cont.step)
+            token, logprobs = eng.compute(step)
             theirs = hf(seq).logits[0, -1].log_softmax(-1)
             assert torch.allclose(logprobs, theirs, atol=1e-4)
             seq = torch.cat([seq, torch.tensor([[token]])], 1)
@@ -242,3 +249,22 @@ def test_bridge_keeps_weights_unprocessed_when_processing_breaks_them(tmp_path):
         assert e.value.status == 422 and "weight processing" in e.value.message
     finally:
         eng.close()
+
+
+def test_cached_repository_without_an_official_name_loads_its_own_config(tmp_path, monkeypatch):
+    """A hub repository TransformerLens has no name for, in the local Hugging Face cache
+    (snapshots/<commit>/), loads from there with its own config, offline."""
+    import huggingface_hub.constants
+
+    from engine.loading import load_model
+
+    hub = tmp_path / "hub"
+    repo = hub / "models--someone--llama-sft"
+    rm.save_model(rm.llama3(), repo / "snapshots" / "0123abcd")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0123abcd")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(hub))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    lm = load_model("someone/llama-sft")
+    assert lm.name == "someone/llama-sft" and lm.n_layers == 2 and lm.path == "hooked"
+    assert lm.fingerprint.startswith("someone/llama-sft@")
