@@ -139,3 +139,10 @@ def test_estimate_endpoint_before_loading(api, llama_dir, tmp_path):
     r = api.post("/models/estimate", json={"name": str(_config_only(big, tmp_path / "l70"))})
     assert r.status_code == 200 and not r.json()["memory"]["fits"]
     assert r.json()["memory"]["weights_bytes"] > 280e9
+
+
+def test_n_devices_needs_that_many_gpus(llama_dir):
+    with pytest.raises(EngineError) as e:
+        load_model(str(llama_dir), device="cpu", n_devices=2)
+    assert e.value.status == 422 and e.value.code == "bad_n_devices"
+    assert "CUDA GPUs" in e.value.message
