@@ -46,6 +46,7 @@ HUB_HOST = "huggingface.co"
 # The default context cap: a prompt this long must run with every activation cached (the
 # attention pattern alone is layers x heads x n_ctx^2), and the views read up to ~1000 tokens.
 DEFAULT_MAX_CONTEXT = {"cpu": 2048, "mps": 2048, "cuda": 4096}
+MIN_AUTO_CONTEXT = 256  # a default cap is lowered to fit memory, but not below this
 # Architectures whose tokenizer TransformerLens loads without add_bos_token.
 NO_BOS_TOKEN = {"OlmoForCausalLM", "OlmoeForCausalLM", "Olmo2ForCausalLM", "Qwen3ForCausalLM",
                 "PhiForCausalLM"}  # fmt: skip
@@ -336,6 +337,19 @@ def build_hooked(plan: Plan) -> HookedTransformer:
     return model
 
 
+def fit_context(plan: Plan, device: str, cap: int, explicit: bool) -> MemoryEstimate:
+    """The memory estimate of `plan` at its cap. A default cap that does not fit is lowered
+    to the longest that does (at least MIN_AUTO_CONTEXT tokens); one the user set is kept
+    (and refused by ``memory.refuse_if_too_large`` with the cap that would fit)."""
+    est = memory.estimate(plan.cfg, device)
+    if not est.fits and not explicit:
+        shorter = memory.largest_context_that_fits(plan.cfg, est.available_bytes)
+        if shorter >= MIN_AUTO_CONTEXT:
+            plan.cfg = HookedTransformerConfig.from_dict({**plan.cfg.to_dict(), "n_ctx": shorter})
+            est = memory.estimate(plan.cfg, device)
+    return est
+
+
 def notes_for(est: MemoryEstimate, plan: Plan, cap: int) -> list[str]:
     notes = []
     if est.slow_on_cpu:
@@ -343,10 +357,15 @@ def notes_for(est: MemoryEstimate, plan: Plan, cap: int) -> list[str]:
             f"{est.params / 1e6:,.0f}M parameters on CPU: each new prompt takes seconds; "
             "a GPU (--device cuda) is much faster."
         )
-    if plan.model_max_context and plan.model_max_context > cap:
+    if plan.model_max_context and plan.model_max_context > est.n_ctx:
+        lowered = (
+            f", lowered from {cap} so that a prompt that long fits in memory"
+            if est.n_ctx < min(cap, plan.model_max_context)
+            else ""
+        )
         notes.append(
-            f"Context capped at {cap} tokens (the checkpoint allows "
-            f"{plan.model_max_context}); raise it with max_context if memory allows."
+            f"Context capped at {est.n_ctx} tokens (the checkpoint allows "
+            f"{plan.model_max_context}{lowered}); max_context sets it."
         )
     return notes
 
@@ -373,7 +392,7 @@ def estimate_load(
         n_ctx = min(cap, plan.model_max_context or cap)
         est = bridge.estimate(plan.hf, device, DTYPES[dtype], n_ctx)
     else:
-        est = memory.estimate(plan.cfg, device)
+        est = fit_context(plan, device, cap, explicit=max_context is not None)
     return {
         "name": plan.display,
         "path": "hooked" if plan.cfg is not None else "bridge",
@@ -402,7 +421,7 @@ def load_model(
     plan = plan_load(name_or_dir, device=device, dtype=dtype, n_devices=n_devices, max_context=cap)
     model = None
     if plan.cfg is not None:
-        est = memory.estimate(plan.cfg, device)
+        est = fit_context(plan, device, cap, explicit=max_context is not None)
         memory.refuse_if_too_large(est, plan.cfg, plan.display)
         try:
             model, unavailable, path = build_hooked(plan), {}, "hooked"

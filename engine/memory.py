@@ -11,8 +11,10 @@ Counted (bytes):
 - activations: one ``run_with_cache`` of a prompt as long as the context cap, every hook
   kept (residual streams, q/k/v/z, MLP activations, attention scores and pattern, which
   grow with the square of the length), plus the logits in float32;
-- loading: the Hugging Face model and the HookedTransformer exist together while the
-  weights are converted, so the peak is twice the weights.
+- loading: TransformerLens processes the weights (fold_ln, centring) in float32, one
+  cloned state dict per step, so the loading peak is about two float32 copies on top of the
+  model: measured 14.0 bytes per parameter in bfloat16 and 16.1 in float32 (a Qwen2-0.5B
+  shape, 630M parameters, engine/weights.py), i.e. the dtype's bytes + 12.
 
 The need is the larger of the loading peak and weights + buffers + activations; it fits
 when that is below the free memory of the device (RAM via psutil, or the free memory of
@@ -30,6 +32,7 @@ from transformer_lens import HookedTransformerConfig
 from engine.errors import EngineError
 
 GiB = 1 << 30
+LOAD_EXTRA_BYTES_PER_PARAM = 12  # float32 processing copies while loading (measured, above)
 SLOW_ON_CPU_PARAMS = 300_000_000  # past this a forward pass on CPU takes seconds
 
 
@@ -67,8 +70,8 @@ class MemoryEstimate:
             f"{self.params / 1e6:,.0f}M parameters: needs about {self.needed_bytes / GiB:.2f} GiB "
             f"(weights {self.weights_bytes / GiB:.2f}, masks and rotary tables "
             f"{self.buffers_bytes / GiB:.2f}, activations of a {self.n_ctx}-token prompt "
-            f"{self.activations_bytes / GiB:.2f}); {self.available_bytes / GiB:.2f} GiB free "
-            f"on {self.device}"
+            f"{self.activations_bytes / GiB:.2f}, loading peak {self.load_peak_bytes / GiB:.2f})"
+            f"; {self.available_bytes / GiB:.2f} GiB free on {self.device}"
         )
 
 
@@ -109,14 +112,15 @@ def estimate(
     weights = params * _bytes_per(cfg.dtype)
     acts = activation_bytes(cfg, cfg.n_ctx)
     buf = buffer_bytes(cfg) if buffers else 0
-    needed = max(2 * weights + buf, weights + buf + acts)
+    load_peak = weights + params * LOAD_EXTRA_BYTES_PER_PARAM + buf
+    needed = max(load_peak, weights + buf + acts)
     free = available_bytes(device, cfg.n_devices) if available is None else available
     return MemoryEstimate(
         params=params,
         weights_bytes=weights,
         buffers_bytes=buf,
         activations_bytes=acts,
-        load_peak_bytes=2 * weights + buf,
+        load_peak_bytes=load_peak,
         needed_bytes=needed,
         available_bytes=free,
         device=device,

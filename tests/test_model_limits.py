@@ -146,3 +146,18 @@ def test_n_devices_needs_that_many_gpus(llama_dir):
         load_model(str(llama_dir), device="cpu", n_devices=2)
     assert e.value.status == 422 and e.value.code == "bad_n_devices"
     assert "CUDA GPUs" in e.value.message
+
+
+def test_default_cap_is_lowered_to_fit_but_an_explicit_one_is_refused(llama_dir, monkeypatch):
+    """With 100 MB free, the default cap (2048: 270 MB of attention activations for this tiny
+    Llama) is lowered to the longest that fits, with a note; the same cap asked for explicitly
+    is refused, naming the cap that would fit."""
+    monkeypatch.setattr(memory, "available_bytes", lambda device, n=1: 100 << 20)
+    lm = load_model(str(llama_dir), device="cpu")
+    assert 256 <= lm.n_ctx < 2048 and lm.memory.fits
+    assert lm.model.blocks[0].attn.mask.shape == (lm.n_ctx, lm.n_ctx)
+    assert any("lowered from 2048" in n for n in lm.notes)
+    with pytest.raises(EngineError) as e:
+        load_model(str(llama_dir), device="cpu", max_context=2048)
+    assert e.value.code == "model_too_large"
+    assert f"A context cap of {lm.n_ctx} tokens would fit" in e.value.message
