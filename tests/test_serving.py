@@ -60,6 +60,7 @@ def test_fingerprint_is_of_the_weights(tiny_model_dir):
 
 
 def test_app_attaches_to_a_served_model(tiny_model_dir, tmp_path, monkeypatch):
+    import streamlit as st
     from streamlit.testing.v1 import AppTest
 
     handle = serve(_notebook_model(tiny_model_dir), port=free_port(), name="my-finetune",
@@ -67,6 +68,7 @@ def test_app_attaches_to_a_served_model(tiny_model_dir, tmp_path, monkeypatch):
     try:
         monkeypatch.setenv("INTERPSCOPE_ENGINE_URL", handle.url)
         monkeypatch.setenv("INTERPSCOPE_NO_SPAWN", "1")
+        st.cache_resource.clear()  # the app's engine link, cached by an earlier AppTest
         at = AppTest.from_file("../app.py", default_timeout=60).run()
         assert not at.exception and not at.error
         assert any("my-finetune" in c.value for c in at.sidebar.caption)
