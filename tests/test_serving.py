@@ -72,5 +72,10 @@ def test_app_attaches_to_a_served_model(tiny_model_dir, tmp_path, monkeypatch):
         at = AppTest.from_file("../app.py", default_timeout=60).run()
         assert not at.exception and not at.error
         assert any("my-finetune" in c.value for c in at.sidebar.caption)
+        # the sidebar's estimate before loading another model
+        box = next(t for t in at.sidebar.text_input if "local directory" in t.label)
+        box.input(str(tiny_model_dir)).run()
+        assert not at.exception
+        assert any("needs about" in c.value and "GiB free" in c.value for c in at.sidebar.caption)
     finally:
         handle.stop()
