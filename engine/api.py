@@ -20,7 +20,7 @@ from engine.errors import EngineError
 from engine.schemas.analyses import AnalysisRequest
 from engine.schemas.common import ErrorBody, PromptRequest, TokenizeResponse
 from engine.schemas.jobs import JobInfo, JobResult
-from engine.schemas.model import Capabilities, Health, LoadModelRequest
+from engine.schemas.model import Capabilities, Health, LoadEstimate, LoadModelRequest
 from engine.service import Engine
 
 log = logging.getLogger(__name__)
@@ -91,8 +91,8 @@ def create_app(engine: Engine) -> FastAPI:
     def capabilities() -> Capabilities:
         return engine.capabilities()
 
-    @app.post("/models/estimate", responses=ERRORS)
-    def estimate_model(req: LoadModelRequest) -> dict:
+    @app.post("/models/estimate", response_model=LoadEstimate, responses=ERRORS)
+    def estimate_model(req: LoadModelRequest) -> LoadEstimate:
         """What loading a model would take (path, context cap, memory), from its config."""
         return engine.estimate(req)
 

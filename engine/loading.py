@@ -38,6 +38,7 @@ from engine import hf_config, memory, weights
 from engine.errors import EngineError
 from engine.fast_unembed import install_fast_unembed
 from engine.memory import MemoryEstimate
+from engine.schemas.model import LoadEstimate
 
 log = logging.getLogger(__name__)
 
@@ -377,7 +378,7 @@ def estimate_load(
     dtype: str = "float32",
     max_context: int | None = None,
     n_devices: int = 1,
-) -> dict:
+) -> LoadEstimate:
     """What loading `name_or_dir` would take, from its config alone: the path it would take,
     its context cap and the memory estimate (shown before loading)."""
     device = pick_device(device)
@@ -393,16 +394,16 @@ def estimate_load(
         est = bridge.estimate(plan.hf, device, DTYPES[dtype], n_ctx)
     else:
         est = fit_context(plan, device, cap, explicit=max_context is not None)
-    return {
-        "name": plan.display,
-        "path": "hooked" if plan.cfg is not None else "bridge",
-        "why_bridge": plan.why_bridge,
-        "n_ctx": est.n_ctx,
-        "model_max_context": plan.model_max_context,
-        "memory": est.as_dict(),
-        "summary": est.summary(),
-        "notes": notes_for(est, plan, cap),
-    }
+    return LoadEstimate(
+        name=plan.display,
+        path="hooked" if plan.cfg is not None else "bridge",
+        why_bridge=plan.why_bridge,
+        n_ctx=est.n_ctx,
+        model_max_context=plan.model_max_context,
+        memory=est.as_dict(),
+        summary=est.summary(),
+        notes=notes_for(est, plan, cap),
+    )
 
 
 def load_model(

@@ -25,7 +25,14 @@ from engine.model_thread import ModelThread
 from engine.run import RunStore
 from engine.schemas.analyses import AnalysisRequest
 from engine.schemas.common import TokenInfo
-from engine.schemas.model import Capabilities, Capability, Health, LoadModelRequest, ModelInfo
+from engine.schemas.model import (
+    Capabilities,
+    Capability,
+    Health,
+    LoadEstimate,
+    LoadModelRequest,
+    ModelInfo,
+)
 from engine.settings import EngineSettings
 from engine.validation import parse_params
 
@@ -75,7 +82,7 @@ class Engine:
         self.compute(swap)
         return self.model_info()
 
-    def estimate(self, req: LoadModelRequest) -> dict:
+    def estimate(self, req: LoadModelRequest) -> LoadEstimate:
         return estimate_load(
             req.name,
             device=req.device or self.settings.device,

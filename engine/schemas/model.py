@@ -14,6 +14,35 @@ class LoadModelRequest(BaseModel):
     )
 
 
+class MemoryInfo(BaseModel):
+    """A model's memory estimate (engine/memory.py), in bytes."""
+
+    params: int
+    weights_bytes: int
+    buffers_bytes: int = Field(description="attention masks and rotary tables at the cap")
+    activations_bytes: int = Field(description="one run_with_cache of a prompt as long as the cap")
+    load_peak_bytes: int
+    needed_bytes: int
+    available_bytes: int
+    device: str
+    n_ctx: int
+    fits: bool
+    slow_on_cpu: bool
+
+
+class LoadEstimate(BaseModel):
+    """What loading a model would take, from its config alone."""
+
+    name: str
+    path: str = Field(description="'hooked' or 'bridge'")
+    why_bridge: str = ""
+    n_ctx: int = Field(description="the context cap it would get")
+    model_max_context: int | None
+    memory: MemoryInfo
+    summary: str
+    notes: list[str]
+
+
 class ModelInfo(BaseModel):
     name: str
     source: str
@@ -35,7 +64,7 @@ class ModelInfo(BaseModel):
     model_max_context: int | None = Field(
         default=None, description="the checkpoint's own context; n_ctx is the engine's cap"
     )
-    memory: dict | None = Field(default=None, description="the memory estimate it was loaded on")
+    memory: MemoryInfo | None = Field(default=None, description="the estimate it was loaded on")
     notes: list[str] = Field(default_factory=list, description="e.g. slow on CPU, context capped")
 
 
