@@ -11,8 +11,8 @@ Gemma and Gemma-2 have no branch by architecture at all, the Llama branch ignore
 So here the directory's config is read first and TransformerLens's mapping is reached by
 architecture only: it is handed that config in a directory whose path matches none of its
 name rules. What its architecture branches leave out is then set from the same config
-(``FIXES``); Gemma and Gemma-2, which it maps by name only, are built here the way its
-official Gemma configs are. Architectures it does not know raise ``Unsupported`` (the
+(``FIXES``); Gemma, Gemma-2 and Gemma-3 (text), which it maps by name only, are built here
+the way its official Gemma configs are. Architectures it does not know raise ``Unsupported`` (the
 loader then uses TransformerBridge).
 """
 
@@ -158,10 +158,21 @@ def _gemma2(hf: PretrainedConfig) -> dict[str, Any]:
     }
 
 
+def _gemma3(hf: PretrainedConfig) -> dict[str, Any]:
+    """Gemma-3 (text): Gemma-2's layout plus q/k norms and a separate rope base for the
+    sliding layers; a linear rope scaling applies to the global layers only (as in HF)."""
+    return {
+        **_gemma2(hf),
+        "use_qk_norm": True,
+        "rotary_base_local": float(getattr(hf, "rope_local_base_freq", 10000.0)),
+    }
+
+
 # Architectures TransformerLens maps by name only: built here from the config.
 BUILDERS: dict[str, Callable[[PretrainedConfig], dict[str, Any]]] = {
     "GemmaForCausalLM": _gemma,
     "Gemma2ForCausalLM": _gemma2,
+    "Gemma3ForCausalLM": _gemma3,
 }
 # What TransformerLens's branch for an architecture leaves out, set from the config.
 FIXES: dict[str, Callable[[PretrainedConfig], dict[str, Any]]] = {

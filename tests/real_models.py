@@ -15,6 +15,7 @@ from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
     Gemma2Config,
+    Gemma3TextConfig,
     GPT2Config,
     GPTNeoXConfig,
     LlamaConfig,
@@ -63,6 +64,19 @@ def gemma2() -> PretrainedConfig:
     )  # fmt: skip
 
 
+def gemma3() -> PretrainedConfig:
+    """Gemma-3 (text): q/k norms, 5 sliding layers to 1 global (here 1 to 1), a local rope
+    base apart from the global one, linear rope scaling on the global layers (as 4B+)."""
+    config = Gemma3TextConfig(
+        **SMALL, num_key_value_heads=2, head_dim=32, max_position_embeddings=32768,
+        sliding_window=6, sliding_window_pattern=2, query_pre_attn_scalar=24,
+        rope_theta=1000000.0, rope_local_base_freq=10000.0,
+        rope_scaling={"rope_type": "linear", "factor": 8.0}, **TOKENS,
+    )  # fmt: skip
+    config.architectures = ["Gemma3ForCausalLM"]
+    return config
+
+
 def qwen2() -> PretrainedConfig:
     return Qwen2Config(
         **SMALL, num_key_value_heads=2, max_position_embeddings=32768, rope_theta=1000000.0,
@@ -90,6 +104,7 @@ FAMILIES: dict[str, Callable[[], PretrainedConfig]] = {
     "pythia": pythia,
     "llama": llama3,
     "gemma2": gemma2,
+    "gemma3": gemma3,
     "qwen2": qwen2,
     "mistral": mistral,
 }

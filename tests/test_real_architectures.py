@@ -27,6 +27,7 @@ CASES = {  # folder name: family
     "tinyllama-ft": "llama",
     "Llama-3.2-1B": "llama",
     "my-gemma2": "gemma2",
+    "gemma-3-1b-sft": "gemma3",
     "qwen2-run3": "qwen2",
     "mistral-sft": "mistral",
 }
@@ -48,8 +49,9 @@ def _analyze(eng: Engine, name: str, **params) -> dict:
 
 
 def _final_norm(hf):
-    base = hf.base_model
-    return getattr(base, "norm", None) or getattr(base, "ln_f", None) or base.final_layer_norm
+    base = getattr(hf, "model", None) or hf.base_model  # Gemma-3's base_model is itself
+    name = next(n for n in ("norm", "ln_f", "final_layer_norm") if hasattr(base, n))
+    return getattr(base, name)
 
 
 def _hf_run(eng: Engine, hf):
@@ -220,21 +222,19 @@ def test_a_wrong_conversion_is_caught_and_bridged(tmp_path, monkeypatch):
     assert gap < 1e-4
 
 
-def test_bridge_keeps_weights_unprocessed_when_processing_breaks_them(tmp_path):
-    """TransformerLens 3.2.1's weight processing on the bridge's Gemma-3 changes its outputs:
-    the engine leaves it off (the numbers stay Hugging Face's) and refuses DLA, saying why."""
-    from transformers import Gemma3TextConfig
-
+def test_bridge_keeps_weights_unprocessed_when_processing_breaks_them(tmp_path, monkeypatch):
+    """TransformerLens 3.2.1's weight processing on the bridge's Gemma-3 changes its outputs
+    (0.49 nats on the probe): with Gemma-3 sent to the bridge (its HookedTransformer builder
+    removed), the engine leaves processing off, so the numbers stay Hugging Face's, and
+    refuses DLA, saying why."""
+    from engine import hf_config
     from engine.errors import EngineError
 
-    config = Gemma3TextConfig(
-        **rm.SMALL, num_key_value_heads=2, head_dim=32, sliding_window=6,
-        query_pre_attn_scalar=24, **rm.TOKENS,
-    )  # fmt: skip
-    config.architectures = ["Gemma3ForCausalLM"]
-    model_dir = rm.save_model(config, tmp_path / "gemma3-ft")
+    monkeypatch.delitem(hf_config.BUILDERS, "Gemma3ForCausalLM")
+    model_dir = rm.save_model(rm.gemma3(), tmp_path / "gemma3-ft")
     eng = Engine(EngineSettings(model=str(model_dir), cache_dir=tmp_path / "cache"))
     try:
+        assert eng.require_model().path == "bridge"
         hf = AutoModelForCausalLM.from_pretrained(str(model_dir), attn_implementation="eager")
         _, out = _hf_run(eng, hf.eval())
         theirs = out.logits[0].log_softmax(-1)
