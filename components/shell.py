@@ -133,7 +133,10 @@ def sidebar(link: EngineLink) -> dict:
             st.caption(
                 f"**{md(model['name'])}** · {model['n_layers']} layers × {model['n_heads']} heads · "
                 f"d_model {model['d_model']} · context {model['n_ctx']} · {model['device']}"
+                + (" · TransformerBridge" if model.get("path") == "bridge" else "")
             )
+            for note in model.get("notes", []):
+                st.caption(f":material/info: {note}")
         else:
             st.warning("No model loaded.")
         _prompt_box()
@@ -158,13 +161,28 @@ def _prompt_box() -> None:
     st.text_area("Prompt", key="w_prompt", on_change=changed, height=110)
 
 
+def _estimate(link: EngineLink, name: str, dtype: str, cap: int | None) -> None:
+    """The memory estimate, from the config alone, before anything is loaded."""
+    try:
+        est = link.client.estimate_model(name, dtype, cap)
+    except EngineRequestError as e:  # an unknown name is not an error of the page
+        st.caption(f":material/warning: {e.message}")
+        return
+    (st.caption if est["memory"]["fits"] else st.warning)(f"{est['summary']}.")
+    for note in est["notes"]:
+        st.caption(note)
+
+
 def _model_switcher(link: EngineLink) -> None:
     with st.expander("Load another model"):
         name = st.text_input("TransformerLens name or local directory", placeholder="gpt2-small")
         dtype = st.selectbox("dtype", ["float32", "bfloat16", "float16"])
+        cap = st.number_input("Context cap (tokens; 0: the engine's default)", 0, step=256)
+        if name:
+            _estimate(link, name, dtype, cap or None)
         if st.button("Load", disabled=not name):
             with st.spinner(f"Loading {name}…"):
-                call(link.client.load_model, name, dtype)
+                call(link.client.load_model, name, dtype, None, cap or None)
             st.rerun()
 
 

@@ -33,6 +33,10 @@ def main(argv: list[str] | None = None) -> None:
         help="a host name clients reach the engine by, besides the bound address; repeat for "
         "more ('*': any, e.g. behind a proxy that checks it)",
     )  # fmt: skip
+    ap.add_argument(
+        "--max-context", type=int, help="longest prompt (default 2048 on CPU, 4096 on CUDA)"
+    )
+    ap.add_argument("--n-devices", type=int, help="split the model's layers across N CUDA GPUs")
     args = ap.parse_args(argv)
     overrides = {
         k: v
@@ -44,6 +48,8 @@ def main(argv: list[str] | None = None) -> None:
             "device": args.device,
             "dtype": args.dtype,
             "cache_dir": args.cache_dir,
+            "max_context": args.max_context,
+            "n_devices": args.n_devices,
         }.items()
         if v is not None
     }

@@ -22,7 +22,7 @@ from engine.graphs.service import graph_service
 from engine.schemas.analyses import AnalysisRequest
 from engine.schemas.common import ErrorBody, PromptRequest, TokenizeResponse
 from engine.schemas.jobs import JobInfo, JobResult
-from engine.schemas.model import Capabilities, Health
+from engine.schemas.model import Capabilities, Health, LoadEstimate, LoadModelRequest
 from engine.security import RequestGuard
 from engine.service import Engine
 
@@ -109,6 +109,11 @@ def create_app(engine: Engine) -> FastAPI:
     @app.get("/capabilities", response_model=Capabilities)
     def capabilities() -> Capabilities:
         return engine.capabilities()
+
+    @app.post("/models/estimate", response_model=LoadEstimate, responses=ERRORS)
+    def estimate_model(req: LoadModelRequest) -> LoadEstimate:
+        """What loading a model would take (path, context cap, memory), from its config."""
+        return engine.estimate(req)
 
     @app.post("/tokenize", response_model=TokenizeResponse, responses=ERRORS)
     def tokenize(req: PromptRequest) -> TokenizeResponse:

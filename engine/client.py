@@ -131,8 +131,21 @@ class EngineClient:
                 raise TimeoutError(f"job {job_id} still {state['job']['status']} after {timeout} s")
             time.sleep(poll)
 
-    def load_model(self, name: str, dtype: str = "float32", device: str | None = None) -> dict:
-        job = self.start_job("load_model", {"name": name, "dtype": dtype, "device": device})
+    def estimate_model(
+        self, name: str, dtype: str = "float32", max_context: int | None = None
+    ) -> dict:
+        body = {"name": name, "dtype": dtype, "max_context": max_context}
+        return self.request("POST", "/models/estimate", body)
+
+    def load_model(
+        self,
+        name: str,
+        dtype: str = "float32",
+        device: str | None = None,
+        max_context: int | None = None,
+    ) -> dict:
+        params = {"name": name, "dtype": dtype, "device": device, "max_context": max_context}
+        job = self.start_job("load_model", params)
         state = self.wait_job(job["id"])
         if state["job"]["status"] != "done":
             raise EngineRequestError(

@@ -37,7 +37,7 @@ class JobKind:
     check: Callable[["Engine", Any], Any] | None = None
 
 
-def _check_load(engine: Engine, p: LoadModelRequest) -> LoadModelRequest:
+def check_load(engine: Engine, p: LoadModelRequest) -> LoadModelRequest:
     """A local directory must be a model directory inside the data directories; anything else
     must look like a hub name (whether the hub knows it is the job's to find out)."""
     local = paths.local_path(p.name, engine.settings, what="model directory")
@@ -75,7 +75,7 @@ def _check_graph(engine: Engine, p: GraphParams) -> GraphParams:
 
 def _load_model(engine: Engine, ctx: JobContext, p: LoadModelRequest) -> dict:
     ctx.progress(0.05, f"loading {p.name}")
-    info = engine.load(p.name, dtype=p.dtype, device=p.device)
+    info = engine.load(p.name, dtype=p.dtype, device=p.device, max_context=p.max_context)
     return info.model_dump()
 
 
@@ -98,7 +98,7 @@ def _batch_loss(engine: Engine, ctx: JobContext, p: BatchLossParams) -> dict:
 
 
 JOB_KINDS: dict[str, JobKind] = {
-    "load_model": JobKind(LoadModelRequest, _load_model, "load or switch the model", _check_load),
+    "load_model": JobKind(LoadModelRequest, _load_model, "load or switch the model", check_load),
     "batch_loss": JobKind(
         BatchLossParams, _batch_loss, "mean loss of each of many texts", _check_batch_loss
     ),

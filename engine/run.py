@@ -46,6 +46,15 @@ class PromptRun:
     def cache(self) -> ActivationCache:
         return self._forward[1]
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes its forward pass holds (0 until it has run)."""
+        if "_forward" not in self.__dict__:
+            return 0
+        logits, cache = self._forward
+        held = sum(t.numel() * t.element_size() for t in cache.cache_dict.values())
+        return held + logits.numel() * logits.element_size()
+
     def position(self, pos: int | None) -> int:
         """`pos`, or the last position when None; a clear 422 when past the prompt."""
         if pos is None:
@@ -55,7 +64,9 @@ class PromptRun:
 
 
 class RunStore:
-    """The most recent prompt runs of the loaded model, least recently used dropped first."""
+    """The most recent prompt runs of the loaded model, least recently used dropped first:
+    at most `max_runs`, and (the newest excepted) no more bytes than the model's memory
+    estimate allowed for activations, so a real-size model keeps fewer full caches."""
 
     def __init__(self, max_runs: int = 8):
         self._runs: OrderedDict[tuple, PromptRun] = OrderedDict()
@@ -69,7 +80,12 @@ class RunStore:
             if run is None:
                 run = self._runs[key] = PromptRun(lm, token_ids, infos)
             self._runs.move_to_end(key)
-            while len(self._runs) > self._max:
+            budget = lm.memory.activations_bytes if lm.memory is not None else None
+            while len(self._runs) > self._max or (
+                budget is not None
+                and len(self._runs) > 1
+                and sum(r.nbytes for r in self._runs.values()) > budget
+            ):
                 self._runs.popitem(last=False)
             return run
 

@@ -21,14 +21,21 @@ from engine import saes, validation
 from engine.analyses import Analysis, load_builtin
 from engine.errors import EngineError
 from engine.graphs.service import transcoder_capability
-from engine.job_kinds import JOB_KINDS
+from engine.job_kinds import JOB_KINDS, check_load
 from engine.jobs import Job, JobManager
-from engine.loading import LoadedModel, load_model
+from engine.loading import LoadedModel, estimate_load, load_model
 from engine.model_thread import ModelThread
 from engine.run import RunStore
 from engine.schemas.analyses import AnalysisRequest
 from engine.schemas.common import TokenInfo
-from engine.schemas.model import Capabilities, Capability, Health, ModelInfo
+from engine.schemas.model import (
+    Capabilities,
+    Capability,
+    Health,
+    LoadEstimate,
+    LoadModelRequest,
+    ModelInfo,
+)
 from engine.settings import EngineSettings
 from engine.validation import parse_params
 
@@ -67,14 +74,37 @@ class Engine:
             self.load(settings.model, dtype=settings.dtype, device=settings.device)
 
     # --- model -----------------------------------------------------------------
-    def load(self, name: str, *, dtype: str = "float32", device: str | None = None) -> ModelInfo:
+    def load(
+        self,
+        name: str,
+        *,
+        dtype: str = "float32",
+        device: str | None = None,
+        max_context: int | None = None,
+    ) -> ModelInfo:
         def swap() -> None:
-            lm = load_model(name, device=device or self.settings.device, dtype=dtype)
+            lm = load_model(
+                name,
+                device=device or self.settings.device,
+                dtype=dtype,
+                max_context=max_context or self.settings.max_context,
+                n_devices=self.settings.n_devices,
+            )
             self.lm = lm
             self.runs.clear()
 
         self.compute(swap)
         return self.model_info()
+
+    def estimate(self, req: LoadModelRequest) -> LoadEstimate:
+        req = check_load(self, req)  # the same confinement as loading
+        return estimate_load(
+            req.name,
+            device=req.device or self.settings.device,
+            dtype=req.dtype,
+            max_context=req.max_context or self.settings.max_context,
+            n_devices=self.settings.n_devices,
+        )
 
     def compute(self, fn, *args, **kwargs):
         """`fn(*args, **kwargs)` on the model thread, holding the model lock: all work on the
@@ -104,6 +134,10 @@ class Engine:
             n_ctx=cfg.n_ctx,
             load_seconds=round(lm.load_seconds, 3),
             ref=str(lm.local_dir) if lm.local_dir is not None else lm.name,
+            path=lm.path,
+            model_max_context=lm.model_max_context,
+            memory=lm.memory.as_dict() if lm.memory else None,
+            notes=lm.notes,
         )
 
     def health(self) -> Health:
@@ -134,6 +168,8 @@ class Engine:
             "saes": Capability(available=sae_ok, reason=sae_why),
             "transcoders": Capability(available=tc_ok, reason=tc_why),
         }
+        for feature, why in (lm.unavailable if lm else {}).items():
+            features[feature] = Capability(available=False, reason=why)
         return Capabilities(
             model=self.model_info(),
             features=features,
@@ -160,7 +196,7 @@ class Engine:
             ] + infos
         for pos, info in enumerate(infos):
             info.pos = pos
-        validation.check_length(len(ids), lm.n_ctx)
+        validation.check_length(len(ids), lm.n_ctx, lm.model_max_context)
         return ids, infos
 
     # --- analyses ----------------------------------------------------------------
@@ -177,6 +213,8 @@ class Engine:
         """The analysis result as JSON bytes, from the cache when it has it."""
         analysis = self.analysis(name)
         lm = self.require_model()
+        if name in lm.unavailable:
+            raise EngineError(422, "unavailable_here", f"{name}: {lm.unavailable[name]}")
         params = parse_params(analysis.params, request.params)
         ids, infos = self.tokenize(request.prompt, request.prepend_bos)
         analysis.check(lm, params)
@@ -200,6 +238,8 @@ class Engine:
                 404, "unknown_job_kind", f"No job kind {kind!r}; known: {sorted(self.job_kinds)}."
             )
         spec = self.job_kinds[kind]
+        if self.lm is not None and kind in self.lm.unavailable:
+            raise EngineError(422, "unavailable_here", f"{kind}: {self.lm.unavailable[kind]}")
         params = parse_params(spec.params, raw_params)
         if spec.check is not None:  # bad input is a 4xx now, not a failed job later
             params = spec.check(self, params)

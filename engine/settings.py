@@ -37,6 +37,10 @@ class EngineSettings(BaseSettings):
     token: str | None = None
     device: str | None = None
     dtype: str = "float32"
+    # Longest prompt the engine accepts (and the n_ctx its masks are built for); None: 2048
+    # on CPU and MPS, 4096 on CUDA (engine/loading.py says why), never past the model's own.
+    max_context: int | None = None
+    n_devices: int = 1  # split the model's layers across this many CUDA GPUs
     cache_dir: Path = Path(user_cache_dir("interpscope")) / "results"
     cache_size_mb: int = 1024
     memory_cache_mb: int = 256

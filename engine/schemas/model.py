@@ -20,6 +20,39 @@ class LoadModelRequest(BaseModel):
         pattern=r"^(cpu|mps|cuda(:[0-9]{1,2})?)$",
         description="cuda / mps / cpu; best available if None",
     )
+    max_context: int | None = Field(
+        default=None, ge=16,
+        le=1_048_576, description="longest prompt accepted; the engine's setting if None"
+    )
+
+
+class MemoryInfo(BaseModel):
+    """A model's memory estimate (engine/memory.py), in bytes."""
+
+    params: int
+    weights_bytes: int
+    buffers_bytes: int = Field(description="attention masks and rotary tables at the cap")
+    activations_bytes: int = Field(description="one run_with_cache of a prompt as long as the cap")
+    load_peak_bytes: int
+    needed_bytes: int
+    available_bytes: int
+    device: str
+    n_ctx: int
+    fits: bool
+    slow_on_cpu: bool
+
+
+class LoadEstimate(BaseModel):
+    """What loading a model would take, from its config alone."""
+
+    name: str
+    path: str = Field(description="'hooked' or 'bridge'")
+    why_bridge: str = ""
+    n_ctx: int = Field(description="the context cap it would get")
+    model_max_context: int | None
+    memory: MemoryInfo
+    summary: str
+    notes: list[str]
 
 
 class ModelInfo(BaseModel):
@@ -37,6 +70,14 @@ class ModelInfo(BaseModel):
     ref: str | None = Field(
         default=None, description="what loads it again: its local directory, or its hub name"
     )
+    path: str = Field(
+        default="hooked", description="'hooked' (HookedTransformer) or 'bridge' (TransformerBridge)"
+    )
+    model_max_context: int | None = Field(
+        default=None, description="the checkpoint's own context; n_ctx is the engine's cap"
+    )
+    memory: MemoryInfo | None = Field(default=None, description="the estimate it was loaded on")
+    notes: list[str] = Field(default_factory=list, description="e.g. slow on CPU, context capped")
 
 
 class Capability(BaseModel):
