@@ -21,8 +21,10 @@ class LoadModelRequest(BaseModel):
         description="cuda / mps / cpu; best available if None",
     )
     max_context: int | None = Field(
-        default=None, ge=16,
-        le=1_048_576, description="longest prompt accepted; the engine's setting if None"
+        default=None,
+        ge=16,
+        le=1_048_576,
+        description="longest prompt accepted; the engine's setting if None",
     )
 
 
