@@ -27,6 +27,7 @@ class PromptRun:
         self.lm = lm
         self.token_ids = token_ids
         self.token_infos = infos
+        self.memo: dict = {}  # per-prompt results of analyses (e.g. lens blocks), kept with it
 
     @property
     def tokens(self) -> Int[Tensor, "1 pos"]:

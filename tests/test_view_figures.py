@@ -57,7 +57,10 @@ def test_head_scores_figure_and_table():
 
 def test_patterns_figure_masks_the_future_and_labels_tokens():
     pattern = [[1, 0, 0, 0], [0.5, 0.5, 0, 0], [0.2, 0.3, 0.5, 0], [0.1, 0.2, 0.3, 0.4]]
-    fig = patterns_figure(TOKENS, [("L0H1", pattern), ("L1H0", pattern)], selected_pos=2)
+    fig = patterns_figure(
+        TOKENS, [("L0H1", np.array(pattern), None), ("L1H0", np.array(pattern), None)],
+        selected_pos=2,
+    )  # fmt: skip
     heats = [d for d in fig.data if d.type == "heatmap"]
     assert len(heats) == 2
     assert list(heats[0].z[1][:2]) == [0.5, 0.5] and np.isnan(heats[0].z[1][2:]).all()
