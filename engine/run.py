@@ -22,6 +22,12 @@ from engine.schemas.common import TokenInfo
 from engine.validation import check_index
 
 
+def kept(hook: str) -> bool:
+    """The activations a run keeps: all but the pre-softmax attention scores, as large as the
+    patterns (heads x pos x pos a layer) and read by no analysis."""
+    return not hook.endswith("hook_attn_scores")
+
+
 class PromptRun:
     def __init__(self, lm: LoadedModel, token_ids: list[int], infos: list[TokenInfo]):
         self.lm = lm
@@ -36,7 +42,7 @@ class PromptRun:
     @cached_property
     def _forward(self) -> tuple[Float[Tensor, "pos vocab"], ActivationCache]:
         with torch.inference_mode():
-            logits, cache = self.lm.model.run_with_cache(self.tokens)
+            logits, cache = self.lm.model.run_with_cache(self.tokens, names_filter=kept)
         return logits[0].float(), cache.remove_batch_dim()
 
     @property
