@@ -19,7 +19,7 @@ from transformer_lens import HookedTransformer
 
 from engine.run import PromptRun
 
-BLOCK = 16  # positions per memoised block
+BLOCK = 4  # positions per memoised block: a window computes at most 2 x 3 extra
 VOCAB_CHUNK = 16_384  # vocabulary entries per matmul
 TopK = tuple[Int[Tensor, "n k"], Float[Tensor, "n k"], Float[Tensor, "n k"]]
 
