@@ -66,9 +66,9 @@ def build(name: str, shape: dict) -> LoadedModel:
 
 def prompt_of(eng: Engine, n: int) -> str:
     """A prompt of exactly `n` tokens (BOS included) for the organism's tokenizer."""
-    text = " ".join(sample_texts(400, seed=1))
-    _, infos = eng.tokenize(text[:4_000])
-    prompt = text[: infos[n - 1].end]
+    text = " ".join(sample_texts(1000, seed=1))[:20_000]
+    enc = eng.lm.model.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    prompt = text[: enc["offset_mapping"][n - 2][1]]  # n - 1 tokens, and BOS
     assert len(eng.tokenize(prompt)[0]) == n
     return prompt
 
@@ -152,7 +152,7 @@ def bench_model(name: str, shape: dict, lengths: tuple[int, ...], before: bool) 
             prompt = prompt_of(eng, n)
             ids, _ = eng.tokenize(prompt)
             tokens = torch.tensor([ids])
-            reps = 3 if n <= 256 else 1
+            reps = 3 if n <= 256 else 2
             with torch.inference_mode():
                 bare = timed(
                     lambda t=tokens: lm.model.run_with_cache(t), repeat=max(reps, 2), warmup=1

@@ -98,6 +98,11 @@ def test_moving_the_position_window(page, app_server):
     assert ticks.filter(has_text=re.compile(r"^59:")).count() == 0  # [0, 40)
     page.wait_for_timeout(1000)
     screenshot(page, "attention_page_window", 2400)
+    overview = page.locator(".js-plotly-plot .nsewdrag").nth(2)  # the whole prompt
+    box = overview.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.95, box["y"] + box["height"] * 0.95)
+    page.wait_for_url(re.compile(r"wstart=62"), timeout=30_000)  # the end: [62, 102)
+    ticks.filter(has_text=re.compile(r"^101:")).first.wait_for(timeout=30_000)
     page.goto(f"{app_server['url']}/logit_lens?prompt={quote_plus(LONG)}&wstart=30")
     page.get_by_text("Logit lens (resid_post)").first.wait_for(timeout=LOAD)
     lens_ticks = page.locator(".js-plotly-plot").first.locator(".xtick text")
