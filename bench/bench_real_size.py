@@ -96,28 +96,44 @@ def requests(lm: LoadedModel, n: int) -> dict[str, tuple[dict, dict | None]]:
     }
 
 
+def bare_ms(lm: LoadedModel, ids: list[int]) -> float:
+    """One bare ``run_with_cache`` of `ids`, as a notebook would run it."""
+    gc.collect()
+    with torch.inference_mode():
+        t0 = time.perf_counter()
+        lm.model.run_with_cache(torch.tensor([ids]))
+        return (time.perf_counter() - t0) * 1e3
+
+
 def measure(
     eng: Engine, prompt: str, name: str, params: dict, moved: dict | None, reps: int
 ) -> dict:
+    """Cold answers interleaved with bare runs (the machine is shared: both see its load)."""
+
     def ask(p: dict) -> bytes:
         return eng.analyze(name, AnalysisRequest(prompt=prompt, params=p))
 
-    colds = []
+    ids, _ = eng.tokenize(prompt)
+    colds, bares = [], []
     for _ in range(reps):
+        bares.append(bare_ms(eng.lm, ids))
         eng.runs.clear()
         eng.cache.clear()
         gc.collect()
         t0 = time.perf_counter()
         data = ask(params)
         colds.append((time.perf_counter() - t0) * 1e3)
-    cold = statistics.median(colds)
+    cold, bare = statistics.median(colds), statistics.median(bares)
     cached = timed(lambda: ask(params), repeat=5, warmup=1)
     moved_ms = None
     if moved is not None:
         t0 = time.perf_counter()
         ask(moved)
         moved_ms = (time.perf_counter() - t0) * 1e3
-    return {"cold_ms": cold, "cached_ms": cached, "moved_ms": moved_ms, "bytes": len(data)}
+    return {
+        "bare_ms": bare, "cold_ms": cold, "ratio": cold / bare, "cached_ms": cached,
+        "moved_ms": moved_ms, "bytes": len(data),
+    }  # fmt: skip
 
 
 def old_lens_ms(lm: LoadedModel, ids: list[int]) -> float:
@@ -151,20 +167,16 @@ def bench_model(name: str, shape: dict, lengths: tuple[int, ...], before: bool) 
         for n in lengths:
             prompt = prompt_of(eng, n)
             ids, _ = eng.tokenize(prompt)
-            tokens = torch.tensor([ids])
             reps = 3 if n <= 256 else 2
-            with torch.inference_mode():
-                bare = timed(
-                    lambda t=tokens: lm.model.run_with_cache(t), repeat=max(reps, 2), warmup=1
-                )
+            bare_ms(lm, ids)  # warm-up
             extra = {}
             if before:
+                bare = statistics.median(bare_ms(lm, ids) for _ in range(reps))
                 extra["old_lens_ratio"] = (bare + old_lens_ms(lm, ids)) / bare
                 extra["old_layer_bytes"] = old_layer_bytes(lm, ids)
             for analysis, (params, moved) in requests(lm, n).items():
                 m = measure(eng, prompt, analysis, params, moved, reps)
-                row = {"model": name, "n": n, "analysis": analysis, "bare_ms": bare, **m}
-                row["ratio"] = m["cold_ms"] / bare
+                row = {"model": name, "n": n, "analysis": analysis, **m}
                 rows.append(row)
                 print(json.dumps(row | ({} if analysis != "logit_lens" else extra)), flush=True)
             eng.runs.clear()
