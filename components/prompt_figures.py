@@ -8,6 +8,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from components.lens_figures import short
 from components.theme import ACCENT, SEQUENTIAL, apply, show_token
 
 
@@ -44,9 +45,10 @@ def predictions_figure(
         row=1, col=1, showlegend=False,
     )  # fmt: skip
     probs = [[top[p][j]["prob"] for p in idx] for j in range(k)]
-    text = [[show_token(top[p][j]["text"]) for p in idx] for j in range(k)]
+    text = [[short(top[p][j]["text"]) for p in idx] for j in range(k)]
     fig.add_heatmap(
         x=xs, y=[f"#{j + 1}" for j in range(k)], z=probs, text=text, texttemplate="%{text}",
+        textfont=dict(size=11),
         colorscale=SEQUENTIAL, zmin=0, zmax=1, colorbar=dict(title="p", len=0.6, y=0.3),
         hovertemplate="after pos %{x}: %{text}<br>p = %{z:.3f}<extra></extra>",
         row=2, col=1,

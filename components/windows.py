@@ -12,7 +12,7 @@ from engine.schemas.windows import clamp_window
 ATTENTION = 40  # positions in an attention pattern (queries and keys)
 CIRCUITSVIS = 32  # positions in circuitsvis's view of every head of a layer
 LENS = 20  # positions in the logit lens (a token of text in each cell)
-PROMPT = 40  # positions in the Prompt view's figure and every position picker
+PROMPT = 20  # positions in the Prompt view's figure (a token in each cell) and position pickers
 
 
 def window_of(start: int | None, pos: int, n: int, width: int) -> tuple[int, int]:
