@@ -54,7 +54,7 @@ def save_model(out: Path) -> Path:
 
 def prompt_of(n: int) -> str:
     tok = AutoTokenizer.from_pretrained(str(ORGANISM))
-    text = " ".join(sample_texts(400, seed=1))[:4000]
+    text = " ".join(sample_texts(1000, seed=1))[:20_000]
     enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
     return text[: enc["offset_mapping"][n - 2][1]]  # n - 1 tokens, and BOS
 
