@@ -166,11 +166,11 @@ def _estimate(link: EngineLink, name: str, dtype: str, cap: int | None) -> None:
     try:
         est = link.client.estimate_model(name, dtype, cap)
     except EngineRequestError as e:  # an unknown name is not an error of the page
-        st.caption(f":material/warning: {e.message}")
+        st.caption(f":material/warning: {md(e.message)}")
         return
-    (st.caption if est["memory"]["fits"] else st.warning)(f"{est['summary']}.")
+    (st.caption if est["memory"]["fits"] else st.warning)(md(f"{est['summary']}."))
     for note in est["notes"]:
-        st.caption(note)
+        st.caption(md(note))
 
 
 def _model_switcher(link: EngineLink) -> None:

@@ -56,7 +56,7 @@ def not_allowed(name: str, what: str, settings: EngineSettings) -> EngineError:
     return EngineError(
         403,
         "path_not_allowed",
-        f"The engine reads {what}s only inside its data directories (setting data_dirs: "
+        f"The engine reads a {what} only from inside its data directories (setting data_dirs: "
         f"{_describe(settings)}); {name!r} is not inside them. Put the file there, or start the "
         "engine with --data-dir DIR (or INTERPSCOPE_DATA_DIRS) to allow another directory.",
         {"setting": "data_dirs", "roots": [str(r) for r in readable_roots(settings)]},

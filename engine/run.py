@@ -22,11 +22,18 @@ from engine.schemas.common import TokenInfo
 from engine.validation import check_index
 
 
+def kept(hook: str) -> bool:
+    """The activations a run keeps: all but the pre-softmax attention scores, as large as the
+    patterns (heads x pos x pos a layer) and read by no analysis."""
+    return not hook.endswith("hook_attn_scores")
+
+
 class PromptRun:
     def __init__(self, lm: LoadedModel, token_ids: list[int], infos: list[TokenInfo]):
         self.lm = lm
         self.token_ids = token_ids
         self.token_infos = infos
+        self.memo: dict = {}  # per-prompt results of analyses (e.g. lens blocks), kept with it
 
     @property
     def tokens(self) -> Int[Tensor, "1 pos"]:
@@ -35,7 +42,7 @@ class PromptRun:
     @cached_property
     def _forward(self) -> tuple[Float[Tensor, "pos vocab"], ActivationCache]:
         with torch.inference_mode():
-            logits, cache = self.lm.model.run_with_cache(self.tokens)
+            logits, cache = self.lm.model.run_with_cache(self.tokens, names_filter=kept)
         return logits[0].float(), cache.remove_batch_dim()
 
     @property

@@ -105,13 +105,19 @@ def serve(
     name: str | None = None,
     token: str | None = None,
     cache_dir: str | Path | None = None,
+    data_dirs: list[str | Path] = (),
+    allowed_hosts: list[str] = (),
     timeout: float = 30.0,
 ) -> ServeHandle:
-    """Start an engine on `model` in this process; returns once it answers HTTP."""
+    """Start an engine on `model` in this process; returns once it answers HTTP.
+    `data_dirs` and `allowed_hosts` add to the settings as ``--data-dir`` and
+    ``--allowed-host`` do (directories requests may read, host names clients use)."""
     overrides = {"host": host, "port": port, "token": token, "model": None}
     if cache_dir is not None:
         overrides["cache_dir"] = Path(cache_dir)
     settings = EngineSettings(**overrides)
+    settings.data_dirs = [*settings.data_dirs, *map(Path, data_dirs)]
+    settings.allowed_hosts = [*settings.allowed_hosts, *allowed_hosts]
     settings.check_exposure()
     engine = Engine(settings, load=False)
     engine.compute(lambda: setattr(engine, "lm", in_memory(model, name)))

@@ -125,8 +125,13 @@ def test_real_size_on_cpu_says_it_will_be_slow():
     assert not memory.estimate(cfg, "cuda", available=1 << 40).slow_on_cpu
 
 
-def test_estimate_endpoint_before_loading(api, llama_dir, tmp_path):
-    """/models/estimate answers from the config alone: the path, the cap and the memory."""
+def test_estimate_endpoint_before_loading(api, engine, llama_dir, tmp_path, monkeypatch):
+    """/models/estimate answers from the config alone: the path, the cap and the memory; it
+    reads model directories only inside the data directories, as loading does."""
+    r = api.post("/models/estimate", json={"name": str(llama_dir)})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "path_not_allowed"
+    data_dirs = [*engine.settings.data_dirs, llama_dir.parent, tmp_path]
+    monkeypatch.setattr(engine.settings, "data_dirs", data_dirs)
     r = api.post("/models/estimate", json={"name": str(llama_dir), "max_context": 512})
     assert r.status_code == 200, r.text
     est = r.json()

@@ -9,6 +9,7 @@ import os
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from markdown_it import MarkdownIt
@@ -544,7 +545,7 @@ def test_plotly_figures_show_outside_text_as_text_never_as_tags():
             {"token": bad({"id": 5, "text": " Paris"}), "prob": [0.1], "rank": [3]}]}),
         dla_figures.heads_figure(bad(fake_dla({"id": 1, "text": "b"}))),
         dla_figures.terms_figure(bad(fake_dla())),
-        patterns_figure([LINK, "x"], [("L0H0", [[1.0, 0.0], [0.5, 0.5]])]),
+        patterns_figure([LINK, "x"], [("L0H0", np.array([[1.0, 0.0], [0.5, 0.5]]), None)]),
         with_caption(lens_figures.lens_figure(fake_lens()), caption_text("m", LINK, {})),
     ]  # fmt: skip
     tokens = bad([{"pos": i, "text": t, "start": i or None} for i, t in enumerate("abc")])

@@ -64,18 +64,19 @@ def test_app_attaches_to_a_served_model(tiny_model_dir, tmp_path, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
     handle = serve(_notebook_model(tiny_model_dir), port=free_port(), name="my-finetune",
-                   cache_dir=tmp_path)  # fmt: skip
+                   cache_dir=tmp_path, data_dirs=[tiny_model_dir])  # fmt: skip
     try:
         monkeypatch.setenv("INTERPSCOPE_ENGINE_URL", handle.url)
         monkeypatch.setenv("INTERPSCOPE_NO_SPAWN", "1")
         st.cache_resource.clear()  # the app's engine link, cached by an earlier AppTest
         at = AppTest.from_file("../app.py", default_timeout=60).run()
         assert not at.exception and not at.error
-        assert any("my-finetune" in c.value for c in at.sidebar.caption)
+        assert any("my-finetune" in c.value.replace("\\", "") for c in at.sidebar.caption)
         # the sidebar's estimate before loading another model
         box = next(t for t in at.sidebar.text_input if "local directory" in t.label)
         box.input(str(tiny_model_dir)).run()
         assert not at.exception
-        assert any("needs about" in c.value and "GiB free" in c.value for c in at.sidebar.caption)
+        caps = [c.value for c in at.sidebar.caption] + [w.value for w in at.sidebar.warning]
+        assert any("needs about" in c and "GiB free" in c for c in caps), caps
     finally:
         handle.stop()
