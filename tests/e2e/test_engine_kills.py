@@ -51,7 +51,9 @@ def test_engine_killed_mid_graph_job(page, app_server):
     settle(page)
     old = engine_pid(app_server)
     page.get_by_role("button", name="Generate").click()
-    page.get_by_text("backward passes").first.wait_for(timeout=LOAD)  # the job is running
+    # the job is running: its progress box (its Cancel button), not the cost estimate's
+    # "backward passes", which shows before the job is submitted
+    page.get_by_role("button", name="Cancel").first.wait_for(timeout=LOAD)
     os.kill(old, signal.SIGSTOP)  # freeze it mid job, make sure it was not done, then kill
     page.wait_for_timeout(1500)
     assert "graph=" not in page.url, "the job finished before the engine was stopped"
