@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -21,6 +23,7 @@ from components.theme import SEQUENTIAL, apply
 from engine.schemas.arrays import unpack
 
 Head = tuple[int, int]
+OVERVIEW_CELLS = 64  # the overview's cells a side, at most
 MAX_CLICKABLE = 128  # positions; past this a pattern is hover-only (n^2 click targets)
 
 
@@ -151,9 +154,10 @@ def patterns_figure(
         fig.update_xaxes(title="key", tickangle=-90, row=1, col=i, **x_ticks)
         fig.update_yaxes(autorange="reversed", row=1, col=i, **ticks)
         if clickable:
-            hover = [[_cell_hover(title, q, k, z[q - start][j], start) for j, k in enumerate(xs)]
+            hover = [[_cell_hover(k, z[q - start][j], start) for j, k in enumerate(xs)]
                      for q in pos]  # fmt: skip
-            add_click_grid(fig, xs, pos, hover, row=1, col=i)
+            add_click_grid(fig, xs, pos, hover, row=1, col=i,
+                           template=f"{title}<br>query %{{y}} → %{{text}}")  # fmt: skip
         if selected_pos is not None and start <= selected_pos < start + w:
             outline(fig, (xs[0] - 0.5, xs[-1] + 0.5), (selected_pos - 0.5, selected_pos + 0.5),
                     row=1, col=i)  # fmt: skip
@@ -170,11 +174,12 @@ def patterns_figure(
     return apply(fig, presenter)
 
 
-def _cell_hover(title: str, q: int, k: int, value: float, start: int) -> str:
+def _cell_hover(k: int, value: float, start: int) -> str:
+    """A pattern cell's hover text after "query q → " (the template holds the head and query)."""
     if np.isnan(value):
-        return f"{title}<br>query {q} → key {k}: the future (masked)"
+        return f"key {k}: the future (masked)"
     what = f"all keys before {start}" if k < start else f"key {k}"
-    return f"{title}<br>query {q} → {what}: {value:.3f}"
+    return f"{what}: {value:.3f}"
 
 
 def overview_figure(
@@ -187,8 +192,10 @@ def overview_figure(
     presenter: bool = False,
 ) -> go.Figure:
     """The whole pattern, max-pooled (`stride` positions a cell), with the window outlined;
-    clicking near the diagonal moves the window there."""
-    o = np.asarray(overview, dtype=float)
+    clicking near the diagonal moves the window there. Drawn at most `OVERVIEW_CELLS` a side
+    (max-pooled again: about 4 px a cell in its column) as float32, which plotly sends as
+    binary: the figure is redrawn on every click, so its bytes are paid on every click."""
+    o, stride = _max_pool(np.asarray(overview, dtype=np.float32), stride, OVERVIEW_CELLS)
     centre = (stride - 1) / 2
     fig = go.Figure()
     fig.add_heatmap(
@@ -215,3 +222,18 @@ def overview_figure(
         coloraxis=dict(colorscale=SEQUENTIAL, cmin=0, cmax=1, showscale=False),
     )  # fmt: skip
     return apply(fig, presenter)
+
+
+def _max_pool(o: np.ndarray, stride: int, cells: int) -> tuple[np.ndarray, int]:
+    """`o` max-pooled by an integer factor until it has at most `cells` a side (NaN-aware:
+    the masked future stays NaN only where a whole block is), and its new stride."""
+    f = -(-o.shape[0] // cells)
+    if f <= 1:
+        return o, stride
+    n = -(-o.shape[0] // f) * f
+    pad = np.full((n, n), np.nan, dtype=o.dtype)
+    pad[: o.shape[0], : o.shape[1]] = o
+    blocks = pad.reshape(n // f, f, n // f, f)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN blocks: the masked future
+        return np.nanmax(blocks, axis=(1, 3)), stride * f

@@ -46,15 +46,17 @@ def add_click_grid(
     *,
     row: int | None = None,
     col: int | None = None,
+    template: str = "%{text}",
 ) -> None:
-    """Invisible markers at every (x, y) cell; `hover[y][x]` is each cell's hover text.
+    """Invisible markers at every (x, y) cell; `hover[y][x]` is each cell's hover text, shown
+    through `template` (``%{text}`` is it; the rest is sent once, not once per cell).
     Pins the axes to the cells, first row on top."""
     px = np.tile(np.asarray(xs), len(ys))  # numpy: plotly validates lists element by element
     py = np.repeat(np.asarray(ys), len(xs))
     text = np.asarray([hover[j][i] for j in range(len(ys)) for i in range(len(xs))])
     invisible = dict(marker=dict(opacity=0))
     fig.add_scatter(
-        x=px, y=py, mode="markers", text=text, hovertemplate="%{text}<extra></extra>",
+        x=px, y=py, mode="markers", text=text, hovertemplate=f"{template}<extra></extra>",
         marker=dict(size=8, opacity=0), selected=invisible, unselected=invisible,
         showlegend=False, row=row, col=col,
     )  # fmt: skip

@@ -13,6 +13,17 @@ import html
 import re
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&=])")
+# GFM's autolink literals (``http://x``, ``www.x``, ``a@b.c``) are found in the parsed text, after
+# escapes and character references are read, so escaping cannot stop them: a word joiner
+# (U+2060, invisible, no line break) after the scheme's colon, after "www" and after "@" does.
+_AUTOLINK = re.compile(r"(?i)(?<=[a-z]:)(?=//)|(?<=\bwww)(?=\.)|(?<=@)")
+WORD_JOINER = "\u2060"
+
+
+def unlink(text: str) -> str:
+    """`text` as it reads, but no autolink literal: a word joiner in each ``://``, ``www.``
+    and ``@``."""
+    return _AUTOLINK.sub(WORD_JOINER, text)
 
 
 def h(text: object) -> str:
@@ -20,13 +31,13 @@ def h(text: object) -> str:
     line breaks as character references, so HTML given to ``st.markdown`` stays one HTML block
     (a blank line would end it and the rest would be read as markdown, ``![x](http://...)``
     fetching an image)."""
-    escaped = html.escape(str(text), quote=True)
+    escaped = html.escape(unlink(str(text)), quote=True)
     return escaped.replace("\r", "&#13;").replace("\n", "&#10;")
 
 
 def md(text: object) -> str:
     """`text` as literal markdown text: every markdown character escaped, on one line."""
-    one_line = re.sub(r"[\r\n]+", " ", str(text))
+    one_line = unlink(re.sub(r"[\r\n]+", " ", str(text)))
     return _MD_SPECIAL.sub(r"\\\1", one_line)
 
 

@@ -13,6 +13,7 @@ import os
 import threading
 import time
 import uuid
+from collections import OrderedDict
 
 import torch
 
@@ -51,6 +52,9 @@ def fresh_grad_mode() -> contextlib.AbstractContextManager:
     return stack
 
 
+TOKENIZED_KEPT = 32  # prompts whose tokens the engine keeps
+
+
 class Engine:
     def __init__(self, settings: EngineSettings, *, load: bool = True):
         self.settings = settings
@@ -62,6 +66,8 @@ class Engine:
             memory_limit_bytes=settings.memory_cache_mb << 20,
         )
         self.runs = RunStore(settings.max_runs)
+        self._tokenized: OrderedDict[tuple, tuple[tuple[int, ...], list[TokenInfo]]] = OrderedDict()
+        self._tokenized_lock = threading.Lock()
         self.model_lock = threading.RLock()
         self.model_thread = ModelThread(self.model_lock, guard=fresh_grad_mode)
         self.lm: LoadedModel | None = None
@@ -179,12 +185,31 @@ class Engine:
 
     # --- prompts -----------------------------------------------------------------
     def tokenize(self, prompt: str, prepend_bos: bool = True) -> tuple[list[int], list[TokenInfo]]:
+        """The prompt's ids and tokens (read-only: shared by the requests of one page). Kept
+        for the last `TOKENIZED_KEPT` prompts: every request of a page tokenizes its prompt
+        for the result's key, 28 ms at 1000 tokens, 10x what a cached answer takes else."""
         lm = self.require_model()
+        key = (id(lm), lm.fingerprint, prompt, prepend_bos)
+        with self._tokenized_lock:
+            kept = self._tokenized.get(key)
+            if kept is not None:
+                self._tokenized.move_to_end(key)
+                return list(kept[0]), kept[1]
+        ids, infos = self._tokenize(lm, prompt, prepend_bos)
+        with self._tokenized_lock:
+            self._tokenized[key] = (tuple(ids), infos)
+            while len(self._tokenized) > TOKENIZED_KEPT:
+                self._tokenized.popitem(last=False)
+        return ids, infos
+
+    def _tokenize(
+        self, lm: LoadedModel, prompt: str, prepend_bos: bool
+    ) -> tuple[list[int], list[TokenInfo]]:
         validation.check_prompt_text(prompt)
         tok = lm.model.tokenizer
         enc = tok(prompt, add_special_tokens=False, return_offsets_mapping=True)
         ids, offsets = list(enc["input_ids"]), list(enc["offset_mapping"])
-        texts = [tok.decode([i]) for i in ids]
+        texts = tok.batch_decode([[i] for i in ids])  # each token alone, as decode([i])
         infos = [
             TokenInfo(pos=0, id=i, text=t, start=s, end=e)
             for i, t, (s, e) in zip(ids, texts, offsets, strict=True)

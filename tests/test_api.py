@@ -38,6 +38,26 @@ def test_tokenize_matches_transformer_lens(api, model):
         assert PROMPT[t["start"] : t["end"]] == t["text"]
 
 
+def test_tokens_are_kept_per_prompt_and_equal_a_fresh_tokenization(engine, model):
+    """The engine keeps a prompt's tokens (each request of a page needs them for its key): a
+    second call answers the same, without the tokenizer; another BOS choice is its own entry."""
+    tok = model.tokenizer
+    ids, infos = engine.tokenize(PROMPT)
+    assert [t.text for t in infos[1:]] == [tok.decode([i]) for i in ids[1:]]
+    calls = []
+    real = type(tok).__call__
+    try:
+        type(tok).__call__ = lambda self, *a, **k: calls.append(a) or real(self, *a, **k)
+        again, infos2 = engine.tokenize(PROMPT)
+        no_bos, _ = engine.tokenize(PROMPT, prepend_bos=False)
+    finally:
+        type(tok).__call__ = real
+    assert again == ids and infos2 == infos and no_bos == ids[1:]
+    assert len(calls) == 1  # only the BOS-free variant was tokenized
+    again.append(0)  # a caller's list is its own
+    assert engine.tokenize(PROMPT)[0] == ids
+
+
 def test_predictions_match_direct_forward(api, model):
     res = analyze(api, "predictions", top_k=4).json()
     tokens = model.to_tokens(PROMPT)

@@ -5,7 +5,9 @@ one error envelope)."""
 
 from __future__ import annotations
 
+import html
 import os
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -692,3 +694,17 @@ def test_the_app_serves_only_its_own_host_names(monkeypatch, host):
         e.value for e in at.error
     ]
     shell.engine_link.clear()
+
+
+@pytest.mark.parametrize(
+    "text", ["go to http://203.0.113.7/x", "HTTPS://a.b", "www.example.org", "me@example.org"]
+)
+def test_outside_text_is_never_an_autolink(text):
+    """GFM turns a bare URL, www. name or e-mail address into a link after escapes are read
+    (seen in the browser: a prompt's URL in a figure caption was a link): md and h put a word
+    joiner in each, and the text reads the same."""
+    from components.safe import WORD_JOINER, h, md
+
+    for out in (md(text).replace("\\", ""), h(text)):
+        assert not re.search(r"(?i)[a-z]://|www\.|@\w", out), out
+        assert html.unescape(out).replace(WORD_JOINER, "") == text

@@ -195,14 +195,30 @@ def test_patterns_figure_in_a_window_has_positions_and_a_before_column():
     assert fig.layout.xaxis.ticktext[0] == "◀ before"
     assert (98.5, 103.5, 101.5, 102.5) in shapes(fig)  # the selected query's row
     grid = next(d for d in fig.data if d.type == "scatter")
-    assert "L0H1<br>query 101 → all keys before 100: 0.800" in grid.text
+    assert "all keys before 100: 0.800" in grid.text  # after "L0H1<br>query 101 → "
+    assert grid.hovertemplate.startswith("L0H1<br>query %{y} → %{text}")
+    assert "key 103: the future (masked)" in grid.text
+
+
+def test_overview_figure_pools_to_a_readable_size_as_binary_float32():
+    """A 125 x 125 overview (1000 tokens, stride 8) is drawn as 63 x 63 cells of max-pooled
+    blocks, sent as float32: it is redrawn on every click."""
+    over = np.random.default_rng(1).random((125, 125))
+    over[np.triu_indices(125, 1)] = np.nan  # the masked future
+    fig = overview_figure("L0H1", over, 8, 1000, (960, 1000))
+    z = np.asarray(fig.data[0].z)
+    assert z.shape == (63, 63) and z.dtype == np.float32 and fig.data[0].dx == 16
+    assert z[10, 3] == pytest.approx(over[20:22, 6:8].max())  # a block's maximum
+    assert z[5, 5] == pytest.approx(np.nanmax(over[10:12, 10:12])) and np.isnan(z[3, 10])
+    assert z[62, 62] == pytest.approx(over[124, 124])  # the last, partial block
+    assert len(fig.to_json()) < 40_000
 
 
 def test_overview_figure_places_cells_in_positions_and_outlines_the_window():
     over = np.random.default_rng(0).random((8, 8))
     fig = overview_figure("L0H1", over, 125, 1000, (960, 1000))
     heat = fig.data[0]
-    assert heat.x0 == 62 and heat.dx == 125 and np.array_equal(heat.z, over)
+    assert heat.x0 == 62 and heat.dx == 125 and np.allclose(heat.z, over)  # float32
     assert (959.5, 999.5, 959.5, 999.5) in shapes(fig)
     clicks = fig.data[1]
     assert len(clicks.x) == 8 and clicks.x[-1] == 7 * 125 + 62
