@@ -1,0 +1,74 @@
+"""The logit lens on a short prompt: the engine's cold answer against a bare ``run_with_cache``
+and against the same lens written directly in TransformerLens, as a notebook would.
+
+At 16 tokens the lens reads rows x positions streams through the unembedding (13 x 16 for
+gpt2-small, 13x what the model's own forward unembeds), so against a bare forward it cannot be
+near 1x; against the notebook's lens it shows what the engine adds.
+
+    OMP_NUM_THREADS=1 .venv/bin/python -m bench.bench_lens_floor [--reps 5] [--n 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import tempfile
+import time
+
+import torch
+
+from bench.bench_real_size import GPT2, bare_ms, build, prompt_of
+from components import windows
+from engine.schemas.analyses import AnalysisRequest
+from engine.service import Engine
+from engine.settings import EngineSettings
+
+
+def notebook_lens_ms(model, ids: list[int], start: int, k: int = 5) -> float:
+    """run_with_cache, then every layer's residual stream (ln_final applied), unembedded and
+    top-k'd over the positions shown: the logit lens as TransformerLens writes it."""
+    gc.collect()
+    with torch.inference_mode():
+        t0 = time.perf_counter()
+        _, cache = model.run_with_cache(torch.tensor([ids]))
+        resid = cache.accumulated_resid(apply_ln=True, pos_slice=slice(start, None))
+        logits = model.unembed(resid[:, 0])  # [rows, pos, vocab]
+        logits.log_softmax(-1).topk(k, dim=-1)
+        return (time.perf_counter() - t0) * 1e3
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--n", type=int, default=16)
+    args = ap.parse_args()
+    lm = build("gpt2-small", GPT2)
+    with tempfile.TemporaryDirectory() as tmp:
+        eng = Engine(EngineSettings(cache_dir=tmp), load=False)
+        eng.lm = lm
+        prompt = prompt_of(eng, args.n)
+        ids, _ = eng.tokenize(prompt)
+        start = max(0, args.n - windows.LENS)
+        params = {"stage": "resid_post", "top_k": 5, "start": start, "width": windows.LENS}
+        bare_ms(lm, ids), notebook_lens_ms(lm.model, ids, start)  # warm-up
+        bares, notes, colds = [], [], []
+        for _ in range(args.reps):  # interleaved: the machine's load hits all three
+            bares.append(bare_ms(lm, ids))
+            notes.append(notebook_lens_ms(lm.model, ids, start))
+            eng.runs.clear()
+            eng.cache.clear()
+            gc.collect()
+            t0 = time.perf_counter()
+            eng.analyze("logit_lens", AnalysisRequest(prompt=prompt, params=params))
+            colds.append((time.perf_counter() - t0) * 1e3)
+        eng.close()
+    bare, note, cold = (statistics.median(x) for x in (bares, notes, colds))
+    print(f"gpt2-small, {args.n} tokens, medians of {args.reps}: bare run_with_cache {bare:.0f} ms, "
+          f"notebook lens {note:.0f} ms, engine cold lens {cold:.0f} ms")  # fmt: skip
+    print(f"engine / bare {cold / bare:.2f}x, notebook / bare {note / bare:.2f}x, "
+          f"engine / notebook {cold / note:.2f}x")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
