@@ -21,7 +21,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from engine import targets
-from engine.analyses import Analysis, register
+from engine.analyses.base import Analysis
 from engine.loading import LoadedModel
 from engine.run import PromptRun
 from engine.schemas.views import DLAParams, DLAResult
@@ -132,14 +132,13 @@ def dla(run: PromptRun, params: DLAParams) -> DLAResult:
     )
 
 
-register(
-    Analysis(
-        name="dla",
-        version=1,
-        params=DLAParams,
-        result=DLAResult,
-        fn=dla,
-        check=check,
-        description="direct logit attribution of each head, MLP and embedding at one pos",
-    )
+DLA = Analysis(
+    name="dla",
+    version=1,
+    params=DLAParams,
+    result=DLAResult,
+    fn=dla,
+    feature="dla",
+    check=check,
+    description="direct logit attribution of each head, MLP and embedding at one pos",
 )

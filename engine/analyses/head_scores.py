@@ -20,7 +20,7 @@ import torch
 from jaxtyping import Bool, Float
 from torch import Tensor
 
-from engine.analyses import Analysis, register
+from engine.analyses.base import Analysis
 from engine.run import PromptRun
 from engine.schemas.views import HeadScore, HeadScoresParams, HeadScoresResult
 
@@ -121,13 +121,12 @@ def head_scores(run: PromptRun, params: HeadScoresParams) -> HeadScoresResult:
     )
 
 
-register(
-    Analysis(
-        name="head_scores",
-        version=1,
-        params=HeadScoresParams,
-        result=HeadScoresResult,
-        fn=head_scores,
-        description="per-head previous-token, BOS, duplicate, induction and entropy scores",
-    )
+HEAD_SCORES = Analysis(
+    name="head_scores",
+    version=1,
+    params=HeadScoresParams,
+    result=HeadScoresResult,
+    fn=head_scores,
+    feature="attention",
+    description="per-head previous-token, BOS, duplicate, induction and entropy scores",
 )

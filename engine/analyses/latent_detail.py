@@ -14,7 +14,7 @@ import math
 import torch
 
 from engine import saes
-from engine.analyses import Analysis, register
+from engine.analyses.base import Analysis
 from engine.analyses.sae_latents import latent_acts
 from engine.loading import LoadedModel
 from engine.run import PromptRun
@@ -109,15 +109,15 @@ def check(lm: LoadedModel, params: LatentDetailParams) -> None:
     d.examples(params.examples)
 
 
-register(
-    Analysis(
-        name="latent_detail",
-        version=1,
-        params=LatentDetailParams,
-        result=LatentDetailResult,
-        fn=latent_detail,
-        check=check,
-        description="one SAE or transcoder latent: activations, examples, histogram, logit "
-        "effect, label",
-    )
+LATENT_DETAIL = Analysis(
+    name="latent_detail",
+    version=1,
+    params=LatentDetailParams,
+    result=LatentDetailResult,
+    fn=latent_detail,
+    feature="saes",
+    available=saes.availability,
+    check=check,
+    description="one SAE or transcoder latent: activations, examples, histogram, logit "
+    "effect, label",
 )

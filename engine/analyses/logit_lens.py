@@ -14,7 +14,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from engine import targets
-from engine.analyses import Analysis, register
+from engine.analyses.base import Analysis
 from engine.analyses.lens_topk import lens_window, soft_cap
 from engine.errors import EngineError
 from engine.loading import LoadedModel
@@ -137,26 +137,24 @@ def lens_targets(run: PromptRun, params: LensTargetsParams) -> LensTargetsResult
     )
 
 
-register(
-    Analysis(
-        name="logit_lens",
-        version=2,
-        params=LogitLensParams,
-        result=LogitLensResult,
-        fn=logit_lens,
-        check=check,
-        description="top tokens of every residual stream [row][pos - start][k] in a position "
-        "window, through ln_final+unembed",
-    )
+LOGIT_LENS = Analysis(
+    name="logit_lens",
+    version=2,
+    params=LogitLensParams,
+    result=LogitLensResult,
+    fn=logit_lens,
+    feature="logit_lens",
+    check=check,
+    description="top tokens of every residual stream [row][pos - start][k] in a position "
+    "window, through ln_final+unembed",
 )
-register(
-    Analysis(
-        name="logit_lens_targets",
-        version=2,
-        params=LensTargetsParams,
-        result=LensTargetsResult,
-        fn=lens_targets,
-        check=check_targets,
-        description="chosen tokens' lens probability, logit and rank at each row, at one pos",
-    )
+LOGIT_LENS_TARGETS = Analysis(
+    name="logit_lens_targets",
+    version=2,
+    params=LensTargetsParams,
+    result=LensTargetsResult,
+    fn=lens_targets,
+    feature="logit_lens",
+    check=check_targets,
+    description="chosen tokens' lens probability, logit and rank at each row, at one pos",
 )

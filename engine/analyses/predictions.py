@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.analyses import Analysis, register
+from engine.analyses.base import Analysis
 from engine.run import PromptRun
 from engine.schemas.analyses import Prediction, PredictionsParams, PredictionsResult
 
@@ -36,13 +36,12 @@ def predictions(run: PromptRun, params: PredictionsParams) -> PredictionsResult:
     return PredictionsResult(tokens=run.token_infos, top=top, loss=loss, mean_loss=mean)
 
 
-register(
-    Analysis(
-        name="predictions",
-        version=1,
-        params=PredictionsParams,
-        result=PredictionsResult,
-        fn=predictions,
-        description="top-k next-token predictions at each position and per-token loss",
-    )
+PREDICTIONS = Analysis(
+    name="predictions",
+    version=1,
+    params=PredictionsParams,
+    result=PredictionsResult,
+    fn=predictions,
+    feature="predictions",
+    description="top-k next-token predictions at each position and per-token loss",
 )
