@@ -7,8 +7,8 @@ from engine.analyses.attention import window_block
 from engine.analyses.base import Analysis
 from engine.loading import LoadedModel
 from engine.run import PromptRun
+from engine.schemas.analyses import AttentionLayerParams, AttentionLayerResult
 from engine.schemas.arrays import pack
-from engine.schemas.views import AttentionLayerParams, AttentionLayerResult
 from engine.schemas.windows import clamp_window
 from engine.validation import check_index
 

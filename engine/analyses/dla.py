@@ -24,7 +24,7 @@ from engine import targets
 from engine.analyses.base import Analysis
 from engine.loading import LoadedModel
 from engine.run import PromptRun
-from engine.schemas.views import DLAParams, DLAResult
+from engine.schemas.analyses import DLAParams, DLAResult
 
 Vec = Float[Tensor, "d_model"]
 

@@ -22,7 +22,7 @@ from torch import Tensor
 
 from engine.analyses.base import Analysis
 from engine.run import PromptRun
-from engine.schemas.views import HeadScore, HeadScoresParams, HeadScoresResult
+from engine.schemas.analyses import HeadScore, HeadScoresParams, HeadScoresResult
 
 Patterns = Float[Tensor, "layer head q k"]
 Mask = Bool[Tensor, "q k"]

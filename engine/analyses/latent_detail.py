@@ -18,8 +18,8 @@ from engine.analyses.base import Analysis
 from engine.analyses.sae_latents import latent_acts
 from engine.loading import LoadedModel
 from engine.run import PromptRun
+from engine.schemas.analyses import TokenOut
 from engine.schemas.saes import Example, Histogram, LatentDetailParams, LatentDetailResult
-from engine.schemas.views import TokenOut
 
 HIST_EDGES = [round(10 ** (x / 4), 6) for x in range(-12, 13)]  # 1e-3 .. 1e3, log-spaced
 

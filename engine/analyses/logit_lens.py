@@ -19,8 +19,7 @@ from engine.analyses.lens_topk import lens_window, soft_cap
 from engine.errors import EngineError
 from engine.loading import LoadedModel
 from engine.run import PromptRun
-from engine.schemas.analyses import Prediction
-from engine.schemas.views import (
+from engine.schemas.analyses import (
     LENS_MAX_K,
     LensStage,
     LensTargetsParams,
@@ -28,6 +27,7 @@ from engine.schemas.views import (
     LensTrace,
     LogitLensParams,
     LogitLensResult,
+    Prediction,
 )
 from engine.schemas.windows import clamp_window
 
