@@ -4,6 +4,7 @@ bundle's data; the zip holds what it says; exports render offline in one kept-al
 from __future__ import annotations
 
 import csv
+import inspect
 import io
 import json
 import runpy
@@ -103,6 +104,26 @@ def test_every_view_snippet_recomputes_its_bundle_data(org, tmp_path, monkeypatc
             assert_recomputes(spec, run_snippet(spec, org, prompt, tmp_path))
         except AssertionError as e:
             raise AssertionError(f"{case}: {e}") from None
+
+
+def test_view_snippets_hold_the_engine_functions_themselves(org):
+    """Not copies: each snippet holds the source of the engine function it runs."""
+    from engine.analyses import dla, head_scores, lens_topk, logit_lens
+
+    lens = [lens_topk.soft_cap, lens_topk.lens_topk, logit_lens.lens_hooks]
+    runs = {
+        "head_scores": [head_scores.repeat_masks, head_scores.score_rows],
+        "logit_lens": lens,
+        "lens_targets": [lens_topk.soft_cap, logit_lens.lens_logits, logit_lens.target_traces],
+        "dla_heads": [dla.at_position, dla.logit_attribution],
+        "dla_terms": [dla.at_position, dla.logit_attribution],
+    }
+    seen = set()
+    for case, _, spec in view_specs(org):
+        for fn in runs.get(case.split("/")[0], []) if spec else []:
+            assert inspect.getsource(fn) in spec.code, (case, fn.__name__)
+            seen.add(case.split("/")[0])
+    assert seen == set(runs)
 
 
 def test_sae_latents_snippet_recomputes_with_saelens(org, tmp_path, monkeypatch):
