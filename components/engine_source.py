@@ -38,8 +38,12 @@ def _names(node: ast.stmt) -> set[str]:
     return set()
 
 
-def imports(module: str) -> list[str]:
-    """`module`'s import statements, less ``__future__`` and the engine's own."""
+def _used(nodes: list[ast.stmt]) -> set[str]:
+    return {n.id for node in nodes for n in ast.walk(node) if isinstance(n, ast.Name)}
+
+
+def imports(module: str, used: set[str]) -> list[str]:
+    """`module`'s import statements that bind a name in `used`, less the engine's own."""
     text, tree = _parsed(module)
     out = []
     for node in tree.body:
@@ -49,21 +53,26 @@ def imports(module: str) -> list[str]:
             top = node.names[0].name.split(".")[0]
         else:
             continue
-        if top not in ("__future__", "engine"):
+        bound = {(a.asname or a.name).split(".")[0] for a in node.names}
+        if top not in ("__future__", "engine") and bound & used:
             out.append(_segment(text, node))
     return out
 
 
-def definitions(module: str, *names: str) -> str:
-    """The source of `module`'s top-level definitions `names` (functions with their
-    decorators, classes, assignments), in the file's order, as written there."""
+def _found(module: str, names: tuple[str, ...]) -> list[ast.stmt]:
     text, tree = _parsed(module)
     found = {n: node for node in tree.body for n in _names(node) if n in names}
     missing = set(names) - set(found)
     if missing:
         raise LookupError(f"{module} defines no {sorted(missing)}")
-    nodes = sorted({id(n): n for n in found.values()}.values(), key=lambda n: n.lineno)
-    parts = [_segment(text, n) for n in nodes]
+    return sorted({id(n): n for n in found.values()}.values(), key=lambda n: n.lineno)
+
+
+def definitions(module: str, *names: str) -> str:
+    """The source of `module`'s top-level definitions `names` (functions with their
+    decorators, classes, assignments), in the file's order, as written there."""
+    text, _ = _parsed(module)
+    parts = [_segment(text, n) for n in _found(module, names)]
     for part in parts:
         if re.search(r"\bengine\.\w", part):
             raise ValueError(f"{module}: a snippet's definition uses the engine: {part[:80]!r}")
@@ -71,7 +80,10 @@ def definitions(module: str, *names: str) -> str:
 
 
 def engine_source(*sources: tuple[str, tuple[str, ...]]) -> str:
-    """Snippet lines: the imports of each (module, names) pair, then its definitions."""
-    lines = list(dict.fromkeys(i for module, _ in sources for i in imports(module)))
+    """Snippet lines: the imports the definitions need, then each (module, names) pair's
+    definitions."""
+    lines = [
+        line for module, names in sources for line in imports(module, _used(_found(module, names)))
+    ]
     defs = [definitions(module, *names) for module, names in sources]
-    return "\n".join(lines) + "\n\n\n" + "\n\n\n".join(defs) + "\n"
+    return "\n".join(dict.fromkeys(lines)) + "\n\n\n" + "\n\n\n".join(defs) + "\n"
