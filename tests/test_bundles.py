@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from components import bundles, snippets, steering_snippets
 from components import steering_setup as ss
 from components.dla_figures import bar_terms
-from engine import saes, steering
+from engine import fast_unembed, saes, steering
 from engine.api import create_app
 from engine.launcher import REPO_ROOT
 from engine.schemas.analyses import AnalysisRequest
@@ -202,8 +202,10 @@ def test_steering_kl_snippet_regenerates_a_sampled_contrastive_steering(org, tmp
     assert spec is not None and events[0]["vectors"][0]["hook"] == hook
     assert spec.data["steered_id"].values != spec.data["baseline_id"].values  # it steers
     assert_regenerates(spec, run_snippet(spec, org, SAD, tmp_path))
-    wrong = f", {coef * 1.1!r}, direction_0"
-    code = spec.code.replace(f", {coef!r}, direction_0", wrong)
+    for fn in (steering._hooks, steering._sample, steering.mean_activation, fast_unembed._forward):
+        assert inspect.getsource(fn) in spec.code  # the engine's own, not a copy
+    wrong = f"coefficient={coef * 1.1!r},"
+    code = spec.code.replace(f"coefficient={coef!r},", wrong)
     assert wrong in code
     bad = bundles.BundleSpec(data=spec.data, code=code)
     with pytest.raises(AssertionError):
@@ -252,7 +254,8 @@ def test_steering_kl_snippet_regenerates_latent_vectors_and_conditions(org, tmp_
     assert "SAE.load_from_disk('assets/organism/saes/" in code
     assert f"load_file('assets/organism/transcoders/layer_{tc_layer}.safetensors'" in code
     assert_regenerates(spec, run_snippet(spec, org, SAD, tmp_path))
-    ungated = spec.code.replace("(gate(act) > threshold)", "(gate(act) > -float('inf'))")
+    assert inspect.getsource(steering.Probe) in spec.code
+    ungated = spec.code.replace("(lat > r.threshold)", "(lat > -float('inf'))")
     assert ungated != spec.code
     bad = bundles.BundleSpec(data=spec.data, code=ungated)
     with pytest.raises(AssertionError):
