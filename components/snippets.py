@@ -14,6 +14,7 @@ from components.bundles import Array, BundleSpec
 from components.engine_source import engine_source
 
 # The engine's own functions each snippet runs (read from their files: see engine_source)
+PREDICTIONS = engine_source(("engine.analyses.predictions", ("next_token",)))
 HEAD_SCORES = engine_source(
     ("engine.analyses.head_scores", ("Patterns", "Mask", "repeat_masks", "score_rows"))
 )
@@ -29,20 +30,18 @@ def _token_labels(tokens: list[dict]) -> list[str]:
 
 
 def predictions(result: dict, top_k: int) -> BundleSpec:
-    """Prompt view: top-k next-token predictions at every position, and per-token loss."""
+    """Prompt view: top-k next-token predictions at every position, and per-token loss; the
+    snippet runs the engine's ``next_token`` (engine/analyses/predictions.py)."""
     top = result["top"]
-    code = f"""
+    code = PREDICTIONS + textwrap.dedent(f"""
         TOP_K = {top_k}
-        logprobs = logits[0].log_softmax(-1)  # [pos, vocab]
-        top_prob, top_id = logprobs.exp().topk(TOP_K, dim=-1)  # [pos, k]
-        # loss of each token given the ones before it (none for the first)
-        loss = -logprobs[:-1].gather(-1, tokens[0, 1:, None])[:, 0]
+        top_id, top_logprob, loss = next_token(logits[0], tokens[0].tolist(), TOP_K)
         data = {{
-            "top_id": top_id.tolist(),
-            "top_prob": top_prob.tolist(),
-            "loss": [None] + loss.tolist(),
+            "top_id": top_id.tolist(),  # [pos, k]
+            "top_prob": top_logprob.exp().tolist(),
+            "loss": [None] + loss.tolist(),  # of each token given the ones before it
         }}
-        """
+        """)
     return BundleSpec(
         data={
             "top_id": Array(("pos", "rank"), [[c["id"] for c in row] for row in top]),

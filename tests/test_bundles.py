@@ -108,10 +108,11 @@ def test_every_view_snippet_recomputes_its_bundle_data(org, tmp_path, monkeypatc
 
 def test_view_snippets_hold_the_engine_functions_themselves(org):
     """Not copies: each snippet holds the source of the engine function it runs."""
-    from engine.analyses import dla, head_scores, lens_topk, logit_lens
+    from engine.analyses import dla, head_scores, lens_topk, logit_lens, predictions
 
     lens = [lens_topk.soft_cap, lens_topk.lens_topk, logit_lens.lens_hooks]
     runs = {
+        "predictions": [predictions.next_token],
         "head_scores": [head_scores.repeat_masks, head_scores.score_rows],
         "logit_lens": lens,
         "lens_targets": [lens_topk.soft_cap, logit_lens.lens_logits, logit_lens.target_traces],
