@@ -135,8 +135,6 @@ def _replacement_code(model: dict | None) -> str | None:
     model = model or {}
     imports = """\
 from circuit_tracer import ReplacementModel, attribute
-from circuit_tracer.graph import prune_graph
-from circuit_tracer.utils.create_graph_files import create_nodes, create_used_nodes_and_edges
 """
     if model.get("source") == "local":
         return imports + _LOCAL_REPLACEMENT
@@ -184,7 +182,9 @@ def _target_id(doc: dict) -> int | None:
 def _attribute_code(doc: dict, info: dict) -> str:
     p = info["params"]
     target = _target_id(doc) if p.get("target") is not None else None
-    return f"""
+    return (
+        GRAPH_FILES
+        + f"""
 # attribute() with the saved graph's parameters (circuit-tracer's attribution graph, unpruned)
 ATTRIBUTE = dict(
     max_n_logits={p["max_n_logits"]!r}, desired_logit_prob={p["desired_logit_prob"]!r},
@@ -197,20 +197,13 @@ with torch.enable_grad():
         **ATTRIBUTE,
     )
 
-# Pruned, and nodes and links as circuit-tracer's create_graph_files writes the graph file
+# Pruned, and nodes and links as the engine writes the graph file (engine/graphs/files.py's
+# own functions, above)
 NODE_THRESHOLD, EDGE_THRESHOLD = {p["node_threshold"]!r}, {p["edge_threshold"]!r}
-graph.to("cuda" if torch.cuda.is_available() else "cpu")
-node_mask, edge_mask, scores = (
-    t.cpu() for t in prune_graph(graph, NODE_THRESHOLD, EDGE_THRESHOLD)
-)
-graph.to("cpu")
-kept = create_nodes(graph, node_mask, rm.tokenizer, scores)
-for n in kept.values():  # error nodes: "<layer>_-1_<pos>", not a layer-0 latent's id (as the app)
-    if n.feature_type == "mlp reconstruction error":
-        n.node_id = f"{{n.layer}}_-1_{{n.ctx_idx}}"
-used_nodes, links = create_used_nodes_and_edges(graph, kept, edge_mask)
+used_nodes, links = pruned_nodes_and_links(graph, rm.tokenizer, NODE_THRESHOLD, EDGE_THRESHOLD)
 nodes = [n.model_dump() for n in used_nodes]
 """
+    )
 
 
 def _component_code(doc: dict, info: dict) -> str:
@@ -234,6 +227,11 @@ nodes, links = graph["nodes"], graph["links"]
 """
     )
 
+
+# engine/graphs/files.py's pruning: the nodes and links of a transcoder graph's file
+GRAPH_FILES = engine_source(
+    ("engine.graphs.files", ("fix_error_node_ids", "pruned_nodes_and_links"))
+)
 
 # engine/graphs/patching.py, whole: the component graph the engine makes
 PATCHING = engine_source(

@@ -3,7 +3,9 @@ recomputes them (pure functions of the engine's results; see ``components.bundle
 
 Every body runs after the snippet header has made ``model``, ``tokens`` ([1, pos]),
 ``logits`` ([1, pos, vocab]) and ``cache`` (with its batch dimension), and ends with a dict
-``data`` whose keys are the bundle's arrays.
+``data`` whose keys are the bundle's arrays. A body that recomputes an analysis starts with
+the engine's own function for it (its source, read by ``components.engine_source``) and
+calls it: the snippet is the engine's code, not a copy.
 """
 
 from __future__ import annotations

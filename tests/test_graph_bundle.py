@@ -16,7 +16,7 @@ import torch
 from components import bundles
 from components import graph_figures as gf
 from components.graph_snippets import KINDS, graph_bundle
-from engine.graphs import patching, replacement
+from engine.graphs import files, patching, replacement
 from engine.graphs.schemas import ComponentGraphParams, GraphParams
 from engine.graphs.service import graph_service
 from engine.jobs import Job, JobContext
@@ -120,7 +120,11 @@ def test_transcoder_graph_snippet_rebuilds_it_with_circuit_tracer(org, fact_grap
     code = bundles.snippet(bundles.ModelRef.from_info(org.model_info().model_dump(), REPO_ROOT),
                            FACT, spec, "t")  # fmt: skip
     assert "MODEL = 'assets/organism'" in code and "ReplacementModel.from_pretrained" not in code
-    for fn in (replacement.load_transcoder_set, replacement.build_replacement_model):
+    for fn in (
+        replacement.load_transcoder_set,
+        replacement.build_replacement_model,
+        files.pruned_nodes_and_links,
+    ):
         assert inspect.getsource(fn) in code  # the engine's own, not a copy
     assert_recomputes(spec, run_snippet(spec, org, FACT, tmp_path))
 
