@@ -84,6 +84,8 @@ def _header(model: ModelRef, prompt: str, title: str) -> str:
             f'''\
         """{title}: recompute the figure's data with TransformerLens."""
 
+        from __future__ import annotations  # the engine's functions below keep their type hints
+
         import json
 
         import torch

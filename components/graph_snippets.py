@@ -12,11 +12,12 @@ The snippet rebuilds the graph the way the engine made it, from the saved graph'
 (``GraphInfo``: prompt and request parameters):
 
 - a transcoder graph: circuit-tracer's ``ReplacementModel`` around the snippet header's model
-  and the transcoders shipped beside its weights, built as ``engine/graphs/replacement.py``
-  builds it (offline), or ``ReplacementModel.from_pretrained`` for a model whose transcoders
-  circuit-tracer publishes; ``attribute`` with the saved parameters; pruning, nodes and links
-  as ``engine/graphs/files.py`` writes the graph file;
-- a component graph: attribution patching in TransformerLens, as ``engine/graphs/patching.py``.
+  and the transcoders shipped beside its weights, built by ``engine/graphs/replacement.py``'s
+  own functions (offline), or ``ReplacementModel.from_pretrained`` for a model whose
+  transcoders circuit-tracer publishes; ``attribute`` with the saved parameters; pruning,
+  nodes and links as ``engine/graphs/files.py`` writes the graph file;
+- a component graph: ``engine/graphs/patching.py``'s own attribution patching (its source,
+  read by ``components.engine_source``).
 
 Then it applies the figure's selection (threshold, pins, strongest links) and fills ``data``.
 """
@@ -28,6 +29,7 @@ import textwrap
 
 from components import graph_figures as gf
 from components.bundles import Array, BundleSpec
+from components.engine_source import engine_source
 from engine.graphs.schemas import PUBLISHED
 
 KINDS = list(gf.KIND_STYLE)  # a node's kind code is its feature_type's index here
@@ -133,8 +135,6 @@ def _replacement_code(model: dict | None) -> str | None:
     model = model or {}
     imports = """\
 from circuit_tracer import ReplacementModel, attribute
-from circuit_tracer.graph import prune_graph
-from circuit_tracer.utils.create_graph_files import create_nodes, create_used_nodes_and_edges
 """
     if model.get("source") == "local":
         return imports + _LOCAL_REPLACEMENT
@@ -152,41 +152,25 @@ from circuit_tracer.utils.create_graph_files import create_nodes, create_used_no
         """)  # fmt: skip
 
 
-_LOCAL_REPLACEMENT = """\
-import copy
-from pathlib import Path
-
-import yaml
-from circuit_tracer.utils.hf_utils import load_transcoders
-
-# circuit-tracer's replacement model, built as the Interpscope engine builds it offline
-# (engine/graphs/replacement.py): the transcoders shipped beside the weights
-# (transcoders/config.yaml, circuit-tracer's layout), trained on the model processed as above,
-# around a copy of its weights, with the MLP and unembedding weights renamed to the `old_`
-# modules circuit-tracer wraps them in.
-TRANSCODERS = Path(MODEL) / "transcoders"
-config = yaml.safe_load((TRANSCODERS / "config.yaml").read_text())
-config["transcoders"] = [str((TRANSCODERS / p).resolve()) for p in config["transcoders"]]
-transcoders = load_transcoders(
-    config, device=torch.device(model.cfg.device), dtype=model.cfg.dtype,
-    lazy_encoder=False, lazy_decoder=False,
-)
-rm = ReplacementModel.from_config(
-    copy.deepcopy(model.cfg), transcoders, backend="transformerlens", tokenizer=model.tokenizer
-)
-
-
-def renamed(key):
-    if key.startswith("unembed."):
-        return "unembed.old_unembed." + key[len("unembed.") :]
-    return key.replace(".mlp.", ".mlp.old_mlp.", 1)
-
-
-state = {renamed(k): v for k, v in model.state_dict().items()}
-missing, unexpected = rm.load_state_dict(state, strict=False)
-assert not unexpected and all(k.startswith("transcoders.") for k in missing), missing
-rm.eval()
+_LOCAL_REPLACEMENT = (
+    engine_source(
+        (
+            "engine.graphs.replacement",
+            ("CONFIG", "transcoder_files", "load_transcoder_set", "_renamed",
+             "build_replacement_model"),
+        )
+    )
+    + """
+# circuit-tracer's replacement model, built as the Interpscope engine builds it offline (the
+# functions above are engine/graphs/replacement.py's own): the transcoders shipped beside the
+# weights (transcoders/config.yaml, circuit-tracer's layout), trained on the model processed
+# as above, around a copy of its weights.
+transcoders = load_transcoder_set(
+    Path(MODEL) / "transcoders", model.cfg.device, model.cfg.dtype
+).requires_grad_(False)
+rm = build_replacement_model(model, transcoders)
 """
+)  # fmt: skip
 
 
 def _target_id(doc: dict) -> int | None:
@@ -198,7 +182,9 @@ def _target_id(doc: dict) -> int | None:
 def _attribute_code(doc: dict, info: dict) -> str:
     p = info["params"]
     target = _target_id(doc) if p.get("target") is not None else None
-    return f"""
+    return (
+        GRAPH_FILES
+        + f"""
 # attribute() with the saved graph's parameters (circuit-tracer's attribution graph, unpruned)
 ATTRIBUTE = dict(
     max_n_logits={p["max_n_logits"]!r}, desired_logit_prob={p["desired_logit_prob"]!r},
@@ -211,142 +197,48 @@ with torch.enable_grad():
         **ATTRIBUTE,
     )
 
-# Pruned, and nodes and links as circuit-tracer's create_graph_files writes the graph file
+# Pruned, and nodes and links as the engine writes the graph file (engine/graphs/files.py's
+# own functions, above)
 NODE_THRESHOLD, EDGE_THRESHOLD = {p["node_threshold"]!r}, {p["edge_threshold"]!r}
-graph.to("cuda" if torch.cuda.is_available() else "cpu")
-node_mask, edge_mask, scores = (
-    t.cpu() for t in prune_graph(graph, NODE_THRESHOLD, EDGE_THRESHOLD)
-)
-graph.to("cpu")
-kept = create_nodes(graph, node_mask, rm.tokenizer, scores)
-for n in kept.values():  # error nodes: "<layer>_-1_<pos>", not a layer-0 latent's id (as the app)
-    if n.feature_type == "mlp reconstruction error":
-        n.node_id = f"{{n.layer}}_-1_{{n.ctx_idx}}"
-used_nodes, links = create_used_nodes_and_edges(graph, kept, edge_mask)
+used_nodes, links = pruned_nodes_and_links(graph, rm.tokenizer, NODE_THRESHOLD, EDGE_THRESHOLD)
 nodes = [n.model_dump() for n in used_nodes]
 """
+    )
 
 
 def _component_code(doc: dict, info: dict) -> str:
     meta = doc["metadata"].get("info", {})
     p = info["params"]
     return (
-        f"""
-# Attribution patching from the corrupted prompt to the clean one (engine/graphs/patching.py):
-# metric m = logit[TARGET] - logit[BASELINE] (or logit[TARGET]) at the last position.
+        "\n"
+        + PATCHING
+        + f"""
+# Attribution patching from the corrupted prompt to the clean one, as the engine computes it
+# (the functions above are engine/graphs/patching.py's own): metric m = logit[TARGET] -
+# logit[BASELINE] (or logit[TARGET]) at the last position.
 CORRUPTED = {p["corrupted"]!r}
 TARGET, BASELINE = {meta.get("target")!r}, {meta.get("baseline")!r}  # token ids
 EDGE_THRESHOLD = {p["edge_threshold"]!r}  # keep edges up to this share of |score|
+graph = component_graph(
+    model, tokens[0].tolist(), model.to_tokens(CORRUPTED)[0].tolist(), TARGET, BASELINE,
+    slug="snippet", edge_threshold=EDGE_THRESHOLD,
+)
+nodes, links = graph["nodes"], graph["links"]
 """
-        + _PATCHING
     )
 
 
-_PATCHING = """\
-n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
-model.set_use_split_qkv_input(True)  # hooks on each head's query, key and value inputs
-model.set_use_hook_mlp_in(True)
-OUT = ["hook_embed"]  # what each component writes
-OUT += [f"blocks.{la}.{h}" for la in range(n_layers) for h in ("attn.hook_z", "hook_mlp_out")]
-IN = [f"blocks.{n_layers - 1}.hook_resid_post"]  # what each component (and the logits) reads
-IN += [f"blocks.{la}.hook_{x}" for la in range(n_layers)
-       for x in ("q_input", "k_input", "v_input", "mlp_in")]
-acts, grads, leaves = {}, {}, []
+# engine/graphs/files.py's pruning: the nodes and links of a transcoder graph's file
+GRAPH_FILES = engine_source(
+    ("engine.graphs.files", ("fix_error_node_ids", "pruned_nodes_and_links"))
+)
 
-
-def keep(t, hook):  # clean activations, and gradients of m at each of them
-    if hook.name == "hook_embed":  # the graph starts here
-        t = t.detach().requires_grad_(True)
-        leaves.append(t)
-    acts[hook.name] = t.detach()
-    t.register_hook(lambda g, name=hook.name: grads.__setitem__(name, g.detach()))
-    return t
-
-
-with torch.enable_grad(), model.hooks(fwd_hooks=[(lambda name: name in OUT + IN, keep)]):
-    last = model(tokens)[0, -1]
-    metric = last[TARGET] - (last[BASELINE] if BASELINE is not None else 0.0)
-    torch.autograd.backward(metric, inputs=leaves)
-_, corr = model.run_with_cache(model.to_tokens(CORRUPTED), names_filter=lambda n: n in OUT)
-
-
-def written(c):  # node id -> what it writes into the residual stream [pos, d_model]
-    out = {"E": c["hook_embed"][0]}
-    for la in range(n_layers):
-        heads = torch.einsum("phd,hdm->phm", c[f"blocks.{la}.attn.hook_z"][0], model.W_O[la])
-        out |= {f"A{la}.{h}": heads[:, h] for h in range(n_heads)}
-        out[f"M{la}"] = c[f"blocks.{la}.hook_mlp_out"][0]
-    return out
-
-
-def read_grads():  # node id -> d m / d (what it reads) [pos, d_model]
-    out = {"L": grads[f"blocks.{n_layers - 1}.hook_resid_post"][0]}
-    for la in range(n_layers):
-        qkv = sum(grads[f"blocks.{la}.hook_{x}_input"][0] for x in "qkv")  # [pos, head, d]
-        out |= {f"A{la}.{h}": qkv[:, h] for h in range(n_heads)}
-        out[f"M{la}"] = grads[f"blocks.{la}.hook_mlp_in"][0]
-    return out
-
-
-def depth(node):  # E -1, layer l's heads and MLP at l
-    return -1 if node == "E" else int(node[1:].split(".")[0])
-
-
-def reads_from(reader, writer):  # an MLP reads its own layer's heads; a head earlier layers
-    if reader == "L" or writer == "E":
-        return True
-    lw, lr = depth(writer), depth(reader)
-    return lw < lr or (reader.startswith("M") and lw == lr and writer.startswith("A"))
-
-
-def dot(name):  # (clean - corrupted) . gradient, at a component's own hook
-    return (acts[name][0] - corr[name][0]) * grads[name][0]
-
-
-clean_out, corr_out = written(acts), written(corr)
-delta = {k: clean_out[k] - corr_out[k] for k in clean_out}
-score = {"E": float(dot("hook_embed").sum())}  # node scores: first-order patching effects
-for la in range(n_layers):
-    per_head = dot(f"blocks.{la}.attn.hook_z").sum((0, 2))
-    score |= {f"A{la}.{h}": float(v) for h, v in enumerate(per_head)}
-    score[f"M{la}"] = float(dot(f"blocks.{la}.hook_mlp_out").sum())
-edge = {  # (writer, reader): delta_writer . d m / d in_reader (edge attribution patching)
-    (w, r): float((delta[w] * g).sum())
-    for r, g in read_grads().items() for w in delta if reads_from(r, w)
-}
-score["L"] = float(metric)
-
-
-def cumulative_share(values):  # the share of total |value| up to and including each key
-    order = sorted(values, key=lambda k: -abs(values[k]))
-    total, run, out = sum(abs(v) for v in values.values()) or 1.0, 0.0, {}
-    for k in order:
-        run += abs(values[k])
-        out[k] = run / total
-    return out
-
-
-influence = cumulative_share({k: v for k, v in score.items() if k != "L"}) | {"L": 0.0}
-shares = cumulative_share({f"{w}>{r}": v for (w, r), v in edge.items()})
-first = min(shares.values(), default=0.0)
-links = [
-    {"source": w, "target": r, "weight": v} for (w, r), v in edge.items()
-    if (shares[f"{w}>{r}"] <= EDGE_THRESHOLD or shares[f"{w}>{r}"] == first) and v != 0.0
-]
-
-
-def component_node(k):  # a graph-file node: heads in slots 0..n_heads-1, the MLP after them
-    if k in ("E", "L"):
-        layer, slot = ("E" if k == "E" else str(n_layers + 1)), n_heads // 2
-        kind = "embedding" if k == "E" else "logit"
-    elif k.startswith("A"):
-        layer, head = k[1:].split(".")
-        slot, kind = int(head), "attention head"
-    else:
-        layer, slot, kind = k[1:], n_heads, "mlp"
-    return {"node_id": k, "feature": -1, "layer": layer, "ctx_idx": slot, "feature_type": kind,
-            "influence": influence[k], "activation": score[k], "token_prob": 0.0}
-
-
-nodes = [component_node(k) for k in score]
-"""
+# engine/graphs/patching.py, whole: the component graph the engine makes
+PATCHING = engine_source(
+    (
+        "engine.graphs.patching",
+        ("Vec", "_split_inputs", "_outputs", "_out_names", "_in_names", "_clean_pass",
+         "_input_grads", "_layer", "_reads_from", "_node_scores", "scores", "_cumulative_share",
+         "_node", "component_graph"),
+    )
+)  # fmt: skip

@@ -3,12 +3,28 @@ recomputes them (pure functions of the engine's results; see ``components.bundle
 
 Every body runs after the snippet header has made ``model``, ``tokens`` ([1, pos]),
 ``logits`` ([1, pos, vocab]) and ``cache`` (with its batch dimension), and ends with a dict
-``data`` whose keys are the bundle's arrays.
+``data`` whose keys are the bundle's arrays. A body that recomputes an analysis starts with
+the engine's own function for it (its source, read by ``components.engine_source``) and
+calls it: the snippet is the engine's code, not a copy.
 """
 
 from __future__ import annotations
 
+import textwrap
+
 from components.bundles import Array, BundleSpec
+from components.engine_source import engine_source
+
+# The engine's own functions each snippet runs (read from their files: see engine_source)
+PREDICTIONS = engine_source(("engine.analyses.predictions", ("next_token",)))
+HEAD_SCORES = engine_source(
+    ("engine.analyses.head_scores", ("Patterns", "Mask", "repeat_masks", "score_rows"))
+)
+LENS = engine_source(
+    ("engine.analyses.lens_topk", ("VOCAB_CHUNK", "TopK", "soft_cap", "lens_topk")),
+    ("engine.analyses.logit_lens", ("lens_hooks", "lens_logits", "target_traces")),
+)
+DLA = engine_source(("engine.analyses.dla", ("READ", "at_position", "logit_attribution")))
 
 
 def _token_labels(tokens: list[dict]) -> list[str]:
@@ -16,20 +32,18 @@ def _token_labels(tokens: list[dict]) -> list[str]:
 
 
 def predictions(result: dict, top_k: int) -> BundleSpec:
-    """Prompt view: top-k next-token predictions at every position, and per-token loss."""
+    """Prompt view: top-k next-token predictions at every position, and per-token loss; the
+    snippet runs the engine's ``next_token`` (engine/analyses/predictions.py)."""
     top = result["top"]
-    code = f"""
+    code = PREDICTIONS + textwrap.dedent(f"""
         TOP_K = {top_k}
-        logprobs = logits[0].log_softmax(-1)  # [pos, vocab]
-        top_prob, top_id = logprobs.exp().topk(TOP_K, dim=-1)  # [pos, k]
-        # loss of each token given the ones before it (none for the first)
-        loss = -logprobs[:-1].gather(-1, tokens[0, 1:, None])[:, 0]
+        top_id, top_logprob, loss = next_token(logits[0], tokens[0].tolist(), TOP_K)
         data = {{
-            "top_id": top_id.tolist(),
-            "top_prob": top_prob.tolist(),
-            "loss": [None] + loss.tolist(),
+            "top_id": top_id.tolist(),  # [pos, k]
+            "top_prob": top_logprob.exp().tolist(),
+            "loss": [None] + loss.tolist(),  # of each token given the ones before it
         }}
-        """
+        """)
     return BundleSpec(
         data={
             "top_id": Array(("pos", "rank"), [[c["id"] for c in row] for row in top]),
@@ -41,45 +55,19 @@ def predictions(result: dict, top_k: int) -> BundleSpec:
     )
 
 
-SCORE_CODE = {
-    "prev_token": "score = patterns[..., q, q - 1].mean(-1)  # attention to the token before",
-    "bos": "score = patterns[..., 1:, 0].mean(-1)  # attention to position 0",
-    "entropy": "rows = patterns[..., 1:, :]\nscore = -torch.xlogy(rows, rows).sum(-1).mean(-1)",
-    "duplicate": """\
-        ids = tokens[0]
-        mask = (ids[:, None] == ids[None, :]).tril(-1)  # [q, k]: k < q holds q's token
-        rows = mask.any(-1)
-        rows[0] = False
-        score = (patterns * mask).sum(-1)[..., rows].mean(-1)""",
-    "induction": """\
-        ids = tokens[0]
-        earlier = (ids[:, None] == ids[None, :]).tril(-1)  # [q, k]: k < q holds q's token
-        mask = torch.zeros_like(earlier)
-        mask[:, 1:] = earlier[:, :-1]  # the token right after an earlier copy
-        rows = mask.any(-1)
-        rows[0] = False
-        score = (patterns * mask).sum(-1)[..., rows].mean(-1)""",
-}
-
-
 def head_scores(result: dict, name: str) -> BundleSpec | None:
-    """Attention view: one head score of every head (None when undefined on this prompt)."""
+    """Attention view: one head score of every head (None when undefined on this prompt);
+    the snippet runs the engine's ``score_rows`` (engine/analyses/head_scores.py)."""
     score = next(s for s in result["scores"] if s["name"] == name)
-    if score["values"] is None or name not in SCORE_CODE:
+    if score["values"] is None:
         return None
-    body = "\n".join(line.strip() for line in SCORE_CODE[name].splitlines())
-    code = f"""
-        # every head's pattern [layer, head, query, key]; rows from query 1 (row 0 is trivial)
+    code = HEAD_SCORES + textwrap.dedent(f"""
+        # every head's pattern [layer, head, query, key]
         patterns = torch.stack([cache["pattern", layer][0] for layer in range(model.cfg.n_layers)])
-        q = torch.arange(1, tokens.shape[1])
-{_indent(body, 8)}
-        data = {{"{name}": score.tolist()}}  # [layer, head]
-        """
+        score = score_rows(patterns, tokens[0].tolist())[{name!r}].mean(-1)  # over its rows
+        data = {{{name!r}: score.tolist()}}  # [layer, head]
+        """)
     return BundleSpec(data={name: Array(("layer", "head"), score["values"])}, code=code)
-
-
-def _indent(text: str, n: int) -> str:
-    return "\n".join(" " * n + line for line in text.splitlines())
 
 
 def patterns(
@@ -108,33 +96,20 @@ def _lists(values) -> list:
     return values.tolist() if hasattr(values, "tolist") else list(values)
 
 
-def _lens_rows(stage: str) -> str:
-    extra = (
-        ""
-        if stage == "resid_post"
-        else '\n        hooks.append(f"blocks.{n - 1}.hook_resid_post")  # the output row'
-    )
-    return f"""
-        STAGE = {stage!r}
-        n = model.cfg.n_layers
-        hooks = [f"blocks.{{layer}}.hook_{{STAGE}}" for layer in range(n)]{extra}"""
-
-
 def logit_lens(grid: dict) -> BundleSpec:
     """Logit lens view: the top token (and its probability) of every (row, pos) in the
-    position window."""
+    position window; the snippet runs the engine's ``lens_topk`` (engine/analyses/lens_topk.py:
+    chunked over the vocabulary, the model's soft cap applied) on the rows ``lens_hooks``
+    names (engine/analyses/logit_lens.py)."""
     top = grid["top"]
-    code = (
-        _lens_rows(grid["stage"])
-        + f"""
-        START, STOP = {grid["start"]}, {grid["stop"]}  # the position window"""
-        + """
+    code = LENS + textwrap.dedent(f"""
+        STAGE, (START, STOP) = {grid["stage"]!r}, ({grid["start"]}, {grid["stop"]})
+        hooks = lens_hooks(model.cfg.n_layers, STAGE)
         resid = torch.stack([cache[hook][0, START:STOP] for hook in hooks])  # [row, pos, d]
-        probs = model.unembed(model.ln_final(resid)).softmax(-1)  # the lens at every cell
-        top_prob, top_id = probs.max(-1)  # [row, pos]
-        data = {"top_id": top_id.tolist(), "top_prob": top_prob.tolist()}
-        """
-    )
+        top_id, top_prob, _ = lens_topk(model, resid.reshape(-1, resid.shape[-1]), 1)
+        shape = resid.shape[:2]  # the lens's best token at every (row, pos)
+        data = {{"top_id": top_id.reshape(shape).tolist(), "top_prob": top_prob.reshape(shape).tolist()}}
+        """)
     return BundleSpec(
         data={
             "top_id": Array(("row", "pos"), [[cell[0]["id"] for cell in r] for r in top]),
@@ -146,19 +121,16 @@ def logit_lens(grid: dict) -> BundleSpec:
 
 
 def lens_targets(traces: dict) -> BundleSpec:
-    """Logit lens view: chosen tokens' lens probability and rank down the rows at one pos."""
+    """Logit lens view: chosen tokens' lens probability and rank down the rows at one pos;
+    the snippet runs the engine's ``lens_logits`` and ``target_traces``."""
     ids = [t["token"]["id"] for t in traces["traces"]]
-    code = (
-        _lens_rows(traces["stage"])
-        + f"""
-        POS, TARGETS = {traces["pos"]}, {ids!r}
-        resid = torch.stack([cache[hook][0, POS] for hook in hooks])  # [row, d_model]
-        lens = model.unembed(model.ln_final(resid))  # [row, vocab]
-        prob = lens.softmax(-1)[:, TARGETS].T  # [target, row]
-        rank = (lens[:, None, :] > lens[:, TARGETS, None]).sum(-1).T + 1  # 1 = top
-        data = {{"prob": prob.tolist(), "rank": rank.tolist()}}
-        """
-    )
+    code = LENS + textwrap.dedent(f"""
+        STAGE, POS, TARGETS = {traces["stage"]!r}, {traces["pos"]}, {ids!r}
+        hooks = lens_hooks(model.cfg.n_layers, STAGE)
+        lens = lens_logits(model, torch.stack([cache[hook][0, POS] for hook in hooks]))
+        prob, rank = target_traces(lens, TARGETS)  # [row, target]
+        data = {{"prob": prob.T.tolist(), "rank": rank.T.tolist()}}
+        """)
     return BundleSpec(
         data={
             "prob": Array(("target", "row"), [t["prob"] for t in traces["traces"]]),
@@ -173,30 +145,23 @@ def lens_targets(traces: dict) -> BundleSpec:
 
 
 def _dla_code(res: dict) -> str:
+    """The engine's ``logit_attribution`` (engine/analyses/dla.py: TransformerLens's own
+    decomposition at one position) on the bundle's target (minus baseline)."""
     base, target = res["baseline"], res["target"]["id"]
-    minus = f" - model.W_U[:, {base['id']}]" if base else ""
-    bias = f"model.b_U[{target}]" + (f" - model.b_U[{base['id']}]" if base else "")
-    return f"""
+    minus = f" - W_U[:, {base['id']}]" if base else ""
+    bias = f"b_U[{target}]" + (f" - b_U[{base['id']}]" if base else "")
+    return DLA + textwrap.dedent(f"""
         POS = {res["pos"]}
-        direction = model.W_U[:, {target}]{minus}  # {res["metric"]}
+        W_U, b_U = model.W_U.float(), model.b_U.float()
+        direction = W_U[:, {target}]{minus}  # {res["metric"]}
         bias = float({bias})
-
-
-        def to_logit(stack):  # through ln_final with its scale at POS held fixed
-            return (cache.apply_ln_to_stack(stack, layer=-1, pos_slice=POS) @ direction)[:, 0]
-
-
-        per_head = cache.stack_head_results(layer=-1, pos_slice=POS)  # [layer*head, 1, d]
-        heads = to_logit(per_head).reshape(model.cfg.n_layers, model.cfg.n_heads)
-        parts, names = cache.decompose_resid(layer=-1, pos_slice=POS, return_labels=True)
-        part = dict(zip(names, to_logit(parts).tolist()))  # embed, pos_embed, L_attn_out, L_mlp_out
-        attn = sum(part[f"{{layer}}_attn_out"] for layer in range(model.cfg.n_layers))
-        terms = [part["embed"], part["pos_embed"]]
-        terms += [part[f"{{layer}}_mlp_out"] for layer in range(model.cfg.n_layers)]
-        terms += [float(heads.sum()), attn - float(heads.sum()), bias]
-        terms.append(sum(terms))  # the total: what the model outputs
+        part = logit_attribution(model, cache.remove_batch_dim(), POS, direction)
+        heads = part["heads"]  # [layer, head]
+        terms = [float(part["embed"]), float(part["pos_embed"]), *part["mlps"].tolist()]
+        terms += [float(heads.sum()), float(part["attn_bias"].sum()), bias]
+        terms.append(sum(terms))  # the total: what the model outputs (before a soft cap)
         data = {{"heads": heads.tolist(), "terms": terms}}
-        """
+        """)
 
 
 def dla_heads(res: dict) -> BundleSpec:

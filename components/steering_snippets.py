@@ -4,20 +4,31 @@ and a snippet that regenerates them with TransformerLens hooks on its own.
 The snippet rebuilds each steering vector as the engine resolved it (the stream's ``start``
 event names its hook point and where a latent's dictionary is stored): an SAE latent's decoder
 row (SAELens), a transcoder latent's (its safetensors file), or a contrastive mean difference
-recomputed from the two prompt sets; conditions the same way. It then generates exactly as
-``engine/steering.py`` does: each continuation on its own TransformerLens KV cache with its own
-``torch.Generator`` seeded alike, the engine's sampler, and the engine's unembedding
-(``engine/fast_unembed.py``), so on the same device it samples the same tokens.
+recomputed from the two prompt sets; conditions the same way. It then generates as
+``engine/steering.py`` does, with that module's own functions (their source, read by
+``components.engine_source``: ``mean_activation``, ``Probe``, ``_hooks``, ``_sample``,
+``_kl``) and the engine's unembedding (``engine/fast_unembed.py``): each continuation on its
+own TransformerLens KV cache with its own ``torch.Generator`` seeded alike, so on the same
+device it samples the same tokens.
 """
 
 from __future__ import annotations
 
 from components.bundles import Array, BundleSpec
+from components.engine_source import engine_source
 from components.safe import code_comment
 from components.snippets import relative_path
 from engine.schemas.steering import Condition, SteeringVector, SteerRequest
 
+# The engine's own functions the snippet runs (read from their files: components.engine_source)
+ENGINE = engine_source(
+    ("engine.fast_unembed", ("_forward", "speed_up")),
+    ("engine.steering", ("mean_activation", "Probe", "_hooks", "_sample", "_kl")),
+)
+
 _PRELUDE = '''
+from types import SimpleNamespace
+
 from transformer_lens import TransformerLensKeyValueCache
 
 # Sampling draws from a torch.Generator on the model's device seeded with SEED, one per
@@ -25,83 +36,32 @@ from transformer_lens import TransformerLensKeyValueCache
 MAX_NEW_TOKENS, TEMPERATURE, TOP_K, SEED, STOP_AT_EOS = {settings}
 device, dtype = model.cfg.device, model.cfg.dtype
 {tokens}
-
-
-# The engine's unembedding, one addmm on W_U (engine/fast_unembed.py): TransformerLens's
-# F.linear on a transposed copy can differ in the last bit, which could flip a sampled token.
-def unembed(residual):
-    flat = residual.reshape(-1, residual.shape[-1])
-    return torch.addmm(model.unembed.b_U, flat, model.W_U).reshape(*residual.shape[:-1], -1)
-
-
-model.unembed.forward = unembed
+speed_up(model.unembed)  # the engine's unembedding: F.linear on a copy can differ in a last bit
+lm = SimpleNamespace(model=model, n_ctx=model.cfg.n_ctx)  # what the engine reads of its model
 
 
 def contrastive(positive, negative, hook):
-    """Mean activation at `hook` of `positive` minus `negative`: each text's mean over its
-    tokens (BOS left out), averaged over the texts."""
-
-    def mean(texts):
-        means = []
-        for text in texts:
-            ids = model.to_tokens(text, prepend_bos=True)[:, : model.cfg.n_ctx]
-            _, c = model.run_with_cache(ids, names_filter=lambda name: name == hook)
-            means.append(c[hook][0, 1:].float().mean(0))
-        return torch.stack(means).mean(0)
-
-    return mean(positive) - mean(negative)
+    """Mean activation at `hook` of `positive` minus `negative` (the engine's)."""
+    return mean_activation(lm, positive, hook) - mean_activation(lm, negative, hook)
 
 
-# (hook point, coefficient, direction, gate); gate: (hook point read, gate fn, threshold): the
-# vector applies where gate fn of the activation read there exceeds the threshold
+# The vectors, as the engine resolves them: hook point, coefficient, direction, and a gate
+# (a dictionary or probe read at `gate.reads`; the vector applies where latent `gate_index`
+# of `gate.encode(activation)` exceeds `threshold`), or none
 vectors = []
 '''
 
 _GENERATE = '''
-def steering_hooks():
-    """One hook per hook point: compute the conditions read there, then add the vectors."""
-    masks, points = {}, []
-    for hook, _, _, gate in vectors:
-        points += [hook] + ([gate[0]] if gate else [])
-
-    def make(name):
-        gates = [(i, g) for i, (_, _, _, g) in enumerate(vectors) if g and g[0] == name]
-        adds = [(i, (c * d).to(device, dtype), g) for i, (h, c, d, g) in enumerate(vectors)
-                if h == name]
-
-        def hook(act, hook):
-            for i, (_, gate, threshold) in gates:
-                masks[i] = (gate(act) > threshold).to(act.dtype)[..., None]
-            for i, delta, gated in adds:
-                act = act + (delta * masks[i] if gated else delta)
-            return act
-
-        return hook
-
-    return [(name, make(name)) for name in dict.fromkeys(points)]
-
-
-def sample(logits, gen):
-    """engine/steering.py's sampler."""
-    if TEMPERATURE == 0:
-        return logits.argmax(-1, keepdim=True)
-    logits = logits / TEMPERATURE
-    if TOP_K is not None and TOP_K < logits.shape[-1]:
-        kth = logits.topk(TOP_K).values[-1]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    return torch.multinomial(logits.softmax(-1), 1, generator=gen)
-
-
 def generate(hooks):
-    """One continuation a token at a time on its own KV cache and generator: (id, log-probs)
-    of each step, up to and with EOS."""
+    """One continuation a token at a time on its own KV cache and generator, as the engine's
+    Continuation: (id, log-probs) of each step, up to and with EOS."""
     kv = TransformerLensKeyValueCache.init_cache(model.cfg, device, 1)
     gen = torch.Generator(device=device).manual_seed(SEED)
     x, out = prompt_ids, []
     for _ in range(min(MAX_NEW_TOKENS, model.cfg.n_ctx - prompt_ids.shape[1])):
         with model.hooks(fwd_hooks=hooks):
             last = model(x, past_kv_cache=kv, attention_mask=torch.ones_like(x))[0, -1].float()
-        token = sample(last, gen)
+        token = _sample(last, gen, TEMPERATURE, TOP_K)
         out.append((int(token), last.log_softmax(-1)))
         if STOP_AT_EOS and int(token) == model.tokenizer.eos_token_id:
             break
@@ -109,14 +69,13 @@ def generate(hooks):
     return out
 
 
-base, steered = generate([]), generate(steering_hooks())
+base, steered = generate([]), generate(_hooks(vectors, device, dtype))
 stopped = (None, None)  # a continuation after its EOS
 steps = [(base[i] if i < len(base) else stopped, steered[i] if i < len(steered) else stopped)
          for i in range(max(len(base), len(steered)))]
 data = {
     # KL(steered || baseline) of each step's next-token distributions (0 once one has stopped)
-    "kl": [0.0 if b[1] is None or s[1] is None else float((s[1].exp() * (s[1] - b[1])).sum())
-           for b, s in steps],
+    "kl": [_kl(s[1], b[1]) for b, s in steps],
     "baseline_id": [b[0] for b, _ in steps],  # None once a continuation has stopped at EOS
     "steered_id": [s[0] for _, s in steps],
 }
@@ -178,38 +137,31 @@ class _Code:
             d = self.dictionary(r["dictionary"])
             w_dec = d if r["dictionary"]["kind"] == "transcoder" else f"{d}.W_dec"
             self.lines.append(f"direction_{i} = {w_dec}[{v.index}]  # the latent's decoder row")
-        gate = self.gate(i, v.condition, r) if v.condition is not None else "None"
-        self.lines.append(
-            f"vectors.append(({r['hook']!r}, {r['coefficient']!r}, direction_{i}, {gate}))"
-        )
+        gate = self.gate(i, v.condition, r) if v.condition is not None else "gate=None"
+        self.lines += [
+            f"vectors.append(SimpleNamespace(hook={r['hook']!r}, coefficient={r['coefficient']!r},",
+            f"                               direction=direction_{i}, {gate}))",
+        ]
 
     def gate(self, i: int, c: Condition, r: dict) -> str:
-        """Lines defining ``gate_<i>(act)``, the value compared with the threshold; the gate."""
+        """Lines making ``gate_<i>``, the vector's condition; its fields in the vector."""
         if c.probe_hook is not None:  # the unit mean difference of two prompt sets
             self.lines += _assign(f"probe_positive_{i}", c.positive)
             self.lines += _assign(f"probe_negative_{i}", c.negative)
             self.lines += [
                 f"probe_{i} = contrastive(probe_positive_{i}, probe_negative_{i}, "
                 f"{c.probe_hook!r})",
-                f"probe_{i} = probe_{i} / probe_{i}.norm().clamp_min(1e-12)",
-                "",
-                "",
-                f"def gate_{i}(act):  # the projection on the probe direction",
-                f"    return act @ probe_{i}.to(act.device, act.dtype)",
-                "",
-                "",
+                f"gate_{i} = Probe({c.probe_hook!r}, probe_{i} / probe_{i}.norm().clamp_min(1e-12))",
             ]
-            return f"({c.probe_hook!r}, gate_{i}, {c.threshold!r})"
-        g = self.dictionary(r["gate"])
-        self.lines += [
-            "",
-            "",
-            f"def gate_{i}(act):  # SAE latent {c.index}",
-            f"    return {g}.encode(act.to({g}.W_dec.dtype))[..., {c.index}]",
-            "",
-            "",
-        ]
-        return f"({g}.cfg.metadata.hook_name, gate_{i}, {c.threshold!r})"
+            index = 0
+        else:
+            g = self.dictionary(r["gate"])
+            self.lines.append(
+                f"gate_{i} = SimpleNamespace(reads={g}.cfg.metadata.hook_name, "
+                f"encode=lambda act: {g}.encode(act.to({g}.W_dec.dtype)))  # SAE latent {c.index}"
+            )
+            index = c.index
+        return f"gate=gate_{i}, gate_index={index!r}, threshold={c.threshold!r}"
 
 
 def kl_bundle(request: dict, events: list[dict]) -> BundleSpec | None:
@@ -234,6 +186,8 @@ def kl_bundle(request: dict, events: list[dict]) -> BundleSpec | None:
     )
     body = (
         "\n".join(code.imports)
+        + "\n"
+        + ENGINE
         + _PRELUDE.format(settings=", ".join(map(repr, settings)), tokens=tokens)
         + "\n".join(code.lines)
         + "\n\n"

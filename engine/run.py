@@ -24,8 +24,9 @@ from engine.validation import check_index
 
 def kept(hook: str) -> bool:
     """The activations a run keeps: all but the pre-softmax attention scores, as large as the
-    patterns (heads x pos x pos a layer) and read by no analysis."""
-    return not hook.endswith("hook_attn_scores")
+    patterns (heads x pos x pos a layer) and read by no analysis, and the unembedding's
+    output, the logits the run returns anyway (pos x vocab)."""
+    return not hook.endswith("hook_attn_scores") and hook != "unembed.hook_out"
 
 
 class PromptRun:

@@ -18,8 +18,9 @@ from collections import OrderedDict
 import torch
 
 from cache import ResultCache, result_key
-from engine import saes, validation
-from engine.analyses import Analysis, load_builtin
+from engine import validation
+from engine.analyses.base import Analysis, model_loaded
+from engine.analyses.registry import REGISTRY, feature_capabilities
 from engine.errors import EngineError
 from engine.graphs.service import transcoder_capability
 from engine.job_kinds import JOB_KINDS, check_load
@@ -71,7 +72,7 @@ class Engine:
         self.model_lock = threading.RLock()
         self.model_thread = ModelThread(self.model_lock, guard=fresh_grad_mode)
         self.lm: LoadedModel | None = None
-        self.analyses = load_builtin()
+        self.analyses = REGISTRY
         self.job_kinds = JOB_KINDS
         self.jobs = JobManager(
             between_steps=self.model_thread.serve_waiting, step_scope=self.model_thread.background
@@ -161,19 +162,15 @@ class Engine:
         )
 
     def capabilities(self) -> Capabilities:
+        """The analyses' features (engine/analyses/registry.py), then the jobs' own:
+        generation (steering) and transcoders (attribution graphs); a feature the model
+        itself rules out (``LoadedModel.unavailable``) says why."""
         lm = self.lm
-        no_model = Capability(available=False, reason="no model loaded")
-        sae_ok, sae_why = saes.availability(lm)
         tc_ok, tc_why = transcoder_capability(lm)
-        features = {
-            "predictions": Capability(available=True) if lm else no_model,
-            "attention": Capability(available=True) if lm else no_model,
-            "logit_lens": Capability(available=True) if lm else no_model,
-            "dla": Capability(available=True) if lm else no_model,
-            "generation": Capability(available=True) if lm else no_model,
-            "saes": Capability(available=sae_ok, reason=sae_why),
-            "transcoders": Capability(available=tc_ok, reason=tc_why),
-        }
+        features = feature_capabilities(lm)
+        ok, why = model_loaded(lm)
+        features["generation"] = Capability(available=ok, reason=why)
+        features["transcoders"] = Capability(available=tc_ok, reason=tc_why)
         for feature, why in (lm.unavailable if lm else {}).items():
             features[feature] = Capability(available=False, reason=why)
         return Capabilities(

@@ -4,6 +4,7 @@ bundle's data; the zip holds what it says; exports render offline in one kept-al
 from __future__ import annotations
 
 import csv
+import inspect
 import io
 import json
 import runpy
@@ -19,7 +20,7 @@ from fastapi.testclient import TestClient
 from components import bundles, snippets, steering_snippets
 from components import steering_setup as ss
 from components.dla_figures import bar_terms
-from engine import saes, steering
+from engine import fast_unembed, saes, steering
 from engine.api import create_app
 from engine.launcher import REPO_ROOT
 from engine.schemas.analyses import AnalysisRequest
@@ -105,6 +106,27 @@ def test_every_view_snippet_recomputes_its_bundle_data(org, tmp_path, monkeypatc
             raise AssertionError(f"{case}: {e}") from None
 
 
+def test_view_snippets_hold_the_engine_functions_themselves(org):
+    """Not copies: each snippet holds the source of the engine function it runs."""
+    from engine.analyses import dla, head_scores, lens_topk, logit_lens, predictions
+
+    lens = [lens_topk.soft_cap, lens_topk.lens_topk, logit_lens.lens_hooks]
+    runs = {
+        "predictions": [predictions.next_token],
+        "head_scores": [head_scores.repeat_masks, head_scores.score_rows],
+        "logit_lens": lens,
+        "lens_targets": [lens_topk.soft_cap, logit_lens.lens_logits, logit_lens.target_traces],
+        "dla_heads": [dla.at_position, dla.logit_attribution],
+        "dla_terms": [dla.at_position, dla.logit_attribution],
+    }
+    seen = set()
+    for case, _, spec in view_specs(org):
+        for fn in runs.get(case.split("/")[0], []) if spec else []:
+            assert inspect.getsource(fn) in spec.code, (case, fn.__name__)
+            seen.add(case.split("/")[0])
+    assert seen == set(runs)
+
+
 def test_sae_latents_snippet_recomputes_with_saelens(org, tmp_path, monkeypatch):
     """The SAE latents view's bundle: SAELens loads the shipped SAE and re-encodes."""
     from components.latent_figures import token_latent_figure
@@ -181,8 +203,10 @@ def test_steering_kl_snippet_regenerates_a_sampled_contrastive_steering(org, tmp
     assert spec is not None and events[0]["vectors"][0]["hook"] == hook
     assert spec.data["steered_id"].values != spec.data["baseline_id"].values  # it steers
     assert_regenerates(spec, run_snippet(spec, org, SAD, tmp_path))
-    wrong = f", {coef * 1.1!r}, direction_0"
-    code = spec.code.replace(f", {coef!r}, direction_0", wrong)
+    for fn in (steering._hooks, steering._sample, steering.mean_activation, fast_unembed._forward):
+        assert inspect.getsource(fn) in spec.code  # the engine's own, not a copy
+    wrong = f"coefficient={coef * 1.1!r},"
+    code = spec.code.replace(f"coefficient={coef!r},", wrong)
     assert wrong in code
     bad = bundles.BundleSpec(data=spec.data, code=code)
     with pytest.raises(AssertionError):
@@ -231,7 +255,8 @@ def test_steering_kl_snippet_regenerates_latent_vectors_and_conditions(org, tmp_
     assert "SAE.load_from_disk('assets/organism/saes/" in code
     assert f"load_file('assets/organism/transcoders/layer_{tc_layer}.safetensors'" in code
     assert_regenerates(spec, run_snippet(spec, org, SAD, tmp_path))
-    ungated = spec.code.replace("(gate(act) > threshold)", "(gate(act) > -float('inf'))")
+    assert inspect.getsource(steering.Probe) in spec.code
+    ungated = spec.code.replace("(lat > r.threshold)", "(lat > -float('inf'))")
     assert ungated != spec.code
     bad = bundles.BundleSpec(data=spec.data, code=ungated)
     with pytest.raises(AssertionError):

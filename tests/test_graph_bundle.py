@@ -5,6 +5,7 @@ them."""
 
 from __future__ import annotations
 
+import inspect
 import runpy
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import torch
 from components import bundles
 from components import graph_figures as gf
 from components.graph_snippets import KINDS, graph_bundle
+from engine.graphs import files, patching, replacement
 from engine.graphs.schemas import ComponentGraphParams, GraphParams
 from engine.graphs.service import graph_service
 from engine.jobs import Job, JobContext
@@ -118,6 +120,12 @@ def test_transcoder_graph_snippet_rebuilds_it_with_circuit_tracer(org, fact_grap
     code = bundles.snippet(bundles.ModelRef.from_info(org.model_info().model_dump(), REPO_ROOT),
                            FACT, spec, "t")  # fmt: skip
     assert "MODEL = 'assets/organism'" in code and "ReplacementModel.from_pretrained" not in code
+    for fn in (
+        replacement.load_transcoder_set,
+        replacement.build_replacement_model,
+        files.pruned_nodes_and_links,
+    ):
+        assert inspect.getsource(fn) in code  # the engine's own, not a copy
     assert_recomputes(spec, run_snippet(spec, org, FACT, tmp_path))
 
 
@@ -134,6 +142,8 @@ def test_component_graph_snippet_recomputes_attribution_patching(org, tmp_path,
                         model=org.model_info().model_dump())  # fmt: skip
     assert spec.packages == ("transformer_lens",) and spec.data["links"].values
     assert {KINDS[r[0]] for r in spec.data["nodes"].values} >= {"attention head", "logit"}
+    for fn in (patching.scores, patching.component_graph):
+        assert inspect.getsource(fn) in spec.code  # the engine's own, not a copy
     out = run_snippet(spec, org, CLEAN, tmp_path)
     assert_recomputes(spec, out)
 

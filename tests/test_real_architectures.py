@@ -10,9 +10,11 @@ ones that broke loading: a Llama in a folder named like no official model but co
 from __future__ import annotations
 
 import json
+import textwrap
 
 import pytest
 import torch
+from transformer_lens import ActivationCache
 from transformers import AutoModelForCausalLM
 
 from engine.schemas.analyses import AnalysisRequest
@@ -268,3 +270,49 @@ def test_cached_repository_without_an_official_name_loads_its_own_config(tmp_pat
     lm = load_model("someone/llama-sft")
     assert lm.name == "someone/llama-sft" and lm.n_layers == 2 and lm.path == "hooked"
     assert lm.fingerprint.startswith("someone/llama-sft@")
+
+
+@pytest.fixture(scope="module")
+def gemma2(tmp_path_factory):
+    root = tmp_path_factory.mktemp("snippet")
+    config = rm.gemma2()
+    config.final_logit_softcapping = 2.0  # low enough to bend this model's logits (< 1)
+    model_dir = rm.save_model(config, root / "my-gemma2")
+    eng = Engine(EngineSettings(model=str(model_dir), cache_dir=root / "cache"))
+    yield eng
+    eng.close()
+
+
+def test_lens_and_dla_snippets_recompute_gemma2_with_its_soft_cap(gemma2):
+    """The bundles' snippet bodies run the engine's own lens (soft cap applied) and DLA
+    (post-attention norm) on Gemma-2 and give the engine's numbers (on the engine's model:
+    TransformerLens's loader, the snippet header's, does not take a local Gemma directory)."""
+    import numpy as np
+
+    from components import snippets
+    from components.dla_figures import bar_terms
+
+    model = gemma2.lm.model
+    assert model.cfg.output_logits_soft_cap > 0 and model.cfg.use_normalization_before_and_after
+    tokens = model.to_tokens(PROMPT)
+    with torch.no_grad():
+        logits, cache = model.run_with_cache(tokens)
+    grid = _analyze(gemma2, "logit_lens", stage="resid_mid", top_k=3, start=1, width=6)
+    traces = _analyze(gemma2, "logit_lens_targets", stage="resid_pre", pos=4, targets=[7, 3])
+    dla = _analyze(gemma2, "dla", pos=5, target=7, baseline=3)
+    terms = bar_terms(dla) + [("total", dla["total"])]
+    for spec in (
+        snippets.logit_lens(grid),
+        snippets.lens_targets(traces),
+        snippets.dla_heads(dla),
+        snippets.dla_terms(dla, terms),
+    ):
+        env = {"torch": torch, "model": model, "tokens": tokens, "logits": logits}
+        env["cache"] = ActivationCache(dict(cache.cache_dict), model)  # DLA's drops its batch
+        with torch.no_grad():
+            exec(textwrap.dedent(spec.code), env)
+        for key, array in spec.data.items():  # relative: the lens's probabilities are ~1e-4
+            want = np.array(array.values, dtype=float)
+            got = np.array(env["data"][key], dtype=float)
+            assert got.shape == want.shape, key
+            assert np.allclose(got, want, rtol=1e-4, atol=1e-7), key

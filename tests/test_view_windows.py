@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from engine.analyses import REGISTRY
 from engine.analyses.lens_topk import VOCAB_CHUNK, lens_topk
+from engine.analyses.registry import REGISTRY
 from engine.run import PromptRun
 from engine.schemas.analyses import AnalysisRequest
 from engine.schemas.arrays import pack, unpack

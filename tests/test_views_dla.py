@@ -8,8 +8,8 @@ import torch
 from engine.analyses.dla import dla
 from engine.loading import load_model
 from engine.run import PromptRun
+from engine.schemas.analyses import DLAParams
 from engine.schemas.common import TokenInfo
-from engine.schemas.views import DLAParams
 from tests.helpers import make_tiny_gpt2
 
 PROMPT = "When Mary and John went to the store, John gave a drink to"

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor
 
-from engine.analyses import Analysis, register
+from engine.analyses.base import Analysis
 from engine.loading import LoadedModel
 from engine.run import PromptRun
 from engine.schemas.analyses import AttentionParams, AttentionResult
@@ -73,15 +73,14 @@ def attention_pattern(run: PromptRun, params: AttentionParams) -> AttentionResul
     )
 
 
-register(
-    Analysis(
-        name="attention_pattern",
-        version=2,
-        params=AttentionParams,
-        result=AttentionResult,
-        fn=attention_pattern,
-        check=check,
-        description="one head's attention pattern in a position window, and a max-pooled "
-        "overview (float16)",
-    )
+ATTENTION_PATTERN = Analysis(
+    name="attention_pattern",
+    version=2,
+    params=AttentionParams,
+    result=AttentionResult,
+    fn=attention_pattern,
+    feature="attention",
+    check=check,
+    description="one head's attention pattern in a position window, and a max-pooled "
+    "overview (float16)",
 )

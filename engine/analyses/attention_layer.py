@@ -3,12 +3,12 @@ in a position window: the ``[start, stop)`` block of each head, float16 (see att
 
 from __future__ import annotations
 
-from engine.analyses import Analysis, register
 from engine.analyses.attention import window_block
+from engine.analyses.base import Analysis
 from engine.loading import LoadedModel
 from engine.run import PromptRun
+from engine.schemas.analyses import AttentionLayerParams, AttentionLayerResult
 from engine.schemas.arrays import pack
-from engine.schemas.views import AttentionLayerParams, AttentionLayerResult
 from engine.schemas.windows import clamp_window
 from engine.validation import check_index
 
@@ -32,15 +32,14 @@ def attention_layer(run: PromptRun, params: AttentionLayerParams) -> AttentionLa
     )
 
 
-register(
-    Analysis(
-        name="attention_layer",
-        version=2,
-        params=AttentionLayerParams,
-        result=AttentionLayerResult,
-        fn=attention_layer,
-        check=check,
-        description="all heads' attention patterns of one layer in a position window "
-        "[head][query][key] (float16)",
-    )
+ATTENTION_LAYER = Analysis(
+    name="attention_layer",
+    version=2,
+    params=AttentionLayerParams,
+    result=AttentionLayerResult,
+    fn=attention_layer,
+    feature="attention",
+    check=check,
+    description="all heads' attention patterns of one layer in a position window "
+    "[head][query][key] (float16)",
 )

@@ -3,9 +3,10 @@
 At one position the final residual stream is a sum of components: token embedding, position
 embedding, each head's output ``z @ W_O``, each layer's attention bias ``b_O``, each MLP's
 output. The final layer norm is linear once its scale is fixed, so with the scale the model
-actually used at that position (as TransformerLens's ``apply_ln_to_stack`` /
-``logit_attrs`` do) each component maps to a share of the logit; those shares plus the
-unembedding bias ``b_U`` sum to the logit the model outputs. With a baseline token the same
+actually used at that position each component maps to a share of the logit
+(TransformerLens's own ``decompose_resid``, ``stack_head_results`` and ``apply_ln_to_stack``
+split and scale the stream); those shares plus the unembedding bias ``b_U`` sum to the logit
+the model outputs. With a baseline token the same
 holds for the logit difference.
 
 Gemma-2-style models normalise each attention output again before adding it to the
@@ -19,53 +20,60 @@ from __future__ import annotations
 import torch
 from jaxtyping import Float
 from torch import Tensor
+from transformer_lens import ActivationCache, HookedTransformer
 
 from engine import targets
-from engine.analyses import Analysis, register
+from engine.analyses.base import Analysis
 from engine.loading import LoadedModel
 from engine.run import PromptRun
-from engine.schemas.views import DLAParams, DLAResult
+from engine.schemas.analyses import DLAParams, DLAResult
 
-Vec = Float[Tensor, "d_model"]
-
-
-def _act(run: PromptRun, name: str, pos: int) -> Vec:
-    cache = run.cache
-    if name in cache.cache_dict:
-        return cache[name][pos].float()
-    return torch.zeros(run.lm.model.cfg.d_model, device=run.lm.device)
+READ = ("hook_embed", "hook_pos_embed", "hook_z", "hook_attn_out", "hook_mlp_out", "hook_scale")
 
 
-def components(run: PromptRun, pos: int) -> dict[str, Float[Tensor, "... d_model"]]:
-    """The final residual stream at `pos`, split: embed, pos_embed, heads, attn_bias, mlps."""
-    model, n = run.lm.model, run.lm.n_layers
-    heads = torch.stack(
-        [
-            torch.einsum("hd,hdm->hm", run.cache["z", layer][pos].float(), model.W_O[layer].float())
-            for layer in range(n)
-        ]
-    )  # [layer, head, d_model]
-    if model.cfg.use_normalization_before_and_after:
-        heads = torch.stack(
-            [_through_post_norm(run, layer, pos, heads[layer]) for layer in range(n)]
+def at_position(model: HookedTransformer, cache: ActivationCache, pos: int) -> ActivationCache:
+    """The activations DLA reads (`cache` without its batch dimension), at `pos` only and in
+    float32: TransformerLens then computes each head's output at that position alone, not
+    at every position of a long prompt."""
+    kept = {k: v[pos : pos + 1].float() for k, v in cache.items() if k.endswith(READ)}
+    return ActivationCache(kept, model, has_batch_dim=False)
+
+
+def logit_attribution(
+    model: HookedTransformer,
+    cache: ActivationCache,
+    pos: int,
+    direction: Float[Tensor, " d_model"],
+) -> dict[str, Float[Tensor, "..."]]:
+    """Each component's share of ``final residual stream @ direction`` at `pos`, through
+    ln_final with its scale there held fixed: embed, pos_embed, heads [layer, head],
+    attn_bias [layer] (b_O: a layer's output less its heads') and mlps [layer]."""
+    n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
+    one = at_position(model, cache, pos)
+
+    def to_logit(stack: Float[Tensor, "component 1 d_model"]) -> Float[Tensor, " component"]:
+        return one.apply_ln_to_stack(stack, layer=-1)[:, 0] @ direction
+
+    heads = one.stack_head_results(layer=-1)  # [layer * head, 1, d_model]: z @ W_O
+    if model.cfg.use_normalization_before_and_after:  # Gemma-2: attention output normed again
+        scale = torch.stack(
+            [one[f"blocks.{layer}.ln1_post.hook_scale"] for layer in range(n_layers)]
         )
-    attn_out = torch.stack([_act(run, f"blocks.{layer}.hook_attn_out", pos) for layer in range(n)])
-    mlps = torch.stack([_act(run, f"blocks.{layer}.hook_mlp_out", pos) for layer in range(n)])
+        w = torch.stack([model.blocks[layer].ln1_post.w.float() for layer in range(n_layers)])
+        heads = heads.reshape(n_layers, n_heads, 1, -1) / scale[:, None] * w[:, None, None]
+        heads = heads.reshape(n_layers * n_heads, 1, -1)  # through ln1_post, its scale fixed
+    head = to_logit(heads).reshape(n_layers, n_heads)
+    parts, labels = one.decompose_resid(layer=-1, return_labels=True)
+    part = dict(zip(labels, to_logit(parts), strict=True))
+    zero = torch.zeros((), device=direction.device)
+    attn = torch.stack([part[f"{layer}_attn_out"] for layer in range(n_layers)])
     return {
-        "embed": _act(run, "hook_embed", pos),
-        "pos_embed": _act(run, "hook_pos_embed", pos),
-        "heads": heads,
-        "attn_bias": attn_out - heads.sum(1),
-        "mlps": mlps,
+        "embed": part.get("embed", zero),
+        "pos_embed": part.get("pos_embed", zero),
+        "heads": head,
+        "attn_bias": attn - head.sum(1),
+        "mlps": torch.stack([part.get(f"{layer}_mlp_out", zero) for layer in range(n_layers)]),
     }
-
-
-def _through_post_norm(
-    run: PromptRun, layer: int, pos: int, heads: Float[Tensor, "head d_model"]
-) -> Float[Tensor, "head d_model"]:
-    """Heads' outputs through the block's post-attention RMSNorm, its scale at `pos` fixed."""
-    scale = run.cache[f"blocks.{layer}.ln1_post.hook_scale"][pos].float()
-    return heads / scale * run.lm.model.blocks[layer].ln1_post.w.float()
 
 
 def uncapped(run: PromptRun, logits: Float[Tensor, "..."]) -> Float[Tensor, "..."]:
@@ -78,15 +86,6 @@ def ln_final_scale(run: PromptRun, pos: int) -> float:
     if "ln_final.hook_scale" in run.cache.cache_dict:
         return float(run.cache["ln_final.hook_scale"][pos])
     return 1.0
-
-
-def to_logit(
-    run: PromptRun, resid: Float[Tensor, "... d_model"], direction: Vec, scale: float
-) -> Float[Tensor, "..."]:
-    """The logit share of residual components, through ln_final with its scale held fixed."""
-    if run.lm.model.cfg.normalization_type in ("LN", "LNPre"):
-        resid = resid - resid.mean(-1, keepdim=True)
-    return (resid / scale) @ direction
 
 
 def check(lm: LoadedModel, params: DLAParams) -> None:
@@ -112,7 +111,7 @@ def dla(run: PromptRun, params: DLAParams) -> DLAResult:
         direction, bias = direction - W_U[:, base], bias - b_U[base]
         value = value - logits[base]
     scale = ln_final_scale(run, pos)
-    parts = {k: to_logit(run, v, direction, scale) for k, v in components(run, pos).items()}
+    parts = logit_attribution(lm.model, run.cache, pos, direction)
     total = sum(float(v.sum()) for v in parts.values()) + float(bias)
     return DLAResult(
         pos=pos,
@@ -132,14 +131,13 @@ def dla(run: PromptRun, params: DLAParams) -> DLAResult:
     )
 
 
-register(
-    Analysis(
-        name="dla",
-        version=1,
-        params=DLAParams,
-        result=DLAResult,
-        fn=dla,
-        check=check,
-        description="direct logit attribution of each head, MLP and embedding at one pos",
-    )
+DLA = Analysis(
+    name="dla",
+    version=1,
+    params=DLAParams,
+    result=DLAResult,
+    fn=dla,
+    feature="dla",
+    check=check,
+    description="direct logit attribution of each head, MLP and embedding at one pos",
 )

@@ -20,9 +20,9 @@ import torch
 from jaxtyping import Bool, Float
 from torch import Tensor
 
-from engine.analyses import Analysis, register
+from engine.analyses.base import Analysis
 from engine.run import PromptRun
-from engine.schemas.views import HeadScore, HeadScoresParams, HeadScoresResult
+from engine.schemas.analyses import HeadScore, HeadScoresParams, HeadScoresResult
 
 Patterns = Float[Tensor, "layer head q k"]
 Mask = Bool[Tensor, "q k"]
@@ -48,51 +48,42 @@ def repeat_masks(ids: list[int]) -> tuple[Mask, Mask]:
     return dup, ind & torch.ones(n, n, dtype=torch.bool).tril()
 
 
-def _masked_mean(patterns: Patterns, mask: Mask, name: str) -> HeadScore:
-    rows = mask.any(-1)
-    rows[0] = False
-    label, about = ABOUT[name]
-    if not rows.any():
-        why = "no token in the prompt repeats an earlier one"
-        return HeadScore(
-            name=name, label=label, description=about, values=None, n_queries=0, reason=why
-        )
-    per_row = (patterns * mask.to(patterns)).sum(-1)[..., rows]
-    values = per_row.mean(-1).tolist()
-    return HeadScore(
-        name=name, label=label, description=about, values=values, n_queries=int(rows.sum())
-    )
-
-
-def _row_score(name: str, per_row: Float[Tensor, "layer head q"]) -> HeadScore:
-    label, about = ABOUT[name]
-    return HeadScore(
-        name=name,
-        label=label,
-        description=about,
-        values=per_row.mean(-1).tolist(),
-        n_queries=per_row.shape[-1],
-    )
+def score_rows(patterns: Patterns, ids: list[int]) -> dict[str, Float[Tensor, "... row"]]:
+    """Each score's value at every query row it averages over (``[layer, head, row]``):
+    rows from query 1, and for duplicate and induction only the rows whose token occurred
+    before (none when no token repeats). A score is the mean over its rows."""
+    q = torch.arange(1, len(ids))
+    rows = patterns[..., 1:, :]
+    dup, ind = repeat_masks(ids)
+    out = {"prev_token": patterns[..., q, q - 1], "bos": rows[..., 0]}
+    for name, mask in (("duplicate", dup), ("induction", ind)):
+        mask = mask.to(patterns.device)
+        counted = mask.any(-1)
+        counted[0] = False
+        out[name] = (patterns * mask.to(patterns)).sum(-1)[..., counted]
+    out["entropy"] = -torch.xlogy(rows, rows).sum(-1)
+    return out
 
 
 def scores_of(patterns: Patterns, ids: list[int]) -> list[HeadScore]:
-    n = len(ids)
-    if n < 2:
+    if len(ids) < 2:
         why = "the prompt has one token: every head attends to it alone"
         return [
             HeadScore(name=k, label=v[0], description=v[1], values=None, n_queries=0, reason=why)
             for k, v in ABOUT.items()
         ]
-    q = torch.arange(1, n)
-    rows = patterns[..., 1:, :]
-    dup, ind = repeat_masks(ids)
-    return [
-        _row_score("prev_token", patterns[..., q, q - 1]),
-        _row_score("bos", rows[..., 0]),
-        _masked_mean(patterns, dup.to(patterns.device), "duplicate"),
-        _masked_mean(patterns, ind.to(patterns.device), "induction"),
-        _row_score("entropy", -torch.xlogy(rows, rows).sum(-1)),
-    ]
+    out = []
+    for name, per_row in score_rows(patterns, ids).items():
+        label, about = ABOUT[name]
+        n = per_row.shape[-1]
+        values = per_row.mean(-1).tolist() if n else None
+        why = None if n else "no token in the prompt repeats an earlier one"
+        out.append(
+            HeadScore(
+                name=name, label=label, description=about, values=values, n_queries=n, reason=why
+            )
+        )
+    return out
 
 
 def stack_layers(per_layer: list[list[HeadScore]]) -> list[HeadScore]:
@@ -121,13 +112,12 @@ def head_scores(run: PromptRun, params: HeadScoresParams) -> HeadScoresResult:
     )
 
 
-register(
-    Analysis(
-        name="head_scores",
-        version=1,
-        params=HeadScoresParams,
-        result=HeadScoresResult,
-        fn=head_scores,
-        description="per-head previous-token, BOS, duplicate, induction and entropy scores",
-    )
+HEAD_SCORES = Analysis(
+    name="head_scores",
+    version=1,
+    params=HeadScoresParams,
+    result=HeadScoresResult,
+    fn=head_scores,
+    feature="attention",
+    description="per-head previous-token, BOS, duplicate, induction and entropy scores",
 )

@@ -14,12 +14,12 @@ import math
 import torch
 
 from engine import saes
-from engine.analyses import Analysis, register
+from engine.analyses.base import Analysis
 from engine.analyses.sae_latents import latent_acts
 from engine.loading import LoadedModel
 from engine.run import PromptRun
+from engine.schemas.analyses import TokenOut
 from engine.schemas.saes import Example, Histogram, LatentDetailParams, LatentDetailResult
-from engine.schemas.views import TokenOut
 
 HIST_EDGES = [round(10 ** (x / 4), 6) for x in range(-12, 13)]  # 1e-3 .. 1e3, log-spaced
 
@@ -109,15 +109,15 @@ def check(lm: LoadedModel, params: LatentDetailParams) -> None:
     d.examples(params.examples)
 
 
-register(
-    Analysis(
-        name="latent_detail",
-        version=1,
-        params=LatentDetailParams,
-        result=LatentDetailResult,
-        fn=latent_detail,
-        check=check,
-        description="one SAE or transcoder latent: activations, examples, histogram, logit "
-        "effect, label",
-    )
+LATENT_DETAIL = Analysis(
+    name="latent_detail",
+    version=1,
+    params=LatentDetailParams,
+    result=LatentDetailResult,
+    fn=latent_detail,
+    feature="saes",
+    available=saes.availability,
+    check=check,
+    description="one SAE or transcoder latent: activations, examples, histogram, logit "
+    "effect, label",
 )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from engine import saes, targets
-from engine.analyses import Analysis, register
+from engine.analyses.base import Analysis
 from engine.analyses.sae_latents import latent_acts
 from engine.loading import LoadedModel
 from engine.run import PromptRun
@@ -82,14 +82,14 @@ def check(lm: LoadedModel, params: LatentSearchParams) -> None:
         targets.resolve(lm, params.query, what="token")
 
 
-register(
-    Analysis(
-        name="latent_search",
-        version=1,
-        params=LatentSearchParams,
-        result=LatentSearchResult,
-        fn=latent_search,
-        check=check,
-        description="latents of an SAE by label text or by a token they fire on",
-    )
+LATENT_SEARCH = Analysis(
+    name="latent_search",
+    version=1,
+    params=LatentSearchParams,
+    result=LatentSearchResult,
+    fn=latent_search,
+    feature="saes",
+    available=saes.availability,
+    check=check,
+    description="latents of an SAE by label text or by a token they fire on",
 )

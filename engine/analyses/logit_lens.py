@@ -10,17 +10,17 @@ tokens' probability and rank down the rows at one position.
 from __future__ import annotations
 
 import torch
-from jaxtyping import Float
+from jaxtyping import Float, Int
 from torch import Tensor
+from transformer_lens import HookedTransformer
 
 from engine import targets
-from engine.analyses import Analysis, register
+from engine.analyses.base import Analysis
 from engine.analyses.lens_topk import lens_window, soft_cap
 from engine.errors import EngineError
 from engine.loading import LoadedModel
 from engine.run import PromptRun
-from engine.schemas.analyses import Prediction
-from engine.schemas.views import (
+from engine.schemas.analyses import (
     LENS_MAX_K,
     LensStage,
     LensTargetsParams,
@@ -28,6 +28,7 @@ from engine.schemas.views import (
     LensTrace,
     LogitLensParams,
     LogitLensResult,
+    Prediction,
 )
 from engine.schemas.windows import clamp_window
 
@@ -44,24 +45,43 @@ def check_stage(lm: LoadedModel, stage: LensStage) -> None:
         )
 
 
+def lens_hooks(n_layers: int, stage: str) -> list[str]:
+    """The residual streams the lens reads at `stage`, input first; for resid_pre and
+    resid_mid the last resid_post (the output) closes the list."""
+    hooks = [f"blocks.{layer}.hook_{stage}" for layer in range(n_layers)]
+    if stage != "resid_post":
+        hooks.append(f"blocks.{n_layers - 1}.hook_resid_post")
+    return hooks
+
+
+def lens_logits(
+    model: HookedTransformer, resid: Float[Tensor, "... d_model"]
+) -> Float[Tensor, "... vocab"]:
+    """Logits of `resid` through the final layer norm and the unembedding (bias included),
+    soft-capped as the model caps its own (Gemma-2)."""
+    with torch.inference_mode():
+        return soft_cap(model, model.unembed(model.ln_final(resid.to(model.cfg.dtype))).float())
+
+
+def target_traces(
+    logits: Float[Tensor, "row vocab"], ids: list[int]
+) -> tuple[Float[Tensor, "row target"], Int[Tensor, "row target"]]:
+    """(probability, rank) of each token of `ids` in each row of lens logits; rank 1 = top."""
+    prob = logits.log_softmax(-1)[:, ids].exp()
+    rank = torch.stack([(logits > logits[:, t, None]).sum(-1) + 1 for t in ids], -1)
+    return prob, rank
+
+
 def rows_of(run: PromptRun, stage: LensStage) -> tuple[list[str], list[int], list[str]]:
     """(labels, blocks, hook names) of the residual streams the lens reads, input first."""
     n = run.lm.n_layers
+    hooks = lens_hooks(n, stage.value)
     labels = [f"L{layer} {SHORT[stage]}" for layer in range(n)]
     blocks = list(range(n))
-    hooks = [f"blocks.{layer}.hook_{stage.value}" for layer in range(n)]
     if stage != LensStage.resid_post:
         labels.append("output")
         blocks.append(n - 1)
-        hooks.append(f"blocks.{n - 1}.hook_resid_post")
     return labels, blocks, hooks
-
-
-def readout(run: PromptRun, resid: Float[Tensor, "... d_model"]) -> Float[Tensor, "... vocab"]:
-    """Logits of `resid` through the final layer norm and the unembedding (bias included)."""
-    model = run.lm.model
-    with torch.inference_mode():
-        return soft_cap(model, model.unembed(model.ln_final(resid.to(model.cfg.dtype))).float())
 
 
 def decode_all(run: PromptRun, ids: list[int]) -> dict[int, str]:
@@ -116,47 +136,44 @@ def check_targets(lm: LoadedModel, params: LensTargetsParams) -> None:
 def lens_targets(run: PromptRun, params: LensTargetsParams) -> LensTargetsResult:
     pos = run.position(params.pos)
     labels, blocks, hooks = rows_of(run, params.stage)
-    logits = readout(run, torch.stack([run.cache[h][pos] for h in hooks]))  # [row, vocab]
-    logprobs = logits.log_softmax(-1)
+    logits = lens_logits(run.lm.model, torch.stack([run.cache[h][pos] for h in hooks]))
     ids = [targets.resolve(run.lm, t) for t in params.targets]
     if not ids:
         ids = [int(run.logits[pos].argmax())]
-    traces = []
-    for t in dict.fromkeys(ids):
-        value = logits[:, t]
-        traces.append(
-            LensTrace(
-                token=targets.token_out(run.lm, t),
-                prob=logprobs[:, t].exp().tolist(),
-                logit=value.tolist(),
-                rank=((logits > value[:, None]).sum(-1) + 1).tolist(),
-            )
+    ids = list(dict.fromkeys(ids))
+    prob, rank = target_traces(logits, ids)
+    traces = [
+        LensTrace(
+            token=targets.token_out(run.lm, t),
+            prob=prob[:, i].tolist(),
+            logit=logits[:, t].tolist(),
+            rank=rank[:, i].tolist(),
         )
+        for i, t in enumerate(ids)
+    ]
     return LensTargetsResult(
         stage=params.stage, rows=labels, row_layers=blocks, pos=pos, traces=traces
     )
 
 
-register(
-    Analysis(
-        name="logit_lens",
-        version=2,
-        params=LogitLensParams,
-        result=LogitLensResult,
-        fn=logit_lens,
-        check=check,
-        description="top tokens of every residual stream [row][pos - start][k] in a position "
-        "window, through ln_final+unembed",
-    )
+LOGIT_LENS = Analysis(
+    name="logit_lens",
+    version=2,
+    params=LogitLensParams,
+    result=LogitLensResult,
+    fn=logit_lens,
+    feature="logit_lens",
+    check=check,
+    description="top tokens of every residual stream [row][pos - start][k] in a position "
+    "window, through ln_final+unembed",
 )
-register(
-    Analysis(
-        name="logit_lens_targets",
-        version=2,
-        params=LensTargetsParams,
-        result=LensTargetsResult,
-        fn=lens_targets,
-        check=check_targets,
-        description="chosen tokens' lens probability, logit and rank at each row, at one pos",
-    )
+LOGIT_LENS_TARGETS = Analysis(
+    name="logit_lens_targets",
+    version=2,
+    params=LensTargetsParams,
+    result=LensTargetsResult,
+    fn=lens_targets,
+    feature="logit_lens",
+    check=check_targets,
+    description="chosen tokens' lens probability, logit and rank at each row, at one pos",
 )

@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
-from engine.analyses import Analysis, register
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from engine.analyses.base import Analysis
 from engine.run import PromptRun
 from engine.schemas.analyses import Prediction, PredictionsParams, PredictionsResult
 
 
+def next_token(
+    logits: Float[Tensor, "pos vocab"], ids: list[int], k: int
+) -> tuple[Int[Tensor, "pos k"], Float[Tensor, "pos k"], Float[Tensor, " pos_1"]]:
+    """(ids, log-probabilities) of the `k` likeliest next tokens after each position, and
+    the loss of each token given the ones before it (-log p, from the second token on)."""
+    logprobs = logits.log_softmax(-1)
+    top_lp, top_ids = logprobs.topk(min(k, logits.shape[-1]), dim=-1)
+    target = torch.tensor(ids[1:], device=logits.device, dtype=torch.long)
+    nll = -logprobs[:-1].gather(-1, target[:, None])[:, 0]
+    return top_ids, top_lp, nll
+
+
 def predictions(run: PromptRun, params: PredictionsParams) -> PredictionsResult:
     logits = run.logits  # [pos, vocab]
-    logprobs = logits.log_softmax(-1)
-    top_lp, top_ids = logprobs.topk(min(params.top_k, logits.shape[-1]), dim=-1)
+    top_ids, top_lp, nll = next_token(logits, run.token_ids, params.top_k)
     tokenizer = run.lm.model.tokenizer
     texts = tokenizer.convert_ids_to_tokens(top_ids.flatten().tolist())
     # None: an id past the tokenizer (a padded vocabulary, e.g. Pythia's), decoded as ""
@@ -29,20 +44,17 @@ def predictions(run: PromptRun, params: PredictionsParams) -> PredictionsResult:
         ]
         for p in range(logits.shape[0])
     ]
-    ids = run.token_ids
-    nll = -logprobs[:-1].gather(-1, logprobs.new_tensor(ids[1:]).long()[:, None])[:, 0]
     loss: list[float | None] = [None] + [float(x) for x in nll]
-    mean = float(nll.mean()) if len(ids) > 1 else None
+    mean = float(nll.mean()) if len(run.token_ids) > 1 else None
     return PredictionsResult(tokens=run.token_infos, top=top, loss=loss, mean_loss=mean)
 
 
-register(
-    Analysis(
-        name="predictions",
-        version=1,
-        params=PredictionsParams,
-        result=PredictionsResult,
-        fn=predictions,
-        description="top-k next-token predictions at each position and per-token loss",
-    )
+PREDICTIONS = Analysis(
+    name="predictions",
+    version=1,
+    params=PredictionsParams,
+    result=PredictionsResult,
+    fn=predictions,
+    feature="predictions",
+    description="top-k next-token predictions at each position and per-token loss",
 )

@@ -13,7 +13,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from engine import saes
-from engine.analyses import Analysis, register
+from engine.analyses.base import Analysis
 from engine.loading import LoadedModel
 from engine.run import PromptRun
 from engine.schemas.saes import LatentRef, SaeLatentsParams, SaeLatentsResult, StrongLatent
@@ -82,15 +82,15 @@ def check(lm: LoadedModel, params: SaeLatentsParams) -> None:
         saes.check_index(d, params.latent)
 
 
-register(
-    Analysis(
-        name="sae_latents",
-        version=1,
-        params=SaeLatentsParams,
-        result=SaeLatentsResult,
-        fn=sae_latents,
-        check=check,
-        description="an SAE's strongest latents per token, one latent over the tokens, "
-        "and the prompt's strongest latents with labels",
-    )
+SAE_LATENTS = Analysis(
+    name="sae_latents",
+    version=1,
+    params=SaeLatentsParams,
+    result=SaeLatentsResult,
+    fn=sae_latents,
+    feature="saes",
+    available=saes.availability,
+    check=check,
+    description="an SAE's strongest latents per token, one latent over the tokens, "
+    "and the prompt's strongest latents with labels",
 )

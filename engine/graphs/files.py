@@ -32,6 +32,22 @@ def fix_error_node_ids(nodes: dict) -> None:
             node.node_id = f"{node.layer}_-1_{node.ctx_idx}"
 
 
+def pruned_nodes_and_links(graph, tokenizer, node_threshold: float, edge_threshold: float):
+    """(used nodes, used edges) of `graph` pruned as ``create_graph_files`` prunes it, error
+    nodes renamed (``fix_error_node_ids``)."""
+    from circuit_tracer.graph import prune_graph
+    from circuit_tracer.utils.create_graph_files import create_nodes, create_used_nodes_and_edges
+
+    graph.to("cuda" if torch.cuda.is_available() else "cpu")  # as create_graph_files does
+    node_mask, edge_mask, scores = (
+        t.cpu() for t in prune_graph(graph, node_threshold, edge_threshold)
+    )
+    graph.to("cpu")
+    nodes = create_nodes(graph, node_mask, tokenizer, scores)
+    fix_error_node_ids(nodes)
+    return create_used_nodes_and_edges(graph, nodes, edge_mask)
+
+
 def write_graph_files(
     graph,
     slug: str,
@@ -45,21 +61,11 @@ def write_graph_files(
 ) -> dict:
     """`root`/`slug`.json (written whole: engine/atomic.py); returns counts and the metadata
     for the folder's index (``GraphStore.index_add``)."""
-    from circuit_tracer.graph import prune_graph
-    from circuit_tracer.utils.create_graph_files import (
-        build_model,
-        create_nodes,
-        create_used_nodes_and_edges,
-    )
+    from circuit_tracer.utils.create_graph_files import build_model
 
-    graph.to("cuda" if torch.cuda.is_available() else "cpu")  # as create_graph_files does
-    node_mask, edge_mask, scores = (
-        t.cpu() for t in prune_graph(graph, node_threshold, edge_threshold)
+    used_nodes, used_edges = pruned_nodes_and_links(
+        graph, tokenizer, node_threshold, edge_threshold
     )
-    graph.to("cpu")
-    nodes = create_nodes(graph, node_mask, tokenizer, scores)
-    fix_error_node_ids(nodes)
-    used_nodes, used_edges = create_used_nodes_and_edges(graph, nodes, edge_mask)
     if labeler is not None:
         for node in used_nodes:
             if node.feature_type == "cross layer transcoder":

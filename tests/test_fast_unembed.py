@@ -1,0 +1,46 @@
+"""The engine's unembedding (engine/fast_unembed.py): TransformerLens's numbers, its hook
+points still firing."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from engine import fast_unembed
+
+PROMPT = "When Mary and John went to the store"
+
+
+def test_the_loaded_model_uses_it(model):
+    assert model.unembed.forward.__func__ is fast_unembed._forward
+
+
+def test_same_logits_as_transformer_lens(model):
+    x = torch.randn(2, 5, model.cfg.d_model)
+    with torch.no_grad():
+        plain = F.linear(x, model.W_U.T.contiguous(), model.b_U)
+        assert torch.allclose(model.unembed(x), plain, atol=1e-5)
+
+
+def test_unembed_hook_points_fire(model):
+    tokens = model.to_tokens(PROMPT)
+    with torch.no_grad():
+        logits, cache = model.run_with_cache(tokens, names_filter=lambda n: n.startswith("unembed"))
+        assert set(cache.keys()) == {"unembed.hook_in", "unembed.hook_out"}
+        assert torch.equal(cache["unembed.hook_out"], logits)
+        seen = []
+
+        def bump(act, hook):
+            seen.append(hook.name)
+            return act + 1.0
+
+        bumped = model.run_with_hooks(tokens, fwd_hooks=[("unembed.hook_out", bump)])
+    assert seen == ["unembed.hook_out"]
+    assert torch.allclose(bumped, logits + 1.0)
+
+
+def test_a_prompt_run_does_not_keep_the_logits_twice(engine):
+    ids, infos = engine.tokenize(PROMPT)
+    run = engine.runs.get(engine.lm, ids, infos)
+    kept = engine.compute(lambda: run.cache.cache_dict)
+    assert "unembed.hook_in" in kept and "unembed.hook_out" not in kept
