@@ -25,8 +25,9 @@ def predictions_figure(
     """Top: loss of each token given the ones before it. Bottom: the top-k predictions after
     each position (text = predicted token, colour = its probability). Only the positions of
     `window` ``[start, stop)`` when given."""
-    start, stop = window or (0, len(result["tokens"]))
-    tokens, top = result["tokens"][start:stop], result["top"][start:stop]
+    start, stop = window or (result.get("start", 0), result.get("stop", len(result["tokens"])))
+    first = result.get("start", 0)  # the answer's top-k starts there
+    tokens, top = result["tokens"][start:stop], result["top"][start - first : stop - first]
     loss = result["loss"][start:stop]
     k = len(top[0])
     xs = list(range(start, stop))
@@ -65,7 +66,8 @@ def predictions_figure(
 
 
 def predictions_table(result: dict, pos: int) -> pd.DataFrame:
-    rows = result["top"][pos]
+    """The top-k after `pos` (which the answer's window must hold)."""
+    rows = result["top"][pos - result.get("start", 0)]
     return pd.DataFrame(
         {
             "rank": range(1, len(rows) + 1),

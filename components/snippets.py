@@ -32,26 +32,31 @@ def _token_labels(tokens: list[dict]) -> list[str]:
 
 
 def predictions(result: dict, top_k: int) -> BundleSpec:
-    """Prompt view: top-k next-token predictions at every position, and per-token loss; the
-    snippet runs the engine's ``next_token`` (engine/analyses/predictions.py)."""
+    """Prompt view: top-k next-token predictions at the positions the figure draws (the
+    answer's window), and their loss; the snippet runs the engine's ``next_token``
+    (engine/analyses/predictions.py)."""
     top = result["top"]
+    start = result.get("start", 0)
+    stop = result.get("stop", start + len(top))
     code = PREDICTIONS + textwrap.dedent(f"""
         TOP_K = {top_k}
+        START, STOP = {start}, {stop}  # the positions drawn
         top_id, top_logprob, loss = next_token(logits[0], tokens[0].tolist(), TOP_K)
+        loss = [None] + loss.tolist()  # of each token given the ones before it
         data = {{
-            "top_id": top_id.tolist(),  # [pos, k]
-            "top_prob": top_logprob.exp().tolist(),
-            "loss": [None] + loss.tolist(),  # of each token given the ones before it
+            "top_id": top_id[START:STOP].tolist(),  # [pos, k]
+            "top_prob": top_logprob[START:STOP].exp().tolist(),
+            "loss": loss[START:STOP],
         }}
         """)
     return BundleSpec(
         data={
             "top_id": Array(("pos", "rank"), [[c["id"] for c in row] for row in top]),
             "top_prob": Array(("pos", "rank"), [[c["prob"] for c in row] for row in top]),
-            "loss": Array(("pos",), list(result["loss"])),
+            "loss": Array(("pos",), list(result["loss"][start:stop])),
         },
         code=code,
-        labels={"pos": _token_labels(result["tokens"])},
+        labels={"pos": _token_labels(result["tokens"][start:stop])},
     )
 
 

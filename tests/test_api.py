@@ -74,6 +74,25 @@ def test_predictions_match_direct_forward(api, model):
     assert res["mean_loss"] == pytest.approx(losses.mean().item(), abs=1e-5)
 
 
+def test_predictions_in_a_window_answer_only_its_positions(api, model):
+    """A view's window: the top-k of those positions (as TransformerLens computes them), every
+    token and its loss (the token strip draws them all); a window past the end slides back."""
+    n = model.to_tokens(PROMPT).shape[1]
+    with torch.no_grad():
+        top_i = model(model.to_tokens(PROMPT))[0].softmax(-1).topk(3, dim=-1).indices
+    full = analyze(api, "predictions", top_k=3).json()
+    assert (full["start"], full["stop"]) == (0, n) and len(full["top"]) == n
+    res = analyze(api, "predictions", top_k=3, start=2, width=4).json()
+    assert (res["start"], res["stop"]) == (2, 6) and len(res["top"]) == 4
+    assert [[p["id"] for p in row] for row in res["top"]] == top_i[2:6].tolist()
+    assert res["tokens"] == full["tokens"] and res["loss"] == full["loss"]
+    end = analyze(api, "predictions", top_k=3, start=n + 5, width=4).json()
+    assert (end["start"], end["stop"]) == (n - 4, n) and end["top"] == full["top"][-4:]
+    assert len(analyze(api, "predictions", top_k=3, start=1, width=1).content) < len(
+        analyze(api, "predictions", top_k=3).content
+    )
+
+
 def test_attention_pattern_matches_cache(api, model):
     res = analyze(api, "attention_pattern", layer=1, head=2, width=64).json()
     _, cache = model.run_with_cache(model.to_tokens(PROMPT))

@@ -63,6 +63,8 @@ def view_specs(engine: Engine) -> list[tuple[str, str, bundles.BundleSpec]]:
     out = []
     pred = analyze(engine, "predictions", IOI, top_k=5)
     out.append(("predictions", IOI, snippets.predictions(pred, 5)))
+    pred = analyze(engine, "predictions", IOI, top_k=5, start=3, width=7)  # the view's window
+    out.append(("predictions/window", IOI, snippets.predictions(pred, 5)))
     scores = analyze(engine, "head_scores", REPEAT)
     for s in scores["scores"]:
         out.append((f"head_scores/{s['name']}", REPEAT, snippets.head_scores(scores, s["name"])))

@@ -12,13 +12,13 @@ prompt = state.get("prompt")
 model = st.session_state["capabilities"]["model"]
 st.title("Direct logit attribution")
 
-preds = shell.call(link.client.analyze, "predictions", prompt, top_k=8)
-tokens = preds["tokens"]
+tokens = shell.call(link.client.tokenize, prompt)["tokens"]
 pos = state.clamp_pos(len(tokens))
 pos = widgets.position_picker(
     tokens, pos, widgets.position_window(len(tokens), windows.PROMPT, pos)
 )
-suggestions = {p["id"]: p["text"] for p in preds["top"][pos]}
+preds = shell.call(link.client.analyze, "predictions", prompt, top_k=8, start=pos, width=1)
+suggestions = {p["id"]: p["text"] for p in preds["top"][0]}
 a, b = st.columns(2)
 with a:
     target = widgets.token_choice(

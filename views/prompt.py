@@ -11,7 +11,17 @@ link = shell.engine_link()
 prompt = state.get("prompt")
 st.title("Prompt")
 top_k = st.slider("Predictions shown per position (top-k)", 1, 10, 5)
-result = shell.call(link.client.analyze, "predictions", prompt, top_k=top_k)
+
+
+def predictions(start: int, width: int) -> dict:
+    """Every token and its loss, and the top-k after the positions `start` on (`width`)."""
+    return shell.call(
+        link.client.analyze, "predictions", prompt, top_k=top_k, start=start, width=width
+    )
+
+
+# the window the view last drew; moved below if the slider or the prompt ask for another
+result = predictions(st.session_state.get("prompt_window_start", 0), windows.PROMPT)
 tokens = result["tokens"]
 pos = state.clamp_pos(len(tokens))
 
@@ -24,6 +34,10 @@ st.caption(
 )
 window = widgets.position_window(len(tokens), windows.PROMPT, pos)
 pos = widgets.position_picker(tokens, pos, window)
+if window[0] != result["start"]:  # the prompt's run is kept: a few ms
+    result = predictions(window[0], windows.PROMPT)
+st.session_state["prompt_window_start"] = window[0]
+at_pos = result if window[0] <= pos < window[1] else predictions(pos, 1)
 
 fig = predictions_figure(result, selected_pos=pos, window=window)
 widgets.figure(
@@ -39,7 +53,7 @@ with left:
         f"**After position {pos}** (`{tokens[pos]['text'].replace('`', 'ˋ')}`): top-{top_k}"
     )
     st.dataframe(
-        predictions_table(result, pos),
+        predictions_table(at_pos, pos),
         hide_index=True,
         column_config={
             "probability": st.column_config.ProgressColumn(min_value=0, max_value=1, format="%.3f")

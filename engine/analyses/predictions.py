@@ -9,6 +9,7 @@ from torch import Tensor
 from engine.analyses.base import Analysis
 from engine.run import PromptRun
 from engine.schemas.analyses import Prediction, PredictionsParams, PredictionsResult
+from engine.schemas.windows import clamp_window
 
 
 def next_token(
@@ -24,8 +25,14 @@ def next_token(
 
 
 def predictions(run: PromptRun, params: PredictionsParams) -> PredictionsResult:
+    """Every token's loss (the token strip colours them all), and the top-k after the positions
+    of the window only (what the figure draws: 20 of 1000 positions is 1/50 of the answer)."""
+    n = len(run.token_ids)
+    start, stop = (0, n) if params.width is None else clamp_window(params.start, params.width, n)
     logits = run.logits  # [pos, vocab]
     top_ids, top_lp, nll = next_token(logits, run.token_ids, params.top_k)
+    top_ids, top_lp = top_ids[start:stop], top_lp[start:stop]
+    logits = logits[start:stop]
     tokenizer = run.lm.model.tokenizer
     texts = tokenizer.convert_ids_to_tokens(top_ids.flatten().tolist())
     # None: an id past the tokenizer (a padded vocabulary, e.g. Pythia's), decoded as ""
@@ -46,12 +53,14 @@ def predictions(run: PromptRun, params: PredictionsParams) -> PredictionsResult:
     ]
     loss: list[float | None] = [None] + [float(x) for x in nll]
     mean = float(nll.mean()) if len(run.token_ids) > 1 else None
-    return PredictionsResult(tokens=run.token_infos, top=top, loss=loss, mean_loss=mean)
+    return PredictionsResult(
+        tokens=run.token_infos, top=top, start=start, stop=stop, loss=loss, mean_loss=mean
+    )
 
 
 PREDICTIONS = Analysis(
     name="predictions",
-    version=1,
+    version=2,
     params=PredictionsParams,
     result=PredictionsResult,
     fn=predictions,

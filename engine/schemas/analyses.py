@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engine.schemas.arrays import PackedArray
 from engine.schemas.common import MAX_NAME, PromptRequest, TokenInfo
-from engine.schemas.windows import WindowInfo, WindowParams
+from engine.schemas.windows import MAX_WIDTH, WindowInfo, WindowParams
 
 LAYER_WIDTH = 64  # every head of a layer: 64 heads x 64 x 64 float16 = 0.5 MB
 LENS_MAX_K = 10
@@ -51,11 +51,20 @@ class Prediction(BaseModel):
 
 class PredictionsParams(BaseModel):
     top_k: int = Field(default=5, ge=1, le=50)
+    start: int = Field(default=0, ge=0, description="first position whose top-k is answered")
+    width: int | None = Field(
+        default=None, ge=1, le=MAX_WIDTH,
+        description="positions whose top-k is answered (a view's window); None: every position",
+    )  # fmt: skip
 
 
 class PredictionsResult(BaseModel):
     tokens: list[TokenInfo]
-    top: list[list[Prediction]] = Field(description="[pos][k]: next-token predictions after pos")
+    top: list[list[Prediction]] = Field(
+        description="[pos - start][k]: next-token predictions after each position of the window"
+    )
+    start: int = Field(default=0, description="the position of top[0]")
+    stop: int = Field(description="one past the position of top[-1]")
     loss: list[float | None] = Field(
         description="[pos]: -log p(token at pos | tokens before); None where nothing predicts it"
     )
