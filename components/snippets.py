@@ -16,7 +16,7 @@ from components.bundles import Array, BundleSpec
 from components.engine_source import engine_source
 
 # The engine's own functions each snippet runs (read from their files: see engine_source)
-PREDICTIONS = engine_source(("engine.analyses.predictions", ("next_token",)))
+PREDICTIONS = engine_source(("engine.analyses.predictions", ("next_token", "token_loss")))
 HEAD_SCORES = engine_source(
     ("engine.analyses.head_scores", ("Patterns", "Mask", "repeat_masks", "score_rows"))
 )
@@ -33,7 +33,7 @@ def _token_labels(tokens: list[dict]) -> list[str]:
 
 def predictions(result: dict, top_k: int) -> BundleSpec:
     """Prompt view: top-k next-token predictions at the positions the figure draws (the
-    answer's window), and their loss; the snippet runs the engine's ``next_token``
+    answer's window), and their loss; the snippet runs the engine's ``next_token`` and ``token_loss``
     (engine/analyses/predictions.py)."""
     top = result["top"]
     start = result.get("start", 0)
@@ -41,11 +41,11 @@ def predictions(result: dict, top_k: int) -> BundleSpec:
     code = PREDICTIONS + textwrap.dedent(f"""
         TOP_K = {top_k}
         START, STOP = {start}, {stop}  # the positions drawn
-        top_id, top_logprob, loss = next_token(logits[0], tokens[0].tolist(), TOP_K)
-        loss = [None] + loss.tolist()  # of each token given the ones before it
+        top_id, top_logprob = next_token(logits[0], TOP_K, START, STOP)
+        loss = [None] + token_loss(logits[0], tokens[0].tolist()).tolist()  # given the ones before
         data = {{
-            "top_id": top_id[START:STOP].tolist(),  # [pos, k]
-            "top_prob": top_logprob[START:STOP].exp().tolist(),
+            "top_id": top_id.tolist(),  # [pos, k]
+            "top_prob": top_logprob.exp().tolist(),
             "loss": loss[START:STOP],
         }}
         """)

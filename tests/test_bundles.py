@@ -114,7 +114,7 @@ def test_view_snippets_hold_the_engine_functions_themselves(org):
 
     lens = [lens_topk.soft_cap, lens_topk.lens_topk, logit_lens.lens_hooks]
     runs = {
-        "predictions": [predictions.next_token],
+        "predictions": [predictions.next_token, predictions.token_loss],
         "head_scores": [head_scores.repeat_masks, head_scores.score_rows],
         "logit_lens": lens,
         "lens_targets": [lens_topk.soft_cap, logit_lens.lens_logits, logit_lens.target_traces],

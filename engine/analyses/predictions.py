@@ -13,15 +13,19 @@ from engine.schemas.windows import clamp_window
 
 
 def next_token(
-    logits: Float[Tensor, "pos vocab"], ids: list[int], k: int
-) -> tuple[Int[Tensor, "pos k"], Float[Tensor, "pos k"], Float[Tensor, " pos_1"]]:
-    """(ids, log-probabilities) of the `k` likeliest next tokens after each position, and
-    the loss of each token given the ones before it (-log p, from the second token on)."""
-    logprobs = logits.log_softmax(-1)
-    top_lp, top_ids = logprobs.topk(min(k, logits.shape[-1]), dim=-1)
+    logits: Float[Tensor, "pos vocab"], k: int, start: int = 0, stop: int | None = None
+) -> tuple[Int[Tensor, "win k"], Float[Tensor, "win k"]]:
+    """(ids, log-probabilities) of the `k` likeliest next tokens after positions `start` to
+    `stop`."""
+    top = logits[start:stop].log_softmax(-1).topk(min(k, logits.shape[-1]), dim=-1)
+    return top.indices, top.values
+
+
+def token_loss(logits: Float[Tensor, "pos vocab"], ids: list[int]) -> Float[Tensor, " pos_1"]:
+    """The loss of every token given the ones before it (-log p, from the second token on),
+    as a log-sum-exp: no [pos, vocab] log-softmax is made for it."""
     target = torch.tensor(ids[1:], device=logits.device, dtype=torch.long)
-    nll = -logprobs[:-1].gather(-1, target[:, None])[:, 0]
-    return top_ids, top_lp, nll
+    return logits[:-1].logsumexp(-1) - logits[:-1].gather(-1, target[:, None])[:, 0]
 
 
 def predictions(run: PromptRun, params: PredictionsParams) -> PredictionsResult:
@@ -29,10 +33,11 @@ def predictions(run: PromptRun, params: PredictionsParams) -> PredictionsResult:
     of the window only (what the figure draws: 20 of 1000 positions is 1/50 of the answer)."""
     n = len(run.token_ids)
     start, stop = (0, n) if params.width is None else clamp_window(params.start, params.width, n)
-    logits = run.logits  # [pos, vocab]
-    top_ids, top_lp, nll = next_token(logits, run.token_ids, params.top_k)
-    top_ids, top_lp = top_ids[start:stop], top_lp[start:stop]
-    logits = logits[start:stop]
+    top_ids, top_lp = next_token(run.logits, params.top_k, start, stop)
+    logits = run.logits[start:stop]  # [window, vocab]
+    if "token_loss" not in run.memo:  # the same for every window: kept with the prompt's run
+        run.memo["token_loss"] = token_loss(run.logits, run.token_ids)
+    nll = run.memo["token_loss"]
     tokenizer = run.lm.model.tokenizer
     texts = tokenizer.convert_ids_to_tokens(top_ids.flatten().tolist())
     # None: an id past the tokenizer (a padded vocabulary, e.g. Pythia's), decoded as ""
