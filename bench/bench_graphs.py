@@ -35,7 +35,6 @@ from bench.common import PROMPT_32, model_dir
 from engine.client import EngineClient
 from engine.graphs.replacement import build_replacement_model, load_transcoder_set
 from engine.graphs.schemas import GraphParams
-from engine.graphs.service import graph_service
 from engine.jobs import Job, JobContext
 from engine.launcher import free_port, spawn_engine, wait_until_healthy
 from engine.loading import load_model
@@ -85,7 +84,7 @@ def inproc_fns(path: str, prompt: str, cache_dir: str) -> dict:
     """The job's work called in this thread, and the job on the engine's worker thread
     (polled every 20 ms), on an ``Engine`` in this process: no HTTP, no second process."""
     eng = Engine(EngineSettings(model=path, cache_dir=cache_dir))
-    svc = graph_service(eng)
+    svc = eng.graphs
 
     def work():
         info = svc.attribute(JobContext(Job("bench", "attribution_graph", fn=None)),

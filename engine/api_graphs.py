@@ -18,7 +18,6 @@ from engine.graphs.schemas import (
     GraphParams,
     QParamsUpdate,
 )
-from engine.graphs.service import graph_service
 from engine.schemas.jobs import JobResult
 from engine.service import Engine
 
@@ -28,22 +27,19 @@ ERRORS = {404: {}, 409: {}, 413: {}, 422: {}}
 def graph_router(engine: Engine) -> APIRouter:
     router = APIRouter(prefix="/graphs", tags=["graphs"], responses=ERRORS)
 
-    def svc():
-        return graph_service(engine)
-
     @router.post("/cost", response_model=GraphCost)
     def cost(p: GraphParams) -> GraphCost:
-        return svc().cost(p)
+        return engine.graphs.cost(p)
 
     @router.get("", response_model=list[GraphInfo])
     def list_graphs(all_models: bool = False) -> list[GraphInfo]:
         lm = engine.lm
         fingerprint = None if all_models or lm is None else lm.fingerprint
-        return svc().store.list(fingerprint)
+        return engine.graphs.store.list(fingerprint)
 
     @router.post("/components", response_model=GraphInfo)
     def component_graph(p: ComponentGraphParams) -> GraphInfo:
-        return svc().component_graph(p)
+        return engine.graphs.component_graph(p)
 
     @router.get("/jobs/{job_id}/wait", response_model=JobResult, deprecated=True)
     async def wait_job(job_id: str, timeout_s: float = api_jobs.TIMEOUT) -> JobResult:
@@ -52,26 +48,26 @@ def graph_router(engine: Engine) -> APIRouter:
 
     @router.get("/{slug}/info", response_model=GraphInfo)
     def info(slug: str) -> GraphInfo:
-        return svc().store.info(slug)
+        return engine.graphs.store.info(slug)
 
     @router.get("/{slug}")
     def graph(slug: str) -> Response:
-        return Response(svc().store.graph_bytes(slug), media_type="application/json")
+        return Response(engine.graphs.store.graph_bytes(slug), media_type="application/json")
 
     @router.get("/{slug}/qparams")
     def get_qparams(slug: str) -> dict:
         """The graph file's qParams and their ``version`` (send it back with an edit)."""
-        return svc().store.qparams(slug)
+        return engine.graphs.store.qparams(slug)
 
     @router.put("/{slug}/qparams")
     def qparams(slug: str, q: QParamsUpdate) -> dict:
         """Replace the qParams; with ``version``, only if nobody changed them since (else 409
         with the saved ones in ``detail``); answers the new qParams and ``version``."""
-        return svc().store.set_qparams(slug, q)
+        return engine.graphs.store.set_qparams(slug, q)
 
     @router.delete("/{slug}")
     def delete(slug: str) -> dict:
-        svc().store.delete(slug)
+        engine.graphs.store.delete(slug)
         return {"deleted": slug}
 
     return router

@@ -20,7 +20,7 @@ from cache import ResultCache, result_key
 from engine import saes, validation
 from engine.analyses import Analysis, load_builtin
 from engine.errors import EngineError
-from engine.graphs.service import transcoder_capability
+from engine.graphs.service import GraphService, transcoder_capability
 from engine.job_kinds import JOB_KINDS, check_load
 from engine.jobs import Job, JobManager
 from engine.loading import LoadedModel, estimate_load, load_model
@@ -36,6 +36,7 @@ from engine.schemas.model import (
     LoadModelRequest,
     ModelInfo,
 )
+from engine.session import ModelSession
 from engine.settings import EngineSettings
 from engine.validation import parse_params
 
@@ -70,6 +71,7 @@ class Engine:
         self.jobs = JobManager(
             between_steps=self.model_thread.serve_waiting, step_scope=self.model_thread.background
         )
+        self.graphs = GraphService(self)
         if load and settings.model:
             self.load(settings.model, dtype=settings.dtype, device=settings.device)
 
@@ -90,11 +92,22 @@ class Engine:
                 max_context=max_context or self.settings.max_context,
                 n_devices=self.settings.n_devices,
             )
+            self.use(lm)
+
+        self.compute(swap)
+        return self.model_info()
+
+    def use(self, lm: LoadedModel) -> None:
+        """Serve `lm` from now on: open its session (engine/session.py; the SAEs shipped in
+        its directory are attached) and drop the old model's prompt runs, on the model thread.
+        The old model's session goes with it."""
+
+        def swap() -> None:
+            lm.opened = ModelSession.open(lm)
             self.lm = lm
             self.runs.clear()
 
         self.compute(swap)
-        return self.model_info()
 
     def estimate(self, req: LoadModelRequest) -> LoadEstimate:
         req = check_load(self, req)  # the same confinement as loading

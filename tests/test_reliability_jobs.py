@@ -127,7 +127,6 @@ def test_mixed_clients_during_a_graph_job_answer_first_and_correctly(org, served
     from circuit_tracer import attribute
 
     from engine.graphs.replacement import build_replacement_model, load_transcoder_set
-    from engine.graphs.service import graph_service
 
     requests = [(name, p) for p in PROMPTS for name in ("predictions", "logit_lens", "dla")]
 
@@ -165,7 +164,7 @@ def test_mixed_clients_during_a_graph_job_answer_first_and_correctly(org, served
     lm = org.require_model()
     from circuit_tracer.graph import Graph
 
-    g = Graph.from_pt(str(graph_service(org).store.pt_path(job.result["slug"])))
+    g = Graph.from_pt(str(org.graphs.store.pt_path(job.result["slug"])))
     rm = build_replacement_model(lm.model, load_transcoder_set(DEFAULT_MODEL_DIR / "transcoders"))
     direct = attribute(torch.tensor(job.result["token_ids"]), rm, max_n_logits=1, batch_size=2)
     assert torch.equal(direct.active_features, g.active_features)
