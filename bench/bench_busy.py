@@ -93,8 +93,7 @@ def during(client: EngineClient, kind: str, params, probe, samples: int) -> list
         time.sleep(0.3)
         out.append(probe())
     client.cancel_job(job)
-    while client.job(job)["job"]["status"] not in ("done", "failed", "cancelled"):
-        time.sleep(0.1)
+    client.wait_job(job)
     return out
 
 

@@ -104,7 +104,7 @@ def inproc_fns(path: str, prompt: str, cache_dir: str) -> dict:
 def job_fn(client: EngineClient, prompt: str):
     def run():
         job = client.start_job("attribution_graph", {"prompt": prompt, **PARAMS})
-        state = client.wait_job_done(job["id"])
+        state = client.wait_job(job["id"])
         assert state["job"]["status"] == "done", state["job"]
         client.delete_graph(state["result"]["slug"])
 

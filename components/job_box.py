@@ -8,15 +8,13 @@ then reported as lost when the engine stopped, with a button that runs it again.
 
 from __future__ import annotations
 
-import time
-
 import streamlit as st
 
 from components import shell
 from components.safe import md
-from engine.client import EngineClient, EngineRequestError, EngineUnavailable, JobLost
+from engine.client import FINISHED, EngineClient, EngineRequestError, EngineUnavailable, JobLost
 
-FINISHED = ("done", "failed", "cancelled")
+REFRESH_S = 0.25  # the progress bar's refresh while the job runs
 
 
 def start(client: EngineClient, key: str, kind: str, params: dict) -> None:
@@ -63,14 +61,13 @@ def _progress(client: EngineClient, job_id: str) -> dict:
     if st.button("Cancel", key=f"cancel_{job_id}", icon=":material/cancel:"):
         client.cancel_job(job_id)
     bar = st.progress(0.0, text="queued")
-    while True:
-        state = client.job(job_id)
+    while True:  # the engine answers when the job finishes, or after REFRESH_S with its progress
+        state = client.wait_job(job_id, timeout=REFRESH_S)
         info = state["job"]
         eta = f" · about {info['eta_s']:.0f} s left" if info.get("eta_s") else ""
         bar.progress(min(info["progress"], 1.0), text=f"{md(info['message'])}{eta}")
         if info["status"] in FINISHED:
             return state
-        time.sleep(0.25)
 
 
 def _lost_notice(client: EngineClient, key: str, what: str) -> None:

@@ -1,8 +1,10 @@
 """HTTP routes for attribution graphs: cost, saved graphs, qParams, component graphs.
 
 Graphs are computed by the ``attribution_graph`` job (``POST /jobs/attribution_graph``, with
-progress, ETA and cancel); these routes price a request before it runs, wait for a job
-without polling, and manage the graphs saved on disk. ``GET /graphs/{slug}`` answers circuit-tracer's graph JSON unchanged.
+progress, ETA and cancel, waited for with ``GET /jobs/{id}/wait``); these routes price a
+request before it runs and manage the graphs saved on disk. ``GET /graphs/{slug}`` answers
+circuit-tracer's graph JSON unchanged. ``GET /graphs/jobs/{id}/wait`` is a deprecated alias
+of the job wait, for clients saved before it was made generic.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ def graph_router(engine: Engine) -> APIRouter:
 
     @router.get("/jobs/{job_id}/wait", response_model=JobResult, deprecated=True)
     async def wait_job(job_id: str, timeout_s: float = api_jobs.TIMEOUT) -> JobResult:
-        """The old name of ``GET /jobs/{job_id}/wait`` (engine/api_jobs.py)."""
+        """The old name of ``GET /jobs/{job_id}/wait`` (engine/api_jobs.py), for clients saved
+        before that route existed; nothing in this repository calls it."""
         return await api_jobs.wait_for(engine.jobs.get(job_id), timeout_s)
 
     @router.get("/{slug}/info", response_model=GraphInfo)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -21,6 +21,7 @@ import httpx
 from engine.patience import EngineRequestError, EngineUnavailable, JobLost, Patience
 
 __all__ = ["EngineClient", "EngineRequestError", "EngineUnavailable", "JobLost"]
+FINISHED = ("done", "failed", "cancelled")  # a job in these states will not change again
 
 
 def _raise_for(r: httpx.Response) -> None:
@@ -111,25 +112,23 @@ class EngineClient:
         except EngineRequestError as e:
             raise self._lost(job_id, e) from e
 
-    def wait_job(
-        self,
-        job_id: str,
-        *,
-        timeout: float = 600.0,
-        poll: float = 0.2,
-        on_progress: Callable[[dict], None] | None = None,
-    ) -> dict:
-        """Poll until the job finishes; return ``{"job": info, "result": ...}``."""
+    def wait_job(self, job_id: str, timeout: float = 600.0) -> dict:
+        """``{"job", "result"}`` once the job has finished, or after `timeout` seconds with it
+        still running: the one way to wait for a job. The engine answers ``GET
+        /jobs/{id}/wait`` when the job finishes (no polling, no thread held on the engine),
+        asked at most a minute at a time; ``JobLost`` when the engine does not know the job."""
         deadline = time.monotonic() + timeout
         while True:
-            state = self.job(job_id)
-            if on_progress:
-                on_progress(state["job"])
-            if state["job"]["status"] in ("done", "failed", "cancelled"):
+            left = max(deadline - time.monotonic(), 0.01)
+            wait = min(left, 60.0)
+            try:
+                state = self.request(
+                    "GET", f"/jobs/{job_id}/wait?timeout_s={wait:.2f}", timeout=wait + 10
+                )
+            except EngineRequestError as e:
+                raise self._lost(job_id, e) from e
+            if state["job"]["status"] in FINISHED or left <= wait:
                 return state
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"job {job_id} still {state['job']['status']} after {timeout} s")
-            time.sleep(poll)
 
     def estimate_model(
         self, name: str, dtype: str = "float32", max_context: int | None = None
@@ -181,21 +180,6 @@ class EngineClient:
         if version is not None:
             body["version"] = version
         return self.request("PUT", f"/graphs/{slug}/qparams", body)
-
-    def wait_job_done(self, job_id: str, timeout: float = 600.0) -> dict:
-        """``{"job", "result"}`` once the job finished: the engine answers when it is done
-        (``GET /jobs/{id}/wait``, which holds no thread of the engine's)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            left = max(deadline - time.monotonic(), 0.01)
-            try:
-                state = self.request(
-                    "GET", f"/jobs/{job_id}/wait?timeout_s={min(left, 60):.2f}", timeout=70
-                )
-            except EngineRequestError as e:
-                raise self._lost(job_id, e) from e
-            if state["job"]["status"] in ("done", "failed", "cancelled") or left <= 0.01:
-                return state
 
     def delete_graph(self, slug: str) -> dict:
         return self.request("DELETE", f"/graphs/{slug}")

@@ -219,9 +219,9 @@ def test_same_request_reuses_the_saved_graph(org, full_graphs) -> None:
 def test_wait_answers_when_the_job_is_done(api) -> None:
     job = api.post("/jobs/attribution_graph", json={"prompt": "Paris is the capital of",
                                                     "max_feature_nodes": 8}).json()  # fmt: skip
-    state = api.get(f"/graphs/jobs/{job['id']}/wait?timeout_s=120").json()
+    state = api.get(f"/jobs/{job['id']}/wait?timeout_s=120").json()
     assert state["job"]["status"] == "done" and state["result"]["slug"].startswith("organism-")
-    assert api.get("/graphs/jobs/nope/wait").status_code == 404
+    assert api.get("/jobs/nope/wait").status_code == 404
 
 
 def test_error_nodes_never_share_a_latents_id() -> None:

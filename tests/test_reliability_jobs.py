@@ -292,9 +292,9 @@ def test_a_job_lost_with_its_engine_is_reported_lost(tiny_model_dir, tmp_path):
             client.job(job["id"])
         assert "lost when the engine stopped" in lost.value.message and not lost.value.expired
         with pytest.raises(JobLost):
-            client.wait_job_done(job["id"], timeout=5)
+            client.wait_job(job["id"], timeout=5)
         again = client.start_job("batch_loss", {"texts": ["Once upon a time"]})  # a rerun works
-        assert client.wait_job_done(again["id"], timeout=60)["job"]["status"] == "done"
+        assert client.wait_job(again["id"], timeout=60)["job"]["status"] == "done"
     finally:
         for p in (first, second):
             if p is not None and p.poll() is None:
