@@ -2,8 +2,8 @@
 
 A ``Dictionary`` is what every latent view needs of one: the hook it reads, the hook its
 decoder directions write to, ``encode`` and ``W_dec``, and a ``LatentBook`` of
-top-activating examples and labels (shipped beside the weights, or computed by the
-``latent_examples`` job). SAEs load through SAELens: the bundled ones from
+top-activating examples and labels (engine/latent_book.py: shipped beside the weights, or
+computed by the ``latent_examples`` job). SAEs load through SAELens: the bundled ones from
 ``<model dir>/saes/<hook>/``, any SAELens release + id (``SAE.from_pretrained``; offline and
 not cached fails at once with a 503) or a local SAELens directory (``SAE.load_from_disk``).
 Transcoders load through circuit-tracer from ``<model dir>/transcoders`` on first use.
@@ -16,8 +16,6 @@ analyses find it from the prompt run's model alone. It is filled on the model th
 
 from __future__ import annotations
 
-import gzip
-import json
 import logging
 import warnings
 from dataclasses import dataclass, field
@@ -31,37 +29,12 @@ from torch import Tensor
 
 from engine.errors import EngineError
 from engine.graphs.replacement import local_transcoders, transcoder_files
+from engine.latent_book import EXAMPLES_FILE, LatentBook
 from engine.loading import LoadedModel, hub_reachable
 from engine.schemas.saes import DictionaryRef, NeuronpediaRef, SaeInfo
 
 log = logging.getLogger(__name__)
-EXAMPLES_FILE = "latents.json.gz"
 NEURONPEDIA_SITE = "https://neuronpedia.org"
-
-
-@dataclass
-class LatentBook:
-    """Per-latent records (``label``, ``frequency``, ``max_act``, ``examples``) and a vocab."""
-
-    doc: dict
-    over: str
-
-    @classmethod
-    def read(cls, path: Path, over: str) -> LatentBook:
-        with gzip.open(path, "rt", encoding="utf-8") as f:
-            return cls(json.load(f), over)
-
-    @property
-    def latents(self) -> list[dict]:
-        return self.doc["latents"]
-
-    def record(self, index: int) -> dict | None:
-        latents = self.latents
-        return latents[index] if index < len(latents) else None
-
-    def label(self, index: int) -> str | None:
-        rec = self.record(index)
-        return rec["label"] if rec else None
 
 
 @dataclass
