@@ -104,9 +104,9 @@ def inproc_fns(path: str, prompt: str, cache_dir: str) -> dict:
 def job_fn(client: EngineClient, prompt: str):
     def run():
         job = client.start_job("attribution_graph", {"prompt": prompt, **PARAMS})
-        state = client.wait_job(job["id"])
-        assert state["job"]["status"] == "done", state["job"]
-        client.delete_graph(state["result"]["slug"])
+        state = client.wait_job(job.id)
+        assert state.job.status == "done", state.job
+        client.delete_graph(state.result["slug"])
 
     return run
 

@@ -19,9 +19,10 @@ from urllib.parse import quote
 import httpx
 
 from engine.patience import EngineRequestError, EngineUnavailable, JobLost, Patience
+from engine.schemas.jobs import JobInfo, JobResult, JobStatus
+from engine.schemas.model import ModelInfo
 
 __all__ = ["EngineClient", "EngineRequestError", "EngineUnavailable", "JobLost"]
-FINISHED = ("done", "failed", "cancelled")  # a job in these states will not change again
 
 
 def _raise_for(r: httpx.Response) -> None:
@@ -86,16 +87,17 @@ class EngineClient:
         body = {"prompt": prompt, "prepend_bos": prepend_bos, "params": params}
         return self.request("POST", f"/analysis/{name}", body)
 
-    def start_job(self, kind: str, params: dict) -> dict:
+    # --- jobs (typed: engine/schemas/jobs.py) ---------------------------------------------
+    def start_job(self, kind: str, params: dict) -> JobInfo:
         engine_id = self.health(timeout=10.0)["engine_id"]
-        job = self.request("POST", f"/jobs/{kind}", params)
-        self._origins[job["id"]] = engine_id
+        job = JobInfo.model_validate(self.request("POST", f"/jobs/{kind}", params))
+        self._origins[job.id] = engine_id
         return job
 
-    def job(self, job_id: str) -> dict:
-        """``{"job", "result"}``; ``JobLost`` when the engine does not know the job."""
+    def job(self, job_id: str) -> JobResult:
+        """The job's state now; ``JobLost`` when the engine does not know the job."""
         try:
-            return self.request("GET", f"/jobs/{job_id}")
+            return JobResult.model_validate(self.request("GET", f"/jobs/{job_id}"))
         except EngineRequestError as e:
             raise self._lost(job_id, e) from e
 
@@ -106,15 +108,15 @@ class EngineClient:
         expired = origin is not None and origin == self.health(timeout=10.0)["engine_id"]
         return JobLost(job_id, expired=expired)
 
-    def cancel_job(self, job_id: str) -> dict:
+    def cancel_job(self, job_id: str) -> JobInfo:
         try:
-            return self.request("POST", f"/jobs/{job_id}/cancel")
+            return JobInfo.model_validate(self.request("POST", f"/jobs/{job_id}/cancel"))
         except EngineRequestError as e:
             raise self._lost(job_id, e) from e
 
-    def wait_job(self, job_id: str, timeout: float = 600.0) -> dict:
-        """``{"job", "result"}`` once the job has finished, or after `timeout` seconds with it
-        still running: the one way to wait for a job. The engine answers ``GET
+    def wait_job(self, job_id: str, timeout: float = 600.0) -> JobResult:
+        """The job's state once it has finished, or after `timeout` seconds with it still
+        running: the one way to wait for a job. The engine answers ``GET
         /jobs/{id}/wait`` when the job finishes (no polling, no thread held on the engine),
         asked at most a minute at a time; ``JobLost`` when the engine does not know the job."""
         deadline = time.monotonic() + timeout
@@ -122,12 +124,14 @@ class EngineClient:
             left = max(deadline - time.monotonic(), 0.01)
             wait = min(left, 60.0)
             try:
-                state = self.request(
-                    "GET", f"/jobs/{job_id}/wait?timeout_s={wait:.2f}", timeout=wait + 10
+                state = JobResult.model_validate(
+                    self.request(
+                        "GET", f"/jobs/{job_id}/wait?timeout_s={wait:.2f}", timeout=wait + 10
+                    )
                 )
             except EngineRequestError as e:
                 raise self._lost(job_id, e) from e
-            if state["job"]["status"] in FINISHED or left <= wait:
+            if state.job.status.finished or left <= wait:
                 return state
 
     def estimate_model(
@@ -142,15 +146,13 @@ class EngineClient:
         dtype: str = "float32",
         device: str | None = None,
         max_context: int | None = None,
-    ) -> dict:
+    ) -> ModelInfo:
         params = {"name": name, "dtype": dtype, "device": device, "max_context": max_context}
         job = self.start_job("load_model", params)
-        state = self.wait_job(job["id"])
-        if state["job"]["status"] != "done":
-            raise EngineRequestError(
-                422, "load_failed", state["job"]["error"] or state["job"]["message"]
-            )
-        return state["result"]
+        state = self.wait_job(job.id)
+        if state.job.status != JobStatus.done:
+            raise EngineRequestError(422, "load_failed", state.job.error or state.job.message)
+        return ModelInfo.model_validate(state.result)
 
     # --- attribution graphs (engine/api_graphs.py) --------------------------------------
     def graph_cost(self, prompt: str, **params: Any) -> dict:

@@ -286,15 +286,15 @@ def test_a_job_lost_with_its_engine_is_reported_lost(tiny_model_dir, tmp_path):
         first.kill()
         first.wait()
         with pytest.raises(EngineUnavailable):
-            client.job(job["id"])
+            client.job(job.id)
         second = start()
         with pytest.raises(JobLost) as lost:
-            client.job(job["id"])
+            client.job(job.id)
         assert "lost when the engine stopped" in lost.value.message and not lost.value.expired
         with pytest.raises(JobLost):
-            client.wait_job(job["id"], timeout=5)
+            client.wait_job(job.id, timeout=5)
         again = client.start_job("batch_loss", {"texts": ["Once upon a time"]})  # a rerun works
-        assert client.wait_job(again["id"], timeout=60)["job"]["status"] == "done"
+        assert client.wait_job(again.id, timeout=60).job.status == "done"
     finally:
         for p in (first, second):
             if p is not None and p.poll() is None:

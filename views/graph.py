@@ -29,12 +29,12 @@ def start(params: dict) -> None:
 
 # --- a running job (or one lost with the engine) ---------------------------------------
 if done := job_box.follow(client, "graph_job", "the graph job"):
-    info = done["job"]
-    if info["status"] == "done":
-        show_graph(done["result"]["slug"])
+    info = done.job
+    if info.status == "done":
+        show_graph(done.result["slug"])
         st.rerun()
-    elif info["status"] == "failed":
-        st.error(info["error"], icon=":material/warning:")
+    elif info.status == "failed":
+        st.error(info.error, icon=":material/warning:")
     else:
         st.info("The graph job was cancelled.", icon=":material/cancel:")
 

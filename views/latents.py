@@ -143,7 +143,7 @@ if st.button("Compute examples", disabled=not ready):
     params = {"sae": sae, **source, "max_texts": n}
     job_box.start(client, "examples_job", "latent_examples", params)
 if out := job_box.follow(client, "examples_job", "the examples job"):
-    if out["job"]["status"] == "done":
-        state.put(exset=out["result"]["examples"])
+    if out.job.status == "done":
+        state.put(exset=out.result["examples"])
         st.rerun()
-    st.error(out["job"]["error"] or out["job"]["message"])
+    st.error(out.job.error or out.job.message)
