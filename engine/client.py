@@ -18,9 +18,11 @@ from urllib.parse import quote
 
 import httpx
 
+from engine.graphs.schemas import GraphCost, GraphInfo
 from engine.patience import EngineRequestError, EngineUnavailable, JobLost, Patience
 from engine.schemas.jobs import JobInfo, JobResult, JobStatus
 from engine.schemas.model import ModelInfo
+from engine.schemas.saes import NeuronpediaLabel, SaeInfo
 
 __all__ = ["EngineClient", "EngineRequestError", "EngineUnavailable", "JobLost"]
 
@@ -155,18 +157,21 @@ class EngineClient:
         return ModelInfo.model_validate(state.result)
 
     # --- attribution graphs (engine/api_graphs.py) --------------------------------------
-    def graph_cost(self, prompt: str, **params: Any) -> dict:
-        return self.request("POST", "/graphs/cost", {"prompt": prompt, **params})
+    def graph_cost(self, prompt: str, **params: Any) -> GraphCost:
+        return GraphCost.model_validate(
+            self.request("POST", "/graphs/cost", {"prompt": prompt, **params})
+        )
 
-    def graphs(self, all_models: bool = False) -> list[dict]:
-        return self.request("GET", f"/graphs?all_models={str(all_models).lower()}")
+    def graphs(self, all_models: bool = False) -> list[GraphInfo]:
+        got = self.request("GET", f"/graphs?all_models={str(all_models).lower()}")
+        return [GraphInfo.model_validate(g) for g in got]
 
     def graph(self, slug: str) -> dict:
         """A saved graph: circuit-tracer's graph JSON, as its viewer and Neuronpedia read it."""
         return self.request("GET", f"/graphs/{slug}")
 
-    def graph_info(self, slug: str) -> dict:
-        return self.request("GET", f"/graphs/{slug}/info")
+    def graph_info(self, slug: str) -> GraphInfo:
+        return GraphInfo.model_validate(self.request("GET", f"/graphs/{slug}/info"))
 
     def set_graph_qparams(
         self,
@@ -186,22 +191,25 @@ class EngineClient:
     def delete_graph(self, slug: str) -> dict:
         return self.request("DELETE", f"/graphs/{slug}")
 
-    def component_graph(self, prompt: str, corrupted: str, target: Any, **params: Any) -> dict:
+    def component_graph(self, prompt: str, corrupted: str, target: Any, **params: Any) -> GraphInfo:
         body = {"prompt": prompt, "corrupted": corrupted, "target": target, **params}
-        return self.request("POST", "/graphs/components", body, timeout=300)
+        return GraphInfo.model_validate(
+            self.request("POST", "/graphs/components", body, timeout=300)
+        )
 
-    # --- SAEs and steering (issue 5) ---------------------------------------------------
-    def saes(self) -> list[dict]:
-        return self.request("GET", "/saes")
+    # --- SAEs and steering (engine/api_saes.py, engine/api_steering.py) -----------------
+    def saes(self) -> list[SaeInfo]:
+        return [SaeInfo.model_validate(s) for s in self.request("GET", "/saes")]
 
     def attach_sae(
         self, release: str | None = None, sae_id: str | None = None, path: str | None = None
-    ) -> dict:
+    ) -> SaeInfo:
         body = {"release": release, "sae_id": sae_id, "path": path}
-        return self.request("POST", "/saes", body, timeout=600.0)
+        return SaeInfo.model_validate(self.request("POST", "/saes", body, timeout=600.0))
 
-    def neuronpedia_label(self, sae: str, index: int) -> dict:
-        return self.request("GET", f"/saes/latent/neuronpedia?sae={quote(sae)}&index={index}")
+    def neuronpedia_label(self, sae: str, index: int) -> NeuronpediaLabel:
+        path = f"/saes/latent/neuronpedia?sae={quote(sae)}&index={index}"
+        return NeuronpediaLabel.model_validate(self.request("GET", path))
 
     def steer_stream(self, body: dict) -> Iterator[dict]:
         """The events of a steered generation as they arrive (see engine.steering_stream),

@@ -29,7 +29,7 @@ def attach_form(open_: bool) -> None:
         if c.button("Attach", disabled=not (path or (release and sae_id))):
             with st.spinner("Loading the SAE…"):
                 info = shell.call(client.attach_sae, release or None, sae_id or None, path or None)
-            state.put(sae=info["id"], latent=None)
+            state.put(sae=info.id, latent=None)
             st.rerun()
 
 
@@ -38,18 +38,18 @@ attach_form(open_=not saes)
 if not saes:
     st.info(st.session_state["capabilities"]["features"]["saes"]["reason"])
     st.stop()
-by_id = {s["id"]: s for s in saes}
+by_id = {s.id: s for s in saes}
 if state.get("sae") not in by_id:
-    state.put(sae=saes[0]["id"], latent=None)
-sae = widgets.bound("sae", st.selectbox, "SAE", options=list(by_id)) or saes[0]["id"]
+    state.put(sae=saes[0].id, latent=None)
+sae = widgets.bound("sae", st.selectbox, "SAE", options=list(by_id)) or saes[0].id
 info = by_id[sae]
 st.caption(
-    f"attached to **{info['hook_name']}** · {info['d_sae']:,} latents × d_in {info['d_in']} · "
-    f"{info['architecture']} · {info['origin']}"
-    + (f" ({info['release']} / {info['sae_id']})" if info["release"] else "")
-    + (" · shipped examples and labels" if info["has_examples"] else " · no shipped examples")
+    f"attached to **{info.hook_name}** · {info.d_sae:,} latents × d_in {info.d_in} · "
+    f"{info.architecture} · {info.origin}"
+    + (f" ({info.release} / {info.sae_id})" if info.release else "")
+    + (" · shipped examples and labels" if info.has_examples else " · no shipped examples")
 )
-exsets = info["example_sets"]
+exsets = info.example_sets
 if state.get("exset") not in exsets:
     state.put(exset=None)
 if exsets:
