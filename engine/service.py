@@ -1,8 +1,8 @@
 """The engine: one loaded model, its analyses, the result cache and the job queue.
 
 UI-free and HTTP-free: ``engine.api`` exposes it over HTTP and tests call it directly.
-One request uses the model at a time, on the model thread (``compute``, holding
-``model_lock``; see engine/model_thread.py); cached results need neither.
+One request uses the model at a time, on the model thread (``compute``; see
+engine/model_thread.py); cached results do not need it.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import threading
 import time
 import uuid
 
@@ -63,8 +62,7 @@ class Engine:
             memory_limit_bytes=settings.memory_cache_mb << 20,
         )
         self.runs = RunStore(settings.max_runs)
-        self.model_lock = threading.RLock()
-        self.model_thread = ModelThread(self.model_lock, guard=fresh_grad_mode)
+        self.model_thread = ModelThread(guard=fresh_grad_mode)
         self.lm: LoadedModel | None = None
         self.analyses = load_builtin()
         self.job_kinds = JOB_KINDS
@@ -120,7 +118,7 @@ class Engine:
         )
 
     def compute(self, fn, *args, **kwargs):
-        """`fn(*args, **kwargs)` on the model thread, holding the model lock: all work on the
+        """`fn(*args, **kwargs)` on the model thread, one piece at a time: all work on the
         model goes through here (engine/model_thread.py says why)."""
         return self.model_thread.run(fn, *args, **kwargs)
 

@@ -83,7 +83,7 @@ def blocking_job(engine, *, on_model_thread: bool = False):
 
 # --- the model thread's two queues ---------------------------------------------------------
 def test_interactive_work_goes_before_queued_job_steps():
-    mt = ModelThread(threading.RLock())
+    mt = ModelThread()
     try:
         gate, order = threading.Event(), []
         mt.submit(gate.wait, 10)  # occupy the thread while the queues fill
@@ -99,7 +99,7 @@ def test_interactive_work_goes_before_queued_job_steps():
 
 
 def test_a_long_step_serves_interactive_work_in_its_pauses():
-    mt = ModelThread(threading.RLock())
+    mt = ModelThread()
     try:
         done, seen = threading.Event(), []
 

@@ -61,7 +61,7 @@ res = shell.call(client.analyze, "sae_latents", prompt, sae=sae, top_k=5, n_stro
 tokens = [t["text"] for t in res["tokens"]]
 labels = {s["index"]: s["label"] for s in res["strongest"]}
 latent = state.get("latent")
-if latent is None or not 0 <= latent < info["d_sae"]:
+if latent is None or not 0 <= latent < info.d_sae:
     latent = res["strongest"][0]["index"] if res["strongest"] else 0
     state.put(latent=latent)
 
@@ -105,7 +105,7 @@ with right:
             st.caption(md(e.message))
 
 st.divider()
-picked_latent = st.number_input("Latent", 0, info["d_sae"] - 1, value=latent, step=1)
+picked_latent = st.number_input("Latent", 0, info.d_sae - 1, value=latent, step=1)
 if picked_latent != latent:
     state.put(latent=int(picked_latent))
     st.rerun()
