@@ -172,9 +172,11 @@ class SaeRegistry:
         return self.add(sae, "saelens", release=release, sae_id=sae_id)
 
     def get(self, sae_id: str) -> Dictionary:
-        if sae_id in self._saes:
-            return self._saes[sae_id]
-        for d in self._saes.values():  # a hook point names the first SAE there
+        """The SAE `sae_id` names (its id, or a hook point: the first SAE there). Read from
+        HTTP threads too, so over a snapshot of the dict (which only the model thread changes)."""
+        if (d := self._saes.get(sae_id)) is not None:
+            return d
+        for d in list(self._saes.values()):  # a hook point names the first SAE there
             if d.reads == sae_id:
                 return d
         raise EngineError(
@@ -185,8 +187,7 @@ class SaeRegistry:
         )
 
     def infos(self) -> list[SaeInfo]:
-        """What is attached; read from HTTP threads too, so over a snapshot of the dict (which
-        only the model thread changes)."""
+        """What is attached (read from HTTP threads too, over a snapshot, as ``get``)."""
         out = []
         for d in list(self._saes.values()):
             d.info.example_sets = sorted(d.computed)

@@ -7,9 +7,10 @@ steering's kept results (contrastive vectors, baseline continuations). A new kin
 state (directions, probes) is one more field here. Loading another model drops the session
 with the old weights, so nothing built on them stays in memory.
 
-The session is touched on the model thread only (engine/model_thread.py): everything that
-builds or fills it runs there, so it needs no lock. The one exception, the SAE list that
-``GET /saes`` and the capabilities read from an HTTP thread, reads a snapshot (``infos``).
+Everything that builds or fills the session runs on the model thread (engine/model_thread.py),
+one piece of work at a time, so it needs no lock. The SAE registry is also read from HTTP
+threads (``GET /saes``, a latent's Neuronpedia route, a job's submit check, the
+capabilities): those reads go over a snapshot of its dict (``SaeRegistry.get``, ``infos``).
 """
 
 from __future__ import annotations
