@@ -83,18 +83,17 @@ def during(client: EngineClient, kind: str, params, probe, samples: int) -> list
     """`probe()` timings, each inside a running job (`params(i)`: the i-th job's, all new)."""
     out, job, n = [], None, 0
     for _ in range(samples):
-        if job is None or client.job(job)["job"]["status"] != "running":
+        if job is None or client.job(job).job.status != "running":
             if job is not None:
                 client.cancel_job(job)
             n += 1
-            job = client.start_job(kind, params(n))["id"]
-            while client.job(job)["job"]["status"] == "queued":
+            job = client.start_job(kind, params(n)).id
+            while client.job(job).job.status == "queued":
                 time.sleep(0.05)
         time.sleep(0.3)
         out.append(probe())
     client.cancel_job(job)
-    while client.job(job)["job"]["status"] not in ("done", "failed", "cancelled"):
-        time.sleep(0.1)
+    client.wait_job(job)
     return out
 
 

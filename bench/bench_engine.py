@@ -31,7 +31,7 @@ def main() -> None:
         # loaded and run on this thread only: the direct baseline has one OpenMP team, as the
         # engine process has on its model thread (engine/model_thread.py)
         eng = Engine(EngineSettings(model=path, cache_dir=f"{tmp}/inproc"), load=False)
-        eng.lm = load_model(path)
+        eng.use(load_model(path))
         ids, infos = eng.tokenize(PROMPT_32)
         assert len(ids) == 32, f"prompt is {len(ids)} tokens, want 32"
         lm, params = eng.require_model(), PredictionsParams(top_k=5)

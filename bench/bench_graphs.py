@@ -35,7 +35,6 @@ from bench.common import PROMPT_32, model_dir
 from engine.client import EngineClient
 from engine.graphs.replacement import build_replacement_model, load_transcoder_set
 from engine.graphs.schemas import GraphParams
-from engine.graphs.service import graph_service
 from engine.jobs import Job, JobContext
 from engine.launcher import free_port, spawn_engine, wait_until_healthy
 from engine.loading import load_model
@@ -85,7 +84,7 @@ def inproc_fns(path: str, prompt: str, cache_dir: str) -> dict:
     """The job's work called in this thread, and the job on the engine's worker thread
     (polled every 20 ms), on an ``Engine`` in this process: no HTTP, no second process."""
     eng = Engine(EngineSettings(model=path, cache_dir=cache_dir))
-    svc = graph_service(eng)
+    svc = eng.graphs
 
     def work():
         info = svc.attribute(JobContext(Job("bench", "attribution_graph", fn=None)),
@@ -105,9 +104,9 @@ def inproc_fns(path: str, prompt: str, cache_dir: str) -> dict:
 def job_fn(client: EngineClient, prompt: str):
     def run():
         job = client.start_job("attribution_graph", {"prompt": prompt, **PARAMS})
-        state = client.wait_job_done(job["id"])
-        assert state["job"]["status"] == "done", state["job"]
-        client.delete_graph(state["result"]["slug"])
+        state = client.wait_job(job.id)
+        assert state.job.status == "done", state.job
+        client.delete_graph(state.result["slug"])
 
     return run
 

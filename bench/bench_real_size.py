@@ -163,7 +163,7 @@ def bench_model(name: str, shape: dict, lengths: tuple[int, ...], before: bool) 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         eng = Engine(EngineSettings(cache_dir=tmp), load=False)
-        eng.lm = lm
+        eng.use(lm)
         for n in lengths:
             prompt = prompt_of(eng, n)
             ids, _ = eng.tokenize(prompt)

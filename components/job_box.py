@@ -8,27 +8,25 @@ then reported as lost when the engine stopped, with a button that runs it again.
 
 from __future__ import annotations
 
-import time
-
 import streamlit as st
 
 from components import shell
 from components.safe import md
 from engine.client import EngineClient, EngineRequestError, EngineUnavailable, JobLost
+from engine.schemas.jobs import JobResult
 
-FINISHED = ("done", "failed", "cancelled")
+REFRESH_S = 0.25  # the progress bar's refresh while the job runs
 
 
 def start(client: EngineClient, key: str, kind: str, params: dict) -> None:
     """Start a job of `kind` and keep it under `key` (the page follows it on its next run)."""
     st.session_state.pop(f"{key}:lost", None)  # a refusal at submit is said instead
     job = shell.call(client.start_job, kind, params)
-    st.session_state[key] = {"id": job["id"], "kind": kind, "params": params}
+    st.session_state[key] = {"id": job.id, "kind": kind, "params": params}
 
 
-def follow(client: EngineClient, key: str, what: str) -> dict | None:
-    """The job under `key`: its progress until it finishes, then its final state
-    (``{"job", "result"}``). None when there is none, or it was lost (said on the page, with
+def follow(client: EngineClient, key: str, what: str) -> JobResult | None:
+    """The job under `key`: its progress until it finishes, then its final state. None when there is none, or it was lost (said on the page, with
     a button to run it again). `what` names it in sentences ("the graph job")."""
     pending = st.session_state.get(key)
     if pending is None:
@@ -58,19 +56,18 @@ def follow(client: EngineClient, key: str, what: str) -> dict | None:
     return final
 
 
-def _progress(client: EngineClient, job_id: str) -> dict:
+def _progress(client: EngineClient, job_id: str) -> JobResult:
     """Show a running job's progress, ETA and a cancel button until it finishes."""
     if st.button("Cancel", key=f"cancel_{job_id}", icon=":material/cancel:"):
         client.cancel_job(job_id)
     bar = st.progress(0.0, text="queued")
-    while True:
-        state = client.job(job_id)
-        info = state["job"]
-        eta = f" · about {info['eta_s']:.0f} s left" if info.get("eta_s") else ""
-        bar.progress(min(info["progress"], 1.0), text=f"{md(info['message'])}{eta}")
-        if info["status"] in FINISHED:
+    while True:  # the engine answers when the job finishes, or after REFRESH_S with its progress
+        state = client.wait_job(job_id, timeout=REFRESH_S)
+        info = state.job
+        eta = f" · about {info.eta_s:.0f} s left" if info.eta_s else ""
+        bar.progress(min(info.progress, 1.0), text=f"{md(info.message)}{eta}")
+        if info.status.finished:
             return state
-        time.sleep(0.25)
 
 
 def _lost_notice(client: EngineClient, key: str, what: str) -> None:

@@ -15,13 +15,14 @@ import streamlit as st
 from components import latent_figures as lf
 from components import widgets
 from components.safe import md
+from engine.schemas.saes import NeuronpediaLabel
 
 
 def show_latent_panel(
     detail: dict,
     *,
     key: str,
-    neuronpedia: Callable[[], dict] | None = None,
+    neuronpedia: Callable[[], NeuronpediaLabel] | None = None,
     figures: bool = True,
 ) -> None:
     """Draw the panel. `neuronpedia()` fetches the online label (raises on failure); it is
@@ -51,7 +52,7 @@ def show_latent_panel(
             widgets.figure(parts["histogram_figure"], name=f"{key}_histogram", params=params)
 
 
-def _neuronpedia(url: str, fetch: Callable[[], dict] | None, key: str) -> None:
+def _neuronpedia(url: str, fetch: Callable[[], NeuronpediaLabel] | None, key: str) -> None:
     st.link_button("Open on Neuronpedia", url)
     if fetch is None:
         return
@@ -61,5 +62,5 @@ def _neuronpedia(url: str, fetch: Callable[[], dict] | None, key: str) -> None:
         except Exception as e:  # offline / no key: say so, keep the shipped label
             st.caption(f"Neuronpedia label unavailable: {md(getattr(e, 'message', e))}")
             return
-        st.markdown(f"Neuronpedia: **{md(got.get('text') or got.get('message'))}**"
-                    + (" (cached)" if got.get("cached") else ""))  # fmt: skip
+        st.markdown(f"Neuronpedia: **{md(got.text or got.message)}**"
+                    + (" (cached)" if got.cached else ""))  # fmt: skip

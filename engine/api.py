@@ -18,7 +18,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from engine import api_jobs, api_saes, api_steering
 from engine.api_graphs import graph_router
 from engine.errors import EngineError, envelope
-from engine.graphs.service import graph_service
 from engine.schemas.analyses import AnalysisRequest
 from engine.schemas.common import ErrorBody, PromptRequest, TokenizeResponse
 from engine.schemas.jobs import JobInfo, JobResult
@@ -157,7 +156,7 @@ def create_app(engine: Engine) -> FastAPI:
         """The result cache's statistics, and the saved graphs' bytes against their limit."""
         out = engine.cache.stats().as_dict()
         try:
-            out["graphs_bytes"] = graph_service(engine).store.usage_bytes()
+            out["graphs_bytes"] = engine.graphs.store.usage_bytes()
         except (EngineError, OSError):
             out["graphs_bytes"] = None
         out["graphs_limit_bytes"] = engine.settings.graphs_size_mb << 20

@@ -1,8 +1,10 @@
 """HTTP routes for attribution graphs: cost, saved graphs, qParams, component graphs.
 
 Graphs are computed by the ``attribution_graph`` job (``POST /jobs/attribution_graph``, with
-progress, ETA and cancel); these routes price a request before it runs, wait for a job
-without polling, and manage the graphs saved on disk. ``GET /graphs/{slug}`` answers circuit-tracer's graph JSON unchanged.
+progress, ETA and cancel, waited for with ``GET /jobs/{id}/wait``); these routes price a
+request before it runs and manage the graphs saved on disk. ``GET /graphs/{slug}`` answers
+circuit-tracer's graph JSON unchanged. ``GET /graphs/jobs/{id}/wait`` is a deprecated alias
+of the job wait, for clients saved before it was made generic.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from engine.graphs.schemas import (
     GraphParams,
     QParamsUpdate,
 )
-from engine.graphs.service import graph_service
 from engine.schemas.jobs import JobResult
 from engine.service import Engine
 
@@ -28,50 +29,48 @@ ERRORS = {404: {}, 409: {}, 413: {}, 422: {}}
 def graph_router(engine: Engine) -> APIRouter:
     router = APIRouter(prefix="/graphs", tags=["graphs"], responses=ERRORS)
 
-    def svc():
-        return graph_service(engine)
-
     @router.post("/cost", response_model=GraphCost)
     def cost(p: GraphParams) -> GraphCost:
-        return svc().cost(p)
+        return engine.graphs.cost(p)
 
     @router.get("", response_model=list[GraphInfo])
     def list_graphs(all_models: bool = False) -> list[GraphInfo]:
         lm = engine.lm
         fingerprint = None if all_models or lm is None else lm.fingerprint
-        return svc().store.list(fingerprint)
+        return engine.graphs.store.list(fingerprint)
 
     @router.post("/components", response_model=GraphInfo)
     def component_graph(p: ComponentGraphParams) -> GraphInfo:
-        return svc().component_graph(p)
+        return engine.graphs.component_graph(p)
 
     @router.get("/jobs/{job_id}/wait", response_model=JobResult, deprecated=True)
     async def wait_job(job_id: str, timeout_s: float = api_jobs.TIMEOUT) -> JobResult:
-        """The old name of ``GET /jobs/{job_id}/wait`` (engine/api_jobs.py)."""
+        """The old name of ``GET /jobs/{job_id}/wait`` (engine/api_jobs.py), for clients saved
+        before that route existed; nothing in this repository calls it."""
         return await api_jobs.wait_for(engine.jobs.get(job_id), timeout_s)
 
     @router.get("/{slug}/info", response_model=GraphInfo)
     def info(slug: str) -> GraphInfo:
-        return svc().store.info(slug)
+        return engine.graphs.store.info(slug)
 
     @router.get("/{slug}")
     def graph(slug: str) -> Response:
-        return Response(svc().store.graph_bytes(slug), media_type="application/json")
+        return Response(engine.graphs.store.graph_bytes(slug), media_type="application/json")
 
     @router.get("/{slug}/qparams")
     def get_qparams(slug: str) -> dict:
         """The graph file's qParams and their ``version`` (send it back with an edit)."""
-        return svc().store.qparams(slug)
+        return engine.graphs.store.qparams(slug)
 
     @router.put("/{slug}/qparams")
     def qparams(slug: str, q: QParamsUpdate) -> dict:
         """Replace the qParams; with ``version``, only if nobody changed them since (else 409
         with the saved ones in ``detail``); answers the new qParams and ``version``."""
-        return svc().store.set_qparams(slug, q)
+        return engine.graphs.store.set_qparams(slug, q)
 
     @router.delete("/{slug}")
     def delete(slug: str) -> dict:
-        svc().store.delete(slug)
+        engine.graphs.store.delete(slug)
         return {"deleted": slug}
 
     return router

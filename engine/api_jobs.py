@@ -1,5 +1,10 @@
 """Waiting for a job over HTTP without holding a thread: ``GET /jobs/{id}/wait?timeout_s=``.
 
+The one way to wait for a job: ``EngineClient.wait_job`` asks it (a minute at a time), and a
+page's progress box (components/job_box.py) asks it with a short timeout to refresh its bar
+between answers. ``GET /graphs/jobs/{id}/wait`` is the same route under its old name, kept
+for clients saved before the route was made generic (engine/api_graphs.py).
+
 The route is async: it awaits an asyncio event that the job sets (``Job.on_finish``, from the
 job's thread) when it finishes, so any number of waiters cost no worker thread of the server's
 pool, and ``/health`` and the other routes keep answering while they wait.

@@ -25,12 +25,17 @@ def router(engine: Engine) -> APIRouter:
 
     @r.post("/saes", response_model=SaeInfo)
     def attach(req: AttachSaeRequest) -> SaeInfo:
-        reg = saes.for_model(engine.require_model())
+        """Read or download the SAE here (the model thread stays free meanwhile), then add it
+        on the model thread, which alone changes the model's session."""
+        lm = engine.require_model()
+        reg = saes.for_model(lm)
         if req.path:  # only inside the engine's data directories (engine/paths.py)
-            where = paths.confine(req.path, engine.settings, what="SAE directory")
-            return reg.attach_local(str(where))
+            where = str(paths.confine(req.path, engine.settings, what="SAE directory"))
+            sae, book = saes.read_local(where, lm.device)
+            return engine.compute(reg.add, sae, "local", book=book, path=where)
         if req.release and req.sae_id:
-            return reg.attach_pretrained(req.release, req.sae_id)
+            sae = saes.fetch_pretrained(req.release, req.sae_id, lm.device)
+            return engine.compute(reg.add, sae, "saelens", release=req.release, sae_id=req.sae_id)
         raise EngineError(
             422, "sae_ref_required", "Give a SAELens release and sae_id, or a local directory."
         )

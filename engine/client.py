@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
+from engine.graphs.schemas import GraphCost, GraphInfo
 from engine.patience import EngineRequestError, EngineUnavailable, JobLost, Patience
+from engine.schemas.jobs import JobInfo, JobResult, JobStatus
+from engine.schemas.model import ModelInfo
+from engine.schemas.saes import NeuronpediaLabel, SaeInfo
 
 __all__ = ["EngineClient", "EngineRequestError", "EngineUnavailable", "JobLost"]
 
@@ -85,16 +89,17 @@ class EngineClient:
         body = {"prompt": prompt, "prepend_bos": prepend_bos, "params": params}
         return self.request("POST", f"/analysis/{name}", body)
 
-    def start_job(self, kind: str, params: dict) -> dict:
+    # --- jobs (typed: engine/schemas/jobs.py) ---------------------------------------------
+    def start_job(self, kind: str, params: dict) -> JobInfo:
         engine_id = self.health(timeout=10.0)["engine_id"]
-        job = self.request("POST", f"/jobs/{kind}", params)
-        self._origins[job["id"]] = engine_id
+        job = JobInfo.model_validate(self.request("POST", f"/jobs/{kind}", params))
+        self._origins[job.id] = engine_id
         return job
 
-    def job(self, job_id: str) -> dict:
-        """``{"job", "result"}``; ``JobLost`` when the engine does not know the job."""
+    def job(self, job_id: str) -> JobResult:
+        """The job's state now; ``JobLost`` when the engine does not know the job."""
         try:
-            return self.request("GET", f"/jobs/{job_id}")
+            return JobResult.model_validate(self.request("GET", f"/jobs/{job_id}"))
         except EngineRequestError as e:
             raise self._lost(job_id, e) from e
 
@@ -105,31 +110,31 @@ class EngineClient:
         expired = origin is not None and origin == self.health(timeout=10.0)["engine_id"]
         return JobLost(job_id, expired=expired)
 
-    def cancel_job(self, job_id: str) -> dict:
+    def cancel_job(self, job_id: str) -> JobInfo:
         try:
-            return self.request("POST", f"/jobs/{job_id}/cancel")
+            return JobInfo.model_validate(self.request("POST", f"/jobs/{job_id}/cancel"))
         except EngineRequestError as e:
             raise self._lost(job_id, e) from e
 
-    def wait_job(
-        self,
-        job_id: str,
-        *,
-        timeout: float = 600.0,
-        poll: float = 0.2,
-        on_progress: Callable[[dict], None] | None = None,
-    ) -> dict:
-        """Poll until the job finishes; return ``{"job": info, "result": ...}``."""
+    def wait_job(self, job_id: str, timeout: float = 600.0) -> JobResult:
+        """The job's state once it has finished, or after `timeout` seconds with it still
+        running: the one way to wait for a job. The engine answers ``GET
+        /jobs/{id}/wait`` when the job finishes (no polling, no thread held on the engine),
+        asked at most a minute at a time; ``JobLost`` when the engine does not know the job."""
         deadline = time.monotonic() + timeout
         while True:
-            state = self.job(job_id)
-            if on_progress:
-                on_progress(state["job"])
-            if state["job"]["status"] in ("done", "failed", "cancelled"):
+            left = max(deadline - time.monotonic(), 0.01)
+            wait = min(left, 60.0)
+            try:
+                state = JobResult.model_validate(
+                    self.request(
+                        "GET", f"/jobs/{job_id}/wait?timeout_s={wait:.2f}", timeout=wait + 10
+                    )
+                )
+            except EngineRequestError as e:
+                raise self._lost(job_id, e) from e
+            if state.job.status.finished or left <= wait:
                 return state
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"job {job_id} still {state['job']['status']} after {timeout} s")
-            time.sleep(poll)
 
     def estimate_model(
         self, name: str, dtype: str = "float32", max_context: int | None = None
@@ -143,29 +148,30 @@ class EngineClient:
         dtype: str = "float32",
         device: str | None = None,
         max_context: int | None = None,
-    ) -> dict:
+    ) -> ModelInfo:
         params = {"name": name, "dtype": dtype, "device": device, "max_context": max_context}
         job = self.start_job("load_model", params)
-        state = self.wait_job(job["id"])
-        if state["job"]["status"] != "done":
-            raise EngineRequestError(
-                422, "load_failed", state["job"]["error"] or state["job"]["message"]
-            )
-        return state["result"]
+        state = self.wait_job(job.id)
+        if state.job.status != JobStatus.done:
+            raise EngineRequestError(422, "load_failed", state.job.error or state.job.message)
+        return ModelInfo.model_validate(state.result)
 
     # --- attribution graphs (engine/api_graphs.py) --------------------------------------
-    def graph_cost(self, prompt: str, **params: Any) -> dict:
-        return self.request("POST", "/graphs/cost", {"prompt": prompt, **params})
+    def graph_cost(self, prompt: str, **params: Any) -> GraphCost:
+        return GraphCost.model_validate(
+            self.request("POST", "/graphs/cost", {"prompt": prompt, **params})
+        )
 
-    def graphs(self, all_models: bool = False) -> list[dict]:
-        return self.request("GET", f"/graphs?all_models={str(all_models).lower()}")
+    def graphs(self, all_models: bool = False) -> list[GraphInfo]:
+        got = self.request("GET", f"/graphs?all_models={str(all_models).lower()}")
+        return [GraphInfo.model_validate(g) for g in got]
 
     def graph(self, slug: str) -> dict:
         """A saved graph: circuit-tracer's graph JSON, as its viewer and Neuronpedia read it."""
         return self.request("GET", f"/graphs/{slug}")
 
-    def graph_info(self, slug: str) -> dict:
-        return self.request("GET", f"/graphs/{slug}/info")
+    def graph_info(self, slug: str) -> GraphInfo:
+        return GraphInfo.model_validate(self.request("GET", f"/graphs/{slug}/info"))
 
     def set_graph_qparams(
         self,
@@ -182,40 +188,28 @@ class EngineClient:
             body["version"] = version
         return self.request("PUT", f"/graphs/{slug}/qparams", body)
 
-    def wait_job_done(self, job_id: str, timeout: float = 600.0) -> dict:
-        """``{"job", "result"}`` once the job finished: the engine answers when it is done
-        (``GET /jobs/{id}/wait``, which holds no thread of the engine's)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            left = max(deadline - time.monotonic(), 0.01)
-            try:
-                state = self.request(
-                    "GET", f"/jobs/{job_id}/wait?timeout_s={min(left, 60):.2f}", timeout=70
-                )
-            except EngineRequestError as e:
-                raise self._lost(job_id, e) from e
-            if state["job"]["status"] in ("done", "failed", "cancelled") or left <= 0.01:
-                return state
-
     def delete_graph(self, slug: str) -> dict:
         return self.request("DELETE", f"/graphs/{slug}")
 
-    def component_graph(self, prompt: str, corrupted: str, target: Any, **params: Any) -> dict:
+    def component_graph(self, prompt: str, corrupted: str, target: Any, **params: Any) -> GraphInfo:
         body = {"prompt": prompt, "corrupted": corrupted, "target": target, **params}
-        return self.request("POST", "/graphs/components", body, timeout=300)
+        return GraphInfo.model_validate(
+            self.request("POST", "/graphs/components", body, timeout=300)
+        )
 
-    # --- SAEs and steering (issue 5) ---------------------------------------------------
-    def saes(self) -> list[dict]:
-        return self.request("GET", "/saes")
+    # --- SAEs and steering (engine/api_saes.py, engine/api_steering.py) -----------------
+    def saes(self) -> list[SaeInfo]:
+        return [SaeInfo.model_validate(s) for s in self.request("GET", "/saes")]
 
     def attach_sae(
         self, release: str | None = None, sae_id: str | None = None, path: str | None = None
-    ) -> dict:
+    ) -> SaeInfo:
         body = {"release": release, "sae_id": sae_id, "path": path}
-        return self.request("POST", "/saes", body, timeout=600.0)
+        return SaeInfo.model_validate(self.request("POST", "/saes", body, timeout=600.0))
 
-    def neuronpedia_label(self, sae: str, index: int) -> dict:
-        return self.request("GET", f"/saes/latent/neuronpedia?sae={quote(sae)}&index={index}")
+    def neuronpedia_label(self, sae: str, index: int) -> NeuronpediaLabel:
+        path = f"/saes/latent/neuronpedia?sae={quote(sae)}&index={index}"
+        return NeuronpediaLabel.model_validate(self.request("GET", path))
 
     def steer_stream(self, body: dict) -> Iterator[dict]:
         """The events of a steered generation as they arrive (see engine.steering_stream),

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from engine import latent_examples, paths, validation
 from engine.errors import EngineError
 from engine.graphs.schemas import GraphParams
-from engine.graphs.service import graph_service, run_attribution_job, transcoder_capability
+from engine.graphs.service import run_attribution_job, transcoder_capability
 from engine.jobs import JobContext
 from engine.loading import is_local_model_dir
 from engine.schemas.jobs import BatchLossParams, BatchLossResult
@@ -66,7 +66,7 @@ def _check_batch_loss(engine: Engine, p: BatchLossParams) -> BatchLossParams:
 
 
 def _check_graph(engine: Engine, p: GraphParams) -> GraphParams:
-    graph_service(engine)._prepare(p)  # the prompt tokenizes, has a BOS, the target is a token
+    engine.graphs._prepare(p)  # the prompt tokenizes, has a BOS, the target is a token
     ok, why = transcoder_capability(engine.require_model())
     if not ok:
         raise EngineError(409, "no_transcoders", f"No attribution graph here: {why}.")

@@ -6,7 +6,8 @@ its next progress report. Each report is also a pause: the manager's `between_st
 there (the engine's: serve interactive work waiting for the model thread), and the job's own
 work runs inside `step_scope` (the engine's: queue it behind interactive work).
 
-Waiting for a job needs no thread: ``Job.on_finish`` calls back once it has finished.
+Waiting for a job needs no thread: ``Job.on_finish`` calls back once it has finished (what
+``GET /jobs/{id}/wait``, engine/api_jobs.py, the one way clients wait, awaits).
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
@@ -39,6 +39,9 @@ from engine.errors import EngineError
 from engine.fast_unembed import install_fast_unembed
 from engine.memory import MemoryEstimate
 from engine.schemas.model import LoadEstimate
+
+if TYPE_CHECKING:
+    from engine.session import ModelSession
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +84,15 @@ class LoadedModel:
     memory: MemoryEstimate | None = None
     notes: list[str] = field(default_factory=list)  # what the user should know (slow on CPU)
     unavailable: dict[str, str] = field(default_factory=dict)  # feature -> why not here
-    # State built on this model that must live and die with it (its SAE registry): loading
-    # another model drops it with the old weights instead of keeping both in memory.
-    attached: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    # What is built on this model and must live and die with it (engine/session.py), opened
+    # by the engine that serves it (``Engine.use``)
+    opened: ModelSession | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def session(self) -> ModelSession:
+        if self.opened is None:
+            raise RuntimeError(f"{self.name} is not served by an engine: Engine.use opens it")
+        return self.opened
 
     @property
     def n_layers(self) -> int:

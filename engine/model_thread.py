@@ -6,7 +6,8 @@ request arrived on (HTTP workers, job threads, a steering thread) ended up with 
 and their spinning workers slow each other down for good: on 2 cores a cold `predictions`
 analysis on the organism took 6.1 ms when one thread ever ran the model, 10.7 ms once a second
 had (bench/RESULTS.md). So the model is loaded, run and trained against from this thread only,
-one piece of work at a time (which is also what the model lock guaranteed).
+one piece of work at a time. That also serializes all work on the model and on what is built
+on it (its session, engine/session.py), so none of it needs a lock: no other thread touches it.
 
 Two queues feed it: interactive work (a view's analysis, a steering stream) always goes before
 background work (the steps of a job: work queued from inside ``background()``). A long step
@@ -30,18 +31,14 @@ _Task = tuple[Future, Callable, tuple, dict]
 
 
 class ModelThread:
-    """Runs work on one long-lived thread, holding `lock` (the engine's model lock).
+    """Runs work on one long-lived thread, one piece at a time.
 
     `guard`, when given, is entered around each piece of interactive work run inside a long
     step's pause (``serve_waiting``), e.g. to give it torch's default grad mode back."""
 
     def __init__(
-        self,
-        lock: threading.RLock,
-        name: str = "model",
-        guard: Callable[[], AbstractContextManager] | None = None,
+        self, name: str = "model", guard: Callable[[], AbstractContextManager] | None = None
     ) -> None:
-        self.lock = lock
         self._guard = guard or contextlib.nullcontext
         self._here = threading.local()  # on the model thread: is_model_thread
         self._caller = threading.local()  # on a caller's thread: background
@@ -81,11 +78,9 @@ class ModelThread:
 
     def run(self, fn: Callable[..., T], *args, **kwargs) -> T:
         """`fn(*args, **kwargs)` on the model thread; its result, or its exception raised here.
-        Called on the model thread itself it runs at once. Never call it while holding the
-        model lock on another thread: the model thread may be waiting for that lock."""
+        Called on the model thread itself it runs at once."""
         if self.on_it():
-            with self.lock:
-                return fn(*args, **kwargs)
+            return fn(*args, **kwargs)
         return self.submit(fn, *args, **kwargs).result()
 
     def waiting(self) -> int:
@@ -113,8 +108,7 @@ class ModelThread:
         if not fut.set_running_or_notify_cancel():
             return
         try:
-            with self.lock:
-                result = fn(*args, **kwargs)
+            result = fn(*args, **kwargs)
         except BaseException as e:  # noqa: BLE001 (handed to the caller, as an executor does)
             fut.set_exception(e)
         else:

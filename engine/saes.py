@@ -2,22 +2,21 @@
 
 A ``Dictionary`` is what every latent view needs of one: the hook it reads, the hook its
 decoder directions write to, ``encode`` and ``W_dec``, and a ``LatentBook`` of
-top-activating examples and labels (shipped beside the weights, or computed by the
-``latent_examples`` job). SAEs load through SAELens: the bundled ones from
+top-activating examples and labels (engine/latent_book.py: shipped beside the weights, or
+computed by the ``latent_examples`` job). SAEs load through SAELens: the bundled ones from
 ``<model dir>/saes/<hook>/``, any SAELens release + id (``SAE.from_pretrained``; offline and
 not cached fails at once with a 503) or a local SAELens directory (``SAE.load_from_disk``).
 Transcoders load through circuit-tracer from ``<model dir>/transcoders`` on first use.
 
-One ``SaeRegistry`` per model fingerprint (``for_model``), so analyses find the registry from
-the prompt run's model alone.
+One ``SaeRegistry`` per loaded model, in its session (engine/session.py; ``for_model``), so
+analyses find it from the prompt run's model alone. It is filled on the model thread only
+(``Engine.use`` attaches the bundled SAEs there, the ``/saes`` route attaches through
+``Engine.compute``), so it needs no lock.
 """
 
 from __future__ import annotations
 
-import gzip
-import json
 import logging
-import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,37 +29,12 @@ from torch import Tensor
 
 from engine.errors import EngineError
 from engine.graphs.replacement import local_transcoders, transcoder_files
+from engine.latent_book import EXAMPLES_FILE, LatentBook
 from engine.loading import LoadedModel, hub_reachable
 from engine.schemas.saes import DictionaryRef, NeuronpediaRef, SaeInfo
 
 log = logging.getLogger(__name__)
-EXAMPLES_FILE = "latents.json.gz"
 NEURONPEDIA_SITE = "https://neuronpedia.org"
-
-
-@dataclass
-class LatentBook:
-    """Per-latent records (``label``, ``frequency``, ``max_act``, ``examples``) and a vocab."""
-
-    doc: dict
-    over: str
-
-    @classmethod
-    def read(cls, path: Path, over: str) -> LatentBook:
-        with gzip.open(path, "rt", encoding="utf-8") as f:
-            return cls(json.load(f), over)
-
-    @property
-    def latents(self) -> list[dict]:
-        return self.doc["latents"]
-
-    def record(self, index: int) -> dict | None:
-        latents = self.latents
-        return latents[index] if index < len(latents) else None
-
-    def label(self, index: int) -> str | None:
-        rec = self.record(index)
-        return rec["label"] if rec else None
 
 
 @dataclass
@@ -134,12 +108,13 @@ def _sae_info(sae: SAE, sae_id: str, origin: str, **extra: Any) -> SaeInfo:
 
 
 class SaeRegistry:
+    """The SAEs attached to one loaded model, and its transcoders as dictionaries."""
+
     def __init__(self, lm: LoadedModel):
         self.lm = lm
         self.model_dir: Path | None = None
         self._saes: dict[str, Dictionary] = {}
         self._transcoders: dict[int, Dictionary] | None = None
-        self._lock = threading.Lock()
 
     # --- SAEs ----------------------------------------------------------------------
     def add(
@@ -184,52 +159,24 @@ class SaeRegistry:
         root = model_dir / "saes"
         for d in sorted(root.iterdir()) if root.is_dir() else []:
             if (d / "cfg.json").is_file():
-                with warnings.catch_warnings():  # "load the model with from_pretrained_kwargs"
-                    warnings.simplefilter("ignore")
-                    sae = SAE.load_from_disk(d, device=self.lm.device)
-                book_path = d / EXAMPLES_FILE
-                book = (
-                    LatentBook.read(book_path, "shipped examples") if book_path.exists() else None
-                )
+                sae, book = read_local(str(d), self.lm.device)
                 self.add(sae, "bundled", book=book, path=str(d))
 
     def attach_local(self, path: str) -> SaeInfo:
-        d = Path(path).expanduser()
-        if not (d / "cfg.json").is_file():
-            raise EngineError(
-                404, "sae_dir_missing", f"{path!r} is not a SAELens directory (no cfg.json in it)."
-            )
-        book_path = d / EXAMPLES_FILE
-        book = LatentBook.read(book_path, "shipped examples") if book_path.exists() else None
-        with self._lock:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                sae = SAE.load_from_disk(d, device=self.lm.device)
-            return self.add(sae, "local", book=book, path=str(d))
+        """The SAELens directory `path` (confined by the caller), with its shipped examples."""
+        sae, book = read_local(path, self.lm.device)
+        return self.add(sae, "local", book=book, path=str(Path(path).expanduser()))
 
     def attach_pretrained(self, release: str, sae_id: str) -> SaeInfo:
-        """``SAE.from_pretrained``; offline and not cached answers 503 at once."""
-        if not hub_reachable(timeout=1.5) and not _pretrained_cached(release, sae_id):
-            raise EngineError(
-                503,
-                "sae_not_cached",
-                f"SAE {release}/{sae_id} is not in the local Hugging Face cache and the hub "
-                "cannot be reached from this machine. Load it once while online, or give a "
-                "local SAELens directory.",
-            )
-        try:
-            sae = SAE.from_pretrained(release, sae_id, device=self.lm.device)
-        except ValueError as e:
-            raise EngineError(404, "unknown_sae", str(e)) from None
-        except OSError as e:
-            raise EngineError(503, "sae_unavailable", f"Could not load the SAE: {e}") from None
-        with self._lock:
-            return self.add(sae, "saelens", release=release, sae_id=sae_id)
+        sae = fetch_pretrained(release, sae_id, self.lm.device)
+        return self.add(sae, "saelens", release=release, sae_id=sae_id)
 
     def get(self, sae_id: str) -> Dictionary:
-        if sae_id in self._saes:
-            return self._saes[sae_id]
-        for d in self._saes.values():  # a hook point names the first SAE there
+        """The SAE `sae_id` names (its id, or a hook point: the first SAE there). Read from
+        HTTP threads too, so over a snapshot of the dict (which only the model thread changes)."""
+        if (d := self._saes.get(sae_id)) is not None:
+            return d
+        for d in list(self._saes.values()):  # a hook point names the first SAE there
             if d.reads == sae_id:
                 return d
         raise EngineError(
@@ -240,8 +187,9 @@ class SaeRegistry:
         )
 
     def infos(self) -> list[SaeInfo]:
+        """What is attached (read from HTTP threads too, over a snapshot, as ``get``)."""
         out = []
-        for d in self._saes.values():
+        for d in list(self._saes.values()):
             d.info.example_sets = sorted(d.computed)
             out.append(d.info)
         return out
@@ -251,9 +199,9 @@ class SaeRegistry:
 
     # --- transcoders -----------------------------------------------------------------
     def transcoder(self, layer: int) -> Dictionary:
-        with self._lock:
-            if self._transcoders is None:
-                self._transcoders = self._load_transcoders()
+        """Layer `layer`'s transcoder (the model directory's, loaded on first use)."""
+        if self._transcoders is None:
+            self._transcoders = self._load_transcoders()
         if layer not in self._transcoders:
             raise EngineError(
                 404,
@@ -282,6 +230,38 @@ class SaeRegistry:
         return out
 
 
+def read_local(path: str, device: str) -> tuple[SAE, LatentBook | None]:
+    """The SAE in the SAELens directory `path` and its shipped examples, if any."""
+    d = Path(path).expanduser()
+    if not (d / "cfg.json").is_file():
+        raise EngineError(
+            404, "sae_dir_missing", f"{path!r} is not a SAELens directory (no cfg.json in it)."
+        )
+    book_path = d / EXAMPLES_FILE
+    book = LatentBook.read(book_path, "shipped examples") if book_path.exists() else None
+    with warnings.catch_warnings():  # "load the model with from_pretrained_kwargs"
+        warnings.simplefilter("ignore")
+        return SAE.load_from_disk(d, device=device), book
+
+
+def fetch_pretrained(release: str, sae_id: str, device: str) -> SAE:
+    """``SAE.from_pretrained``; offline and not cached answers 503 at once."""
+    if not hub_reachable(timeout=1.5) and not _pretrained_cached(release, sae_id):
+        raise EngineError(
+            503,
+            "sae_not_cached",
+            f"SAE {release}/{sae_id} is not in the local Hugging Face cache and the hub "
+            "cannot be reached from this machine. Load it once while online, or give a "
+            "local SAELens directory.",
+        )
+    try:
+        return SAE.from_pretrained(release, sae_id, device=device)
+    except ValueError as e:
+        raise EngineError(404, "unknown_sae", str(e)) from None
+    except OSError as e:
+        raise EngineError(503, "sae_unavailable", f"Could not load the SAE: {e}") from None
+
+
 def _pretrained_cached(release: str, sae_id: str) -> bool:
     try:
         from huggingface_hub import try_to_load_from_cache
@@ -296,20 +276,11 @@ def _pretrained_cached(release: str, sae_id: str) -> bool:
     return False
 
 
-_REG_LOCK = threading.Lock()
-
-
 def for_model(lm: LoadedModel) -> SaeRegistry:
-    """The registry of the loaded model `lm` (kept on it, so it goes when the model does); on
-    first use it attaches the SAEs shipped in the model's directory (``<dir>/saes/*``), and
-    its transcoders load on demand."""
-    with _REG_LOCK:
-        reg = lm.attached.get("saes")
-        if reg is None:
-            reg = lm.attached["saes"] = SaeRegistry(lm)
-            if lm.local_dir is not None:
-                reg.attach_bundled(lm.local_dir)
-        return reg
+    """The registry of the loaded model `lm` (in its session, so it goes when the model does):
+    the SAEs shipped in the model's directory (``<dir>/saes/*``) are attached when the engine
+    installs the model, its transcoders load on demand."""
+    return lm.session.saes
 
 
 def resolve(lm: LoadedModel, source: str, sae: str | None, layer: int | None) -> Dictionary:

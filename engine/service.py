@@ -1,8 +1,8 @@
 """The engine: one loaded model, its analyses, the result cache and the job queue.
 
 UI-free and HTTP-free: ``engine.api`` exposes it over HTTP and tests call it directly.
-One request uses the model at a time, on the model thread (``compute``, holding
-``model_lock``; see engine/model_thread.py); cached results need neither.
+One request uses the model at a time, on the model thread (``compute``; see
+engine/model_thread.py); cached results do not need it.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from engine import validation
 from engine.analyses.base import Analysis, model_loaded
 from engine.analyses.registry import REGISTRY, feature_capabilities
 from engine.errors import EngineError
-from engine.graphs.service import transcoder_capability
+from engine.graphs.service import GraphService, transcoder_capability
 from engine.job_kinds import JOB_KINDS, check_load
 from engine.jobs import Job, JobManager
 from engine.loading import LoadedModel, estimate_load, load_model
@@ -38,6 +38,7 @@ from engine.schemas.model import (
     LoadModelRequest,
     ModelInfo,
 )
+from engine.session import ModelSession
 from engine.settings import EngineSettings
 from engine.validation import parse_params
 
@@ -69,14 +70,14 @@ class Engine:
         self.runs = RunStore(settings.max_runs)
         self._tokenized: OrderedDict[tuple, tuple[tuple[int, ...], list[TokenInfo]]] = OrderedDict()
         self._tokenized_lock = threading.Lock()
-        self.model_lock = threading.RLock()
-        self.model_thread = ModelThread(self.model_lock, guard=fresh_grad_mode)
+        self.model_thread = ModelThread(guard=fresh_grad_mode)
         self.lm: LoadedModel | None = None
         self.analyses = REGISTRY
         self.job_kinds = JOB_KINDS
         self.jobs = JobManager(
             between_steps=self.model_thread.serve_waiting, step_scope=self.model_thread.background
         )
+        self.graphs = GraphService(self)
         if load and settings.model:
             self.load(settings.model, dtype=settings.dtype, device=settings.device)
 
@@ -97,11 +98,22 @@ class Engine:
                 max_context=max_context or self.settings.max_context,
                 n_devices=self.settings.n_devices,
             )
+            self.use(lm)
+
+        self.compute(swap)
+        return self.model_info()
+
+    def use(self, lm: LoadedModel) -> None:
+        """Serve `lm` from now on: open its session (engine/session.py; the SAEs shipped in
+        its directory are attached) and drop the old model's prompt runs, on the model thread.
+        The old model's session goes with it."""
+
+        def swap() -> None:
+            lm.opened = ModelSession.open(lm)
             self.lm = lm
             self.runs.clear()
 
         self.compute(swap)
-        return self.model_info()
 
     def estimate(self, req: LoadModelRequest) -> LoadEstimate:
         req = check_load(self, req)  # the same confinement as loading
@@ -114,7 +126,7 @@ class Engine:
         )
 
     def compute(self, fn, *args, **kwargs):
-        """`fn(*args, **kwargs)` on the model thread, holding the model lock: all work on the
+        """`fn(*args, **kwargs)` on the model thread, one piece at a time: all work on the
         model goes through here (engine/model_thread.py says why)."""
         return self.model_thread.run(fn, *args, **kwargs)
 

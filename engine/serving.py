@@ -85,11 +85,7 @@ class ServeHandle:
     def refresh(self) -> None:
         """Re-fingerprint the model after its weights changed, and drop cached prompt runs."""
         lm = self.engine.require_model()
-        self.engine.compute(self._swap, in_memory(lm.model, lm.name))
-
-    def _swap(self, lm: LoadedModel) -> None:
-        self.engine.lm = lm
-        self.engine.runs.clear()
+        self.engine.compute(lambda: self.engine.use(in_memory(lm.model, lm.name)))
 
     def stop(self, timeout: float = 10.0) -> None:
         self.server.should_exit = True
@@ -120,7 +116,7 @@ def serve(
     settings.allowed_hosts = [*settings.allowed_hosts, *allowed_hosts]
     settings.check_exposure()
     engine = Engine(settings, load=False)
-    engine.compute(lambda: setattr(engine, "lm", in_memory(model, name)))
+    engine.compute(lambda: engine.use(in_memory(model, name)))  # torch work: the model thread
     server = uvicorn.Server(
         uvicorn.Config(create_app(engine), host=host, port=port, log_level="warning")
     )

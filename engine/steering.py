@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
-from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -74,14 +73,6 @@ class Resolved:
 
 
 # --- contrastive vectors -------------------------------------------------------------------
-_CONTRASTIVE_LOCK = threading.Lock()
-
-
-def _kept(lm: LoadedModel, name: str) -> OrderedDict:
-    """An LRU of results on `lm` (``LoadedModel.attached``): it goes when the model does."""
-    return lm.attached.setdefault(name, OrderedDict())
-
-
 @torch.inference_mode()
 def mean_activation(lm: LoadedModel, texts: list[str], hook: str) -> Float[Tensor, " d"]:
     """Mean over texts of each text's mean activation at `hook` over its tokens (BOS left out)."""
@@ -95,17 +86,13 @@ def mean_activation(lm: LoadedModel, texts: list[str], hook: str) -> Float[Tenso
 
 
 def contrastive(lm: LoadedModel, positive: list[str], negative: list[str], hook: str) -> Tensor:
-    """mean activation of `positive` minus that of `negative` at `hook` (cached)."""
-    key, kept = (hook, tuple(positive), tuple(negative)), _kept(lm, "contrastive")
-    with _CONTRASTIVE_LOCK:
-        if key in kept:
-            kept.move_to_end(key)
-            return kept[key]
-    vec = mean_activation(lm, positive, hook) - mean_activation(lm, negative, hook)
-    with _CONTRASTIVE_LOCK:
-        kept[key] = vec
-        while len(kept) > 32:
-            kept.popitem(last=False)
+    """mean activation of `positive` minus that of `negative` at `hook` (kept in the model's
+    session)."""
+    key, kept = (hook, tuple(positive), tuple(negative)), lm.session.contrastive
+    vec = kept.get(key)
+    if vec is None:
+        vec = mean_activation(lm, positive, hook) - mean_activation(lm, negative, hook)
+        kept.put(key, vec)
     return vec
 
 
@@ -283,11 +270,6 @@ class Continuation:
         return tid, last.log_softmax(-1)
 
 
-# Baseline continuations by (prompt, sampling settings), kept on the model: moving a slider
-# recomputes only the steered one.
-_BASELINES_KEEP = 4
-
-
 def _baseline_key(token_ids: list[int], req: SteerRequest) -> tuple:
     return (tuple(token_ids), req.max_new_tokens, req.temperature, req.top_k, req.seed,
             req.stop_at_eos)  # fmt: skip
@@ -310,7 +292,7 @@ def generate_pair(
     """Baseline and steered continuations of `token_ids`, a step at a time; the baseline comes
     from the cache when these sampling settings ran before."""
     n_new = min(req.max_new_tokens, lm.n_ctx - len(token_ids))
-    key, baselines = _baseline_key(token_ids, req), _kept(lm, "steering_baselines")
+    key, baselines = _baseline_key(token_ids, req), lm.session.baselines
     cached = baselines.get(key)
     base = None if cached is not None else Continuation(lm, token_ids, [], req)
     steer = None
@@ -325,9 +307,7 @@ def generate_pair(
             steer.hooks = []
         yield from _steps(n_new, base, steer, cached, record, stop)
     if base is not None and (base.done or len(record) == n_new):
-        baselines[key] = record
-        while len(baselines) > _BASELINES_KEEP:
-            baselines.popitem(last=False)
+        baselines.put(key, record)
 
 
 def _steps(

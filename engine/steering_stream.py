@@ -1,9 +1,9 @@
 """The steered generation as a stream of NDJSON events, for the HTTP API.
 
 The model is used by one request at a time: the generation runs on the engine's model thread
-(holding the model lock) and hands events to the response's event loop over an asyncio queue; when
-the reader goes away (the page moved a slider and asked again), the generation stops at its
-next step and frees the model.
+and hands events to the response's event loop over an asyncio queue; when the reader goes
+away (the page moved a slider and asked again), the generation stops at its next step and
+frees the model.
 """
 
 from __future__ import annotations

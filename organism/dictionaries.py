@@ -105,8 +105,7 @@ def build_examples(model, tok, out: Path, hooks: list[str], held, top_k: int) ->
     n_tokens = int(
         held.tokens.ne(-1).logical_and(~torch.isin(held.tokens, torch.tensor(special))).sum()
     )
-    before = 10
-    tables = lx.collect(model, sources, held, special, top_k=top_k, before=before, after=3)
+    tables = lx.collect(model, sources, held, special, top_k=top_k, before=10, after=3)
     meta = {
         "heldout_seed": HELDOUT_SEED,
         "n_rows": int(held.tokens.shape[0]),
@@ -115,8 +114,8 @@ def build_examples(model, tok, out: Path, hooks: list[str], held, top_k: int) ->
         "vocab": vocab,
     }
     summary = {}
-    for source, path, (top, win) in zip(sources, paths, tables, strict=True):
-        records = lx.latent_records(top, win, held, n_tokens, vocab, before)
+    for source, path, top in zip(sources, paths, tables, strict=True):
+        records = lx.latent_records(top, held, n_tokens, vocab)
         lx.write_examples(path, source, records, meta)
         n_dead = sum(r["label"] == "dead" for r in records)
         summary[source.name] = {

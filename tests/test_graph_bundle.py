@@ -18,7 +18,6 @@ from components import graph_figures as gf
 from components.graph_snippets import KINDS, graph_bundle
 from engine.graphs import files, patching, replacement
 from engine.graphs.schemas import ComponentGraphParams, GraphParams
-from engine.graphs.service import graph_service
 from engine.jobs import Job, JobContext
 from engine.launcher import REPO_ROOT
 from engine.service import Engine
@@ -37,7 +36,7 @@ def fact_graph(org) -> tuple[dict, dict]:
     """(record, graph file) of a small graph made through the engine's graph service."""
     ctx = JobContext(Job("j", "attribution_graph", fn=None))  # type: ignore[arg-type]
     ctx.progress = lambda f, m="": None  # type: ignore[method-assign]
-    svc = graph_service(org)
+    svc = org.graphs
     info = svc.attribute(ctx, GraphParams(prompt=FACT, max_feature_nodes=48, batch_size=32))
     return info, svc.store.graph_json(info["slug"])
 
@@ -133,7 +132,7 @@ def test_component_graph_snippet_recomputes_attribution_patching(org, tmp_path,
                                                                  monkeypatch) -> None:  # fmt: skip
     monkeypatch.chdir(REPO_ROOT)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    svc = graph_service(org)
+    svc = org.graphs
     info = svc.component_graph(
         ComponentGraphParams(prompt=CLEAN, corrupted=CORRUPT, target=" Mary", baseline=" John")
     ).model_dump(mode="json")

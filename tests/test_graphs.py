@@ -23,9 +23,12 @@ from fastapi.testclient import TestClient
 
 from engine.api import create_app
 from engine.graphs import cost as costs
-from engine.graphs.replacement import build_replacement_model, load_transcoder_set
+from engine.graphs.replacement import (
+    build_replacement_model,
+    load_transcoder_set,
+    replacement_model,
+)
 from engine.graphs.schemas import GraphParams
-from engine.graphs.service import graph_service
 from engine.jobs import Job, JobContext
 from engine.service import Engine
 from organism.latent_examples import read_examples
@@ -60,7 +63,7 @@ def full_graphs(org) -> dict[str, tuple[dict, Graph]]:
         job = run_job(org, {"prompt": prompt, "max_feature_nodes": 100_000, "max_n_logits": 1,
                             "batch_size": 256})  # fmt: skip
         assert job.status == "done", job.error
-        store = graph_service(org).store
+        store = org.graphs.store
         out[prompt] = (job.result, Graph.from_pt(str(store.pt_path(job.result["slug"]))))
     return out
 
@@ -74,7 +77,7 @@ def test_capability_follows_the_transcoders(org, engine) -> None:
 @pytest.mark.parametrize("prompt", [FACT, IOI])
 def test_top_latents_move_the_logit_as_the_graph_says(org, full_graphs, prompt) -> None:
     info, g = full_graphs[prompt]
-    rm = graph_service(org).replacements.get(org.require_model())
+    rm = replacement_model(org.require_model())
     ids = torch.tensor(info["token_ids"])
     n_feat = len(g.selected_features)
     target = g.logit_targets[0].vocab_idx
@@ -112,7 +115,7 @@ def test_saved_graph_reloads_through_circuit_tracer(org, full_graphs, tmp_path) 
     from circuit_tracer.utils.create_graph_files import create_graph_files
 
     info, g = full_graphs[FACT]
-    store = graph_service(org).store
+    store = org.graphs.store
     doc = json.loads(store.json_path(info["slug"]).read_text())
     model = Model.model_validate(doc)  # the schema circuit-tracer's viewer and Neuronpedia read
     scan = yaml.safe_load((ASSETS / "transcoders" / "config.yaml").read_text())["scan"]
@@ -137,7 +140,7 @@ def test_saved_graph_reloads_through_circuit_tracer(org, full_graphs, tmp_path) 
 
 def test_cost_counts_what_attribute_finds(org, full_graphs) -> None:
     info, g = full_graphs[IOI]
-    cost = graph_service(org).cost(GraphParams(prompt=IOI, max_feature_nodes=50))
+    cost = org.graphs.cost(GraphParams(prompt=IOI, max_feature_nodes=50))
     assert cost.active_latents == g.active_features.shape[0]
     assert cost.latent_nodes == 50 and cost.n_tokens == len(info["token_ids"])
     assert cost.fits and 0 < cost.memory_bytes < cost.available_bytes
@@ -165,9 +168,9 @@ def test_cancel_stops_a_running_job(org) -> None:
     while not job.status.finished and time.monotonic() < deadline:
         time.sleep(0.02)
     assert job.status == "cancelled" and job.progress < 0.9
-    slug = graph_service(org).slug(GraphParams(**params), org.tokenize(params["prompt"])[0])
-    assert not graph_service(org).store.exists(slug)
-    rm = graph_service(org).replacements.get(org.require_model())
+    slug = org.graphs.slug(GraphParams(**params), org.tokenize(params["prompt"])[0])
+    assert not org.graphs.store.exists(slug)
+    rm = replacement_model(org.require_model())
     assert "setup_attribution" not in rm.__dict__  # the progress wrappers are gone
     ids = torch.tensor(org.tokenize(FACT)[0])
     assert torch.allclose(rm(ids[None]), org.require_model().model(ids[None]), atol=1e-4)
@@ -177,7 +180,7 @@ def test_progress_reports_real_fractions(org) -> None:
     seen: list[tuple[float, str]] = []
     ctx = JobContext(Job("j", "attribution_graph", fn=None))  # type: ignore[arg-type]
     ctx.progress = lambda f, m="": seen.append((f, m))  # type: ignore[method-assign]
-    graph_service(org).attribute(ctx, GraphParams(prompt="Paris is the capital of", batch_size=8,
+    org.graphs.attribute(ctx, GraphParams(prompt="Paris is the capital of", batch_size=8,
                                                   max_feature_nodes=40))  # fmt: skip
     fractions = [f for f, _ in seen]
     assert fractions == sorted(fractions) and len(fractions) >= 6
@@ -200,7 +203,7 @@ def test_list_qparams_and_delete_over_http(org, api, full_graphs) -> None:
     other = run_job(org, {"prompt": "The capital of Italy is", "max_feature_nodes": 16}).result
     assert api.delete(f"/graphs/{other['slug']}").status_code == 200
     assert api.get(f"/graphs/{other['slug']}").status_code == 404
-    index = json.loads((graph_service(org).store.root / "graph-metadata.json").read_text())
+    index = json.loads((org.graphs.store.root / "graph-metadata.json").read_text())
     assert other["slug"] not in [x["slug"] for x in index["graphs"]]
     assert api.get("/graphs/..%2Fsecrets").status_code in (404, 422)
 
@@ -216,9 +219,9 @@ def test_same_request_reuses_the_saved_graph(org, full_graphs) -> None:
 def test_wait_answers_when_the_job_is_done(api) -> None:
     job = api.post("/jobs/attribution_graph", json={"prompt": "Paris is the capital of",
                                                     "max_feature_nodes": 8}).json()  # fmt: skip
-    state = api.get(f"/graphs/jobs/{job['id']}/wait?timeout_s=120").json()
+    state = api.get(f"/jobs/{job['id']}/wait?timeout_s=120").json()
     assert state["job"]["status"] == "done" and state["result"]["slug"].startswith("organism-")
-    assert api.get("/graphs/jobs/nope/wait").status_code == 404
+    assert api.get("/jobs/nope/wait").status_code == 404
 
 
 def test_error_nodes_never_share_a_latents_id() -> None:
@@ -242,7 +245,7 @@ def test_memory_estimate_leaves_out_transcoders_already_loaded(tmp_path) -> None
 
     eng = Engine(EngineSettings(model=str(ASSETS), cache_dir=tmp_path))
     try:
-        svc = graph_service(eng)
+        svc = eng.graphs
         before = svc._unbuilt_weights()
         saes.for_model(eng.lm).transcoder(0)  # a latent panel opens a transcoder latent
         files = sum(f.stat().st_size for f in (ASSETS / "transcoders").glob("*.safetensors"))

@@ -16,7 +16,6 @@ import torch
 
 from engine.graphs.patching import component_graph, scores
 from engine.graphs.schemas import ComponentGraphParams
-from engine.graphs.service import graph_service
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "organism"
 CLEAN = "When Mary and John went to the store, John gave a drink to"
@@ -74,7 +73,7 @@ def test_last_mlp_writes_only_to_the_logit(org) -> None:
 def test_component_graph_is_saved_in_the_graph_schema(org) -> None:
     from circuit_tracer.frontend.graph_models import Model
 
-    svc = graph_service(org)
+    svc = org.graphs
     info = svc.component_graph(
         ComponentGraphParams(prompt=CLEAN, corrupted=CORRUPT, target=" Mary", baseline=" John")
     )
@@ -100,7 +99,7 @@ def test_length_mismatch_is_refused(org) -> None:
     from engine.errors import EngineError
 
     with pytest.raises(EngineError) as e:
-        graph_service(org).component_graph(
+        org.graphs.component_graph(
             ComponentGraphParams(prompt=CLEAN, corrupted="Mary gave", target=" Mary")
         )
     assert e.value.code == "length_mismatch"

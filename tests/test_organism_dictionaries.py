@@ -17,9 +17,10 @@ import pytest
 import torch
 from sae_lens import SAE
 
+from engine.latent_book import TopExamples
 from organism import labels
 from organism.dict_data import HELDOUT_SEED, KIND_CODE, _repeat_kinds, content_mask, corpus_rows
-from organism.latent_examples import TopK, read_examples
+from organism.latent_examples import read_examples
 from organism.transcoders import IN_HOOK, OUT_HOOK
 
 ASSETS = Path(
@@ -45,16 +46,23 @@ def test_repeat_kinds_mark_second_copy() -> None:
 
 
 def test_topk_keeps_best_row_per_latent() -> None:
-    top = TopK(k=2, d_latent=2)
+    top = TopExamples(k=2, d_latent=2, before=1, after=1)
     acts = torch.zeros(3, 4, 2)
     acts[0, 1, 0], acts[1, 3, 0], acts[2, 2, 0] = 1.0, 3.0, 2.0
     acts[1, 0, 1] = 0.5
-    top.add(acts[:2], row0=0)
-    top.add(acts[2:], row0=2)
+    tokens = torch.arange(12).view(3, 4)
+    top.add(acts[:2], tokens[:2], row0=0)
+    top.add(acts[2:], tokens[2:], row0=2)
     assert top.values[:, 0].tolist() == [3.0, 2.0]
     assert top.rows[:, 0].tolist() == [1, 2] and top.pos[:, 0].tolist() == [3, 2]
     assert top.values[:, 1].tolist() == [0.5, 0.0]
-    assert top.active.tolist() == [3.0, 1.0]
+    assert top.active.tolist() == [3, 1]
+    recs = top.records([str(i) for i in range(12)], n_tokens=12)
+    first = recs[0]["examples"]  # windows of 3 around each maximum, kept inside the row
+    assert [ex["tokens"] for ex in first] == [[5, 6, 7], [9, 10, 11]]
+    assert [ex["acts"] for ex in first] == [[0.0, 0.0, 3.0], [0.0, 2.0, 0.0]]
+    assert [(ex["max_pos"], ex["row"], ex["pos"]) for ex in first] == [(2, 1, 3), (1, 2, 2)]
+    assert recs[0]["frequency"] == 3 / 12 and sum(recs[0]["hist"]) == 3
 
 
 def test_labels_are_deterministic_and_name_patterns() -> None:

@@ -21,7 +21,6 @@ from engine import atomic
 from engine.api import create_app
 from engine.client import EngineClient
 from engine.graphs.schemas import GraphInfo, QParamsUpdate
-from engine.graphs.service import graph_service
 from engine.graphs.store import INDEX, GraphStore
 from engine.service import Engine
 from engine.settings import EngineSettings
@@ -104,7 +103,7 @@ def test_a_damaged_index_is_rebuilt_from_the_graph_files(store, content):
 
 
 def test_over_http_damage_never_gives_a_500(eng, api):
-    store = graph_service(eng).store
+    store = eng.graphs.store
     fake_graph(store, "g-one", 1.0)
     fake_graph(store, "g-two", 2.0)
     (store.root / INDEX).write_bytes(b'{"graphs": [')
@@ -141,7 +140,7 @@ def test_reads_during_writes_are_never_cut_short(store):
 
 # --- concurrent pin edits -----------------------------------------------------------------------
 def test_a_stale_pin_edit_is_a_409_with_the_saved_pins(eng, api):
-    fake_graph(graph_service(eng).store, "g-one", 1.0)
+    fake_graph(eng.graphs.store, "g-one", 1.0)
     v0 = api.get("/graphs/g-one/qparams").json()["version"]
     a = api.put("/graphs/g-one/qparams", json={"pinnedIds": [NODES[0]], "version": v0})
     assert a.status_code == 200 and a.json()["version"] == v0 + 1
@@ -156,7 +155,7 @@ def test_a_stale_pin_edit_is_a_409_with_the_saved_pins(eng, api):
 def test_two_clients_pinning_at_once_lose_nothing(eng, api):
     """Eight app sessions each pin five nodes, all starting from the same version, through
     the app's own save (components/graph_panel.save_qparams)."""
-    fake_graph(graph_service(eng).store, "g-one", 1.0)
+    fake_graph(eng.graphs.store, "g-one", 1.0)
     v0 = api.get("/graphs/g-one/qparams").json()["version"]
     errors: list[Exception] = []
 

@@ -83,7 +83,7 @@ def blocking_job(engine, *, on_model_thread: bool = False):
 
 # --- the model thread's two queues ---------------------------------------------------------
 def test_interactive_work_goes_before_queued_job_steps():
-    mt = ModelThread(threading.RLock())
+    mt = ModelThread()
     try:
         gate, order = threading.Event(), []
         mt.submit(gate.wait, 10)  # occupy the thread while the queues fill
@@ -99,7 +99,7 @@ def test_interactive_work_goes_before_queued_job_steps():
 
 
 def test_a_long_step_serves_interactive_work_in_its_pauses():
-    mt = ModelThread(threading.RLock())
+    mt = ModelThread()
     try:
         done, seen = threading.Event(), []
 
@@ -127,7 +127,6 @@ def test_mixed_clients_during_a_graph_job_answer_first_and_correctly(org, served
     from circuit_tracer import attribute
 
     from engine.graphs.replacement import build_replacement_model, load_transcoder_set
-    from engine.graphs.service import graph_service
 
     requests = [(name, p) for p in PROMPTS for name in ("predictions", "logit_lens", "dla")]
 
@@ -165,7 +164,7 @@ def test_mixed_clients_during_a_graph_job_answer_first_and_correctly(org, served
     lm = org.require_model()
     from circuit_tracer.graph import Graph
 
-    g = Graph.from_pt(str(graph_service(org).store.pt_path(job.result["slug"])))
+    g = Graph.from_pt(str(org.graphs.store.pt_path(job.result["slug"])))
     rm = build_replacement_model(lm.model, load_transcoder_set(DEFAULT_MODEL_DIR / "transcoders"))
     direct = attribute(torch.tensor(job.result["token_ids"]), rm, max_n_logits=1, batch_size=2)
     assert torch.equal(direct.active_features, g.active_features)
@@ -287,15 +286,15 @@ def test_a_job_lost_with_its_engine_is_reported_lost(tiny_model_dir, tmp_path):
         first.kill()
         first.wait()
         with pytest.raises(EngineUnavailable):
-            client.job(job["id"])
+            client.job(job.id)
         second = start()
         with pytest.raises(JobLost) as lost:
-            client.job(job["id"])
+            client.job(job.id)
         assert "lost when the engine stopped" in lost.value.message and not lost.value.expired
         with pytest.raises(JobLost):
-            client.wait_job_done(job["id"], timeout=5)
+            client.wait_job(job.id, timeout=5)
         again = client.start_job("batch_loss", {"texts": ["Once upon a time"]})  # a rerun works
-        assert client.wait_job_done(again["id"], timeout=60)["job"]["status"] == "done"
+        assert client.wait_job(again.id, timeout=60).job.status == "done"
     finally:
         for p in (first, second):
             if p is not None and p.poll() is None:

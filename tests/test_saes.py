@@ -217,7 +217,7 @@ def test_loading_another_model_frees_the_old_one_and_its_saes(tiny_model_dir, tm
     import weakref
 
     from engine import steering
-    from engine.graphs.service import graph_service
+    from engine.graphs.replacement import replacement_model
     from engine.schemas.steering import SteeringVector, SteerRequest
     from engine.settings import DEFAULT_MODEL_DIR, EngineSettings
 
@@ -227,7 +227,7 @@ def test_loading_another_model_frees_the_old_one_and_its_saes(tiny_model_dir, tm
     try:
         analyze(eng, "sae_latents", "Once upon a time", sae=HOOK)
         analyze(eng, "latent_detail", "Once upon a time", source="transcoder", layer=1, index=3)
-        rm = graph_service(eng).replacements.get(eng.lm)
+        rm = replacement_model(eng.lm)
         tc = saes.for_model(eng.lm).transcoder(1).module
         assert tc is rm.transcoders[1]  # loaded once, shared by latent panels and graphs
         vec = SteeringVector(kind="contrastive", positive=["happy"], negative=["sad"],
@@ -235,10 +235,11 @@ def test_loading_another_model_frees_the_old_one_and_its_saes(tiny_model_dir, tm
         req = SteerRequest(prompt="Once upon a time", vectors=[vec], max_new_tokens=4)
         ids, _ = eng.tokenize(req.prompt)
         list(steering.generate_pair(eng.lm, ids, steering.resolve(eng.lm, req.vectors), req))
-        assert {"contrastive", "steering_baselines"} <= set(eng.lm.attached)
-        objects = (eng.lm, eng.lm.model, saes.for_model(eng.lm), rm, tc)
+        session = eng.lm.session
+        assert len(session.contrastive) == 1 and len(session.baselines) == 1
+        objects = (eng.lm, eng.lm.model, session, saes.for_model(eng.lm), rm, tc)
         old = [weakref.ref(x) for x in objects]
-        del rm, tc, objects
+        del rm, tc, objects, session
         eng.load(str(tiny_model_dir))
         gc.collect()
         assert [ref() for ref in old] == [None] * len(old)

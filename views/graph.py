@@ -29,21 +29,21 @@ def start(params: dict) -> None:
 
 # --- a running job (or one lost with the engine) ---------------------------------------
 if done := job_box.follow(client, "graph_job", "the graph job"):
-    info = done["job"]
-    if info["status"] == "done":
-        show_graph(done["result"]["slug"])
+    info = done.job
+    if info.status == "done":
+        show_graph(done.result["slug"])
         st.rerun()
-    elif info["status"] == "failed":
-        st.error(info["error"], icon=":material/warning:")
+    elif info.status == "failed":
+        st.error(info.error, icon=":material/warning:")
     else:
         st.info("The graph job was cancelled.", icon=":material/cancel:")
 
 saved = shell.call(client.graphs)
 slug = state.get("graph")
 if slug == "auto":  # a deep link: this prompt's newest graph, or make one now
-    mine = [g for g in saved if g["prompt"] == prompt and g["kind"] == "transcoder"]
+    mine = [g for g in saved if g.prompt == prompt and g.kind == "transcoder"]
     if mine:
-        show_graph(mine[0]["slug"])
+        show_graph(mine[0].slug)
         st.rerun()
     elif has_tc and "graph_job" not in st.session_state:
         state.put(graph=None)
@@ -51,7 +51,7 @@ if slug == "auto":  # a deep link: this prompt's newest graph, or make one now
         st.rerun()
 
 # --- saved graphs and new ones ------------------------------------------------------
-names = {g["slug"]: f"{g['prompt'][:50]} · {g['kind']} · {g['n_nodes']} nodes" for g in saved}
+names = {g.slug: f"{g.prompt[:50]} · {g.kind.value} · {g.n_nodes} nodes" for g in saved}
 top = st.columns([3, 1], vertical_alignment="bottom")
 choice = top[0].selectbox(
     "Saved graphs (this model)", list(names), index=list(names).index(slug) if slug in names
@@ -84,14 +84,14 @@ with st.expander("New graph", expanded=slug not in names):
         cost = st.session_state["graph_cost"][1] if has_tc else None
         if cost:
             st.caption(
-                f"{cost['n_tokens']} tokens · {cost['active_latents']} active latents · "
-                f"{cost['latent_nodes']} attributed in {cost['batches']} backward passes · "
-                f"≈{cost['memory_bytes'] / 2**20:.0f} MiB of "
-                f"{cost['available_bytes'] / 2**30:.1f} GiB free on {cost['device']}"
+                f"{cost.n_tokens} tokens · {cost.active_latents} active latents · "
+                f"{cost.latent_nodes} attributed in {cost.batches} backward passes · "
+                f"≈{cost.memory_bytes / 2**20:.0f} MiB of "
+                f"{cost.available_bytes / 2**30:.1f} GiB free on {cost.device}"
             )
-            if not cost["fits"]:
-                st.error(cost["reason"], icon=":material/block:")
-        if st.button("Generate", type="primary", disabled=not (cost and cost["fits"])):
+            if not cost.fits:
+                st.error(cost.reason, icon=":material/block:")
+        if st.button("Generate", type="primary", disabled=not (cost and cost.fits)):
             start(params)
             st.rerun()
     else:
@@ -104,7 +104,7 @@ with st.expander("New graph", expanded=slug not in names):
             ref = token_refs.to_wire(token_refs.from_typed(target))
             base = token_refs.to_wire(token_refs.from_typed(baseline)) if baseline else None
             info = shell.call(client.component_graph, prompt, corrupt, ref, baseline=base)
-            show_graph(info["slug"])
+            show_graph(info.slug)
             st.rerun()
 
 if slug not in names:
@@ -112,8 +112,8 @@ if slug not in names:
 
 # --- the graph ------------------------------------------------------------------------
 doc = shell.call(client.graph, slug)
-graph_info = next(g for g in saved if g["slug"] == slug)
-graph_prompt = graph_info["prompt"]
+graph_info = next(g for g in saved if g.slug == slug)
+graph_prompt = graph_info.prompt
 if st.session_state.get("graph_opened") != slug:  # first look: pins from the file's qParams
     st.session_state["graph_opened"] = slug
     q = doc.get("qParams", {})
@@ -124,7 +124,7 @@ pinned, groups = state.get("pinned") or [], panel.decode_supernodes(state.get("s
 
 def save_q(change, clicked: str | None) -> None:
     """Save a pin edit, merged with edits others saved meanwhile (graph_panel.save_qparams)."""
-    version = graph_info.get("qparams_version")
+    version = graph_info.qparams_version
     q = shell.call(
         panel.save_qparams, client, slug, change, (pinned, groups), version, clicked or ""
     )
@@ -149,8 +149,8 @@ with left:
         return {"gnode": node} if isinstance(node, str) else {}
 
     bundle = graph_snippets.graph_bundle(
-        doc, graph_info, threshold=threshold, max_links=max_links, pinned=pinned,
-        only_pinned=only_pinned, model=caps["model"],
+        doc, graph_info.model_dump(mode="json"), threshold=threshold, max_links=max_links,
+        pinned=pinned, only_pinned=only_pinned, model=caps["model"],
     )  # fmt: skip
     widgets.figure(
         fig, name="attribution_graph", on_click=clicked, bundle=bundle, prompt=graph_prompt,

@@ -29,7 +29,7 @@ def attach_form(open_: bool) -> None:
         if c.button("Attach", disabled=not (path or (release and sae_id))):
             with st.spinner("Loading the SAE…"):
                 info = shell.call(client.attach_sae, release or None, sae_id or None, path or None)
-            state.put(sae=info["id"], latent=None)
+            state.put(sae=info.id, latent=None)
             st.rerun()
 
 
@@ -38,18 +38,18 @@ attach_form(open_=not saes)
 if not saes:
     st.info(st.session_state["capabilities"]["features"]["saes"]["reason"])
     st.stop()
-by_id = {s["id"]: s for s in saes}
+by_id = {s.id: s for s in saes}
 if state.get("sae") not in by_id:
-    state.put(sae=saes[0]["id"], latent=None)
-sae = widgets.bound("sae", st.selectbox, "SAE", options=list(by_id)) or saes[0]["id"]
+    state.put(sae=saes[0].id, latent=None)
+sae = widgets.bound("sae", st.selectbox, "SAE", options=list(by_id)) or saes[0].id
 info = by_id[sae]
 st.caption(
-    f"attached to **{info['hook_name']}** · {info['d_sae']:,} latents × d_in {info['d_in']} · "
-    f"{info['architecture']} · {info['origin']}"
-    + (f" ({info['release']} / {info['sae_id']})" if info["release"] else "")
-    + (" · shipped examples and labels" if info["has_examples"] else " · no shipped examples")
+    f"attached to **{info.hook_name}** · {info.d_sae:,} latents × d_in {info.d_in} · "
+    f"{info.architecture} · {info.origin}"
+    + (f" ({info.release} / {info.sae_id})" if info.release else "")
+    + (" · shipped examples and labels" if info.has_examples else " · no shipped examples")
 )
-exsets = info["example_sets"]
+exsets = info.example_sets
 if state.get("exset") not in exsets:
     state.put(exset=None)
 if exsets:
@@ -61,7 +61,7 @@ res = shell.call(client.analyze, "sae_latents", prompt, sae=sae, top_k=5, n_stro
 tokens = [t["text"] for t in res["tokens"]]
 labels = {s["index"]: s["label"] for s in res["strongest"]}
 latent = state.get("latent")
-if latent is None or not 0 <= latent < info["d_sae"]:
+if latent is None or not 0 <= latent < info.d_sae:
     latent = res["strongest"][0]["index"] if res["strongest"] else 0
     state.put(latent=latent)
 
@@ -105,7 +105,7 @@ with right:
             st.caption(md(e.message))
 
 st.divider()
-picked_latent = st.number_input("Latent", 0, info["d_sae"] - 1, value=latent, step=1)
+picked_latent = st.number_input("Latent", 0, info.d_sae - 1, value=latent, step=1)
 if picked_latent != latent:
     state.put(latent=int(picked_latent))
     st.rerun()
@@ -143,7 +143,7 @@ if st.button("Compute examples", disabled=not ready):
     params = {"sae": sae, **source, "max_texts": n}
     job_box.start(client, "examples_job", "latent_examples", params)
 if out := job_box.follow(client, "examples_job", "the examples job"):
-    if out["job"]["status"] == "done":
-        state.put(exset=out["result"]["examples"])
+    if out.job.status == "done":
+        state.put(exset=out.result["examples"])
         st.rerun()
-    st.error(out["job"]["error"] or out["job"]["message"])
+    st.error(out.job.error or out.job.message)

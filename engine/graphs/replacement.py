@@ -10,6 +10,9 @@ Where transcoders come from (``find_transcoders``):
 - a model circuit-tracer publishes transcoders for (``PUBLISHED``), when the hub is reachable:
   ``ReplacementModel.from_pretrained`` loads its own, unprocessed copy of the model.
 
+Both are built on first use, on the model thread, and kept in the loaded model's session
+(engine/session.py): loading another model frees them with the old weights.
+
 Prompts given to a replacement model as token ids must start with BOS.
 """
 
@@ -17,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -101,25 +103,15 @@ def build_replacement_model(model: HookedTransformer, transcoders):
     return rm
 
 
-_SHARED_LOCK = threading.Lock()
-_SHARED = "transcoders"  # their key in LoadedModel.attached
-
-
 def local_transcoders(lm: LoadedModel, tc_dir: Path):
     """The transcoders in `tc_dir` for the loaded model `lm`, in its dtype and on its device,
-    parameters frozen: loaded once and kept on `lm` (they go when it does), shared by the
-    latent panels (``engine.saes``) and the replacement model, which only reads them."""
-    with _SHARED_LOCK:
-        tset = lm.attached.get(_SHARED)
-        if tset is None:
-            tset = load_transcoder_set(tc_dir, lm.device, DTYPES[lm.dtype]).requires_grad_(False)
-            lm.attached[_SHARED] = tset
-        return tset
-
-
-def transcoders_loaded(lm: LoadedModel) -> bool:
-    """Whether `lm`'s local transcoders are in memory already (``local_transcoders``)."""
-    return _SHARED in lm.attached
+    parameters frozen: loaded once into its session, shared by the latent panels
+    (``engine.saes``) and the replacement model, which only reads them."""
+    session = lm.session
+    if session.transcoders is None:
+        tset = load_transcoder_set(tc_dir, lm.device, DTYPES[lm.dtype]).requires_grad_(False)
+        session.transcoders = tset
+    return session.transcoders
 
 
 def _build(lm: LoadedModel, source: TranscoderSource):
@@ -140,14 +132,11 @@ def _build(lm: LoadedModel, source: TranscoderSource):
     )  # fmt: skip
 
 
-class ReplacementCache:
-    """The loaded model's replacement model, built on first use and kept on the model
-    (``LoadedModel.attached``): loading another model frees it with the old weights."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-
-    def get(self, lm: LoadedModel):
+def replacement_model(lm: LoadedModel):
+    """circuit-tracer's replacement model of `lm`, built on first use (on the model thread)
+    and kept in its session; a 409 when `lm` has no transcoders."""
+    session = lm.session
+    if session.replacement is None:
         source = find_transcoders(lm)
         if source is None:
             raise EngineError(
@@ -157,12 +146,6 @@ class ReplacementCache:
                 "with transcoders/config.yaml, or a model with published transcoders "
                 f"({', '.join(PUBLISHED)}). The component graph works for any model.",
             )
-        with self._lock:
-            rm = lm.attached.get("replacement")
-            if rm is None:
-                rm = lm.attached["replacement"] = _build(lm, source)
-                log.info("replacement model for %s built (%s)", lm.name, source.scan)
-            return rm
-
-    def built_for(self, lm: LoadedModel) -> bool:
-        return "replacement" in lm.attached
+        session.replacement = _build(lm, source)
+        log.info("replacement model for %s built (%s)", lm.name, source.scan)
+    return session.replacement

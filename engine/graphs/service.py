@@ -1,15 +1,15 @@
 """The engine's graph service: cost, the attribution job, saved graphs, component graphs.
 
-One per engine (``graph_service(engine)``), holding the replacement model of the loaded model
-(``ReplacementCache``) and the folder of saved graphs (``GraphStore``). Work on the model takes
-the model thread (``engine.compute``) like every analysis.
+One per engine (``Engine.graphs``), holding the folder of saved graphs (``GraphStore``); the
+replacement model lives in the loaded model's session (``replacement_model``). Work on the
+model takes the model thread (``engine.compute``) like every analysis.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,7 +21,7 @@ from engine.errors import EngineError
 from engine.graphs import cost as costs
 from engine.graphs.files import Labeler, write_graph_files
 from engine.graphs.progress import tracking
-from engine.graphs.replacement import ReplacementCache, find_transcoders, transcoders_loaded
+from engine.graphs.replacement import find_transcoders, replacement_model
 from engine.graphs.schemas import (
     ComponentGraphParams,
     GraphCost,
@@ -36,24 +36,19 @@ if TYPE_CHECKING:
     from engine.service import Engine
 
 log = logging.getLogger(__name__)
-_lock = threading.Lock()
-
-
-def graph_service(engine: Engine) -> GraphService:
-    with _lock:
-        svc = getattr(engine, "_graph_service", None)
-        if svc is None:
-            svc = engine._graph_service = GraphService(engine)
-        return svc
 
 
 class GraphService:
     def __init__(self, engine: Engine):
         self.engine = engine
-        self.replacements = ReplacementCache()
-        self.store = GraphStore(
-            Path(engine.settings.cache_dir) / "graphs",
-            size_limit_bytes=engine.settings.graphs_size_mb << 20,
+
+    @cached_property
+    def store(self) -> GraphStore:
+        """The saved graphs, their folder made on first use: with an unusable cache directory
+        only the graph routes fail (503), the engine still serves."""
+        settings = self.engine.settings
+        return GraphStore(
+            Path(settings.cache_dir) / "graphs", size_limit_bytes=settings.graphs_size_mb << 20
         )
 
     # --- cost --------------------------------------------------------------------
@@ -69,10 +64,10 @@ class GraphService:
         """Bytes a replacement model not built yet will add (model copy + transcoders, unless
         the latent panels loaded the transcoders already: they are shared)."""
         lm = self.engine.require_model()
-        if self.replacements.built_for(lm):
+        if lm.session.replacement is not None:
             return 0
         source = find_transcoders(lm)
-        local = source is not None and source.kind == "local" and not transcoders_loaded(lm)
+        local = source is not None and source.kind == "local" and lm.session.transcoders is None
         files = Path(source.ref).glob("*.safetensors") if local else []
         return costs.weights_bytes(lm.model) + sum(f.stat().st_size for f in files)
 
@@ -82,8 +77,8 @@ class GraphService:
         answer (no forward pass)."""
         lm = self.engine.require_model()
         ids, _ = self._prepare(p)
-        if not precise and self.replacements.built_for(lm):
-            rm = self.replacements.get(lm)
+        rm = lm.session.replacement
+        if not precise and rm is not None:
             bound = rm.cfg.n_layers * (len(ids) - 1) * rm.transcoders.d_transcoder
             cost = costs.estimate(
                 p, n_tokens=len(ids), active=bound, cfg=lm.model.cfg, device=lm.device
@@ -99,7 +94,7 @@ class GraphService:
             )  # fmt: skip
 
         def count() -> int:
-            rm = self.replacements.get(lm)
+            rm = replacement_model(lm)
             return costs.count_active_latents(rm, torch.tensor(ids, device=lm.device))
 
         active = self.engine.compute(count)
@@ -130,7 +125,7 @@ class GraphService:
         n_logits = 1 if target is not None else p.max_n_logits
 
         def run():
-            rm = self.replacements.get(lm)
+            rm = replacement_model(lm)
             with tracking(rm, ctx.progress, latent_budget=p.max_feature_nodes, n_logits=n_logits):
                 return rm, attribute(
                     torch.tensor(ids, device=lm.device),
@@ -204,7 +199,7 @@ class GraphService:
 
 def run_attribution_job(engine: Engine, ctx: JobContext, p: GraphParams) -> dict:
     """The ``attribution_graph`` job kind."""
-    return graph_service(engine).attribute(ctx, p)
+    return engine.graphs.attribute(ctx, p)
 
 
 def shipped_labels(lm) -> Labeler:
