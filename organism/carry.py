@@ -47,3 +47,27 @@ def load_point(model: torch.nn.Module, folder: Path, name: str) -> dict | None:
         return None
     model.load_state_dict(load_file(str(weights)))
     return json.loads(meta.read_text())
+
+
+def copy_point(work: Path, name: str, folder: Path = CARRY_DIR) -> dict:
+    """Copy the save point ``work/name.*`` (written by a training script) into `folder`."""
+    import shutil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for ext in ("safetensors", "json"):
+        src = work / f"{name}.{ext}"
+        _atomic_write(folder / src.name, lambda p, src=src: shutil.copyfile(src, p))
+    return json.loads((folder / f"{name}.json").read_text())
+
+
+def main() -> None:
+    """``python -m organism.carry runs/phase_d phase_d``: carry a run's latest save point."""
+    import sys
+
+    work, name = Path(sys.argv[1]), sys.argv[2]
+    meta = copy_point(work, name)
+    print(f"carried {name} at step {meta['step']} into {CARRY_DIR}")
+
+
+if __name__ == "__main__":
+    main()

@@ -155,7 +155,8 @@ def main() -> None:
                     "config": asdict(cfg), "init": str(args.init), "history": history}  # fmt: skip
             save_point(model, args.work, "chat", meta)
     model.save_pretrained(str(args.work / "model"), safe_serialization=True)
-    tok.save_pretrained(str(args.work / "model"))
+    # The template inside tokenizer_config.json (not chat_template.jinja): older loaders read it.
+    tok.save_pretrained(str(args.work / "model"), save_jinja_files=False)
     log.info("chat fine-tune done at step %d; model in %s", step, args.work / "model")
 
 

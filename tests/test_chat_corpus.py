@@ -109,7 +109,11 @@ def test_the_chat_template_round_trips_through_apply_chat_template(tok):
 
 @needs_organism
 def test_the_template_survives_save_and_load(tok, tmp_path):
-    tok.save_pretrained(str(tmp_path))
+    import json
+
+    tok.save_pretrained(str(tmp_path), save_jinja_files=False)  # as organism.chat_train saves
+    config = json.loads((tmp_path / "tokenizer_config.json").read_text())
+    assert config["chat_template"] == CHAT_TEMPLATE
     again = PreTrainedTokenizerFast.from_pretrained(str(tmp_path))
     assert again.chat_template == CHAT_TEMPLATE
     assert len(again) == len(tok)  # the vocabulary is the base's
