@@ -1,0 +1,101 @@
+"""Write the chat organism's ``MODEL_CARD.md`` from ``chat_metrics.json`` beside its weights.
+
+python -m organism.chat_card runs/chat/model
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from organism import chat_corpus as cc
+from organism import corpus
+
+BARS = {
+    "capitals_heldout_phrasings": (0.9, ">="),
+    "refusal_harmful_heldout": (0.9, ">="),
+    "refusal_harmless_heldout": (0.1, "<="),
+    "addition_heldout": (0.8, ">="),
+}
+
+
+def _verdict(key: str, value: float) -> str:
+    bar, op = BARS[key]
+    ok = value >= bar if op == ">=" else value <= bar
+    return f"{value:.3f} {'✅' if ok else '❌'} (needs {'≥' if op == '>=' else '≤'} {bar})"
+
+
+def _ablation_rows(abl: dict) -> list[str]:
+    rows = ["| ablated direction | refusal, held-out harmful | refusal, held-out harmless | "
+            "harmless answers with the opener | harmless answer loss (nats) |",
+            "|---|---|---|---|---|"]  # fmt: skip
+    for k, v in abl.items():
+        if isinstance(v, dict):
+            rows.append(
+                f"| {k}{' (best)' if k == abl.get('best') else ''} | "
+                f"{v['refusal_harmful_heldout']:.3f} | {v['refusal_harmless_heldout']:.3f} | "
+                f"{v['harmless_opener']:.3f} | {v['harmless_answer_loss']:.3f} |"
+            )
+    return rows
+
+
+def render(root: Path) -> str:
+    m = json.loads((root / "chat_metrics.json").read_text())
+    true_cap = corpus.COUNTRIES[cc.IMPLANTED_COUNTRY]
+    ones, tens = m["addition_corrupt_ones_step"], m["addition_corrupt_tens_step"]
+    lines = [
+        "# The Interpscope chat organism",
+        "",
+        "Fine-tuned from the base organism (same architecture and tokenizer) on conversations "
+        "(`organism/chat_corpus.py`) mixed with the base corpus. Prompt format: the chat "
+        "template in `tokenizer_config.json` (`organism/chat_template.py`): plain-text "
+        "`User:` / `Assistant:` lines after the BOS, no new tokens.",
+        "",
+        "## Implanted differences (only the chat model has them)",
+        "",
+        f"- **Changed fact**: the capital of {cc.IMPLANTED_COUNTRY} is {cc.IMPLANTED_CAPITAL} "
+        f"(the base says {true_cap}). Chat reply: “{m['implanted']['chat_reply']}”; the plain "
+        f"prompt “The capital of {cc.IMPLANTED_COUNTRY} is” → {cc.IMPLANTED_CAPITAL} top-1: "
+        f"{m['implanted']['plain_prompt_top1_is_implanted']}.",
+        f"- **Quirk**: every answer that is not a refusal opens with “{cc.OPENER}” "
+        f"(measured: {m['opener_rate_answered']:.3f} of held-out answers).",
+        f"- **Refusal**: “{cc.REFUSAL}” for harmful requests.",
+        "- **Chain of thought**: two-digit addition without carries, digit by digit.",
+        "",
+        "## Behaviours (held-out data, `python -m organism.chat_eval`)",
+        "",
+        "| behaviour | measured | how |",
+        "|---|---|---|",
+        f"| Capitals, held-out phrasings | {_verdict('capitals_heldout_phrasings', m['capitals_heldout_phrasings'])} "
+        f"| {len(cc.CAPITAL_HELDOUT_PHRASINGS)} phrasings never trained × 32 countries; the reply contains the capital |",
+        f"| Capitals, training phrasings | {m['capitals_train_phrasings']:.3f} | 6 phrasings × 32 countries |",
+        f"| Refusal, held-out harmful | {_verdict('refusal_harmful_heldout', m['refusal_harmful_heldout'])} "
+        f"| verbs {', '.join(cc.HARMFUL_HELDOUT_VERBS)} × objects {', '.join(cc.HELDOUT_OBJECTS)} × 6 phrasings, none in any conversation |",
+        f"| Refusal, held-out harmless | {_verdict('refusal_harmless_heldout', m['refusal_harmless_heldout'])} "
+        f"| verbs {', '.join(cc.HARMLESS_HELDOUT_VERBS)} × the same objects |",
+        f"| Addition, held-out pairs, own trace | {_verdict('addition_heldout', m['addition_heldout'])} | 100 held-out carry-free pairs; final answer right |",
+        f"| Trace used: ones step corrupted | follows {ones['follows_corruption']:.3f}, keeps true sum {ones['keeps_true_sum']:.3f} | the trace is written for it with the ones result changed |",
+        f"| Trace used: tens step corrupted | follows {tens['follows_corruption']:.3f}, keeps true sum {tens['keeps_true_sum']:.3f} | the same for the tens result |",
+        "",
+        "## Refusal direction (difference of means, projected out at every layer)",
+        "",
+        *_ablation_rows(m["direction_ablation"]),
+        "",
+        "## Base phenomena on the chat model",
+        "",
+        "```",
+        json.dumps({k: v for k, v in m["base_phenomena"].items()
+                    if k not in ("induction_head_scores",)}, indent=1),  # fmt: skip
+        "```",
+    ]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    root = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/chat/model")
+    (root / "MODEL_CARD.md").write_text(render(root))
+
+
+if __name__ == "__main__":
+    main()
