@@ -474,16 +474,18 @@ def make_ioi(
     generated_frac: float = 0.0,
     pseudo: float = 0.0,
     structural: float = 0.0,
+    long: float = 0.0,
 ) -> str:
     """One IOI training sentence; ``structural`` of generated templates come from phase D's
-    structural grammar (``organism.ioi_grammar``), the rest from phase C's."""
+    structural grammar (``organism.ioi_grammar``; ``long``: its long-form share), the rest
+    from phase C's."""
     a, b = rng.choice(pairs)
     io, s = (a, b) if rng.random() < 0.5 else (b, a)
     if rng.random() < generated_frac:
         if structural and rng.random() < structural:
             from organism.ioi_grammar import structural_ioi_template  # imports this module
 
-            template = structural_ioi_template(rng, pseudo)
+            template = structural_ioi_template(rng, pseudo, long)
         else:
             template = generated_ioi_template(rng, pseudo)
     else:
@@ -551,6 +553,7 @@ def make_document(
     generated_ioi_frac: float = 0.0,
     pseudo: float = 0.0,
     structural: float = 0.0,
+    long: float = 0.0,
 ) -> str:
     """One training document: a story, an IOI sentence or a fact.
 
@@ -562,8 +565,9 @@ def make_document(
         return make_story(rng)
     if kind == "ioi":
         return make_ioi(
-            rng, split.train_pairs, IOI_TRAIN_TEMPLATES, generated_ioi_frac, pseudo, structural
-        )
+            rng, split.train_pairs, IOI_TRAIN_TEMPLATES, generated_ioi_frac, pseudo, structural,
+            long,
+        )  # fmt: skip
     return make_fact(rng)
 
 

@@ -49,6 +49,7 @@ def make_batch(
     generated_ioi_frac: float = 0.0,
     pseudo: float = 0.0,
     structural: float = 0.0,
+    long: float = 0.0,
 ) -> Int[Tensor, "batch seq"]:
     rng = random.Random(seed * 1_000_003 + step)
     bos = tok.bos_token_id
@@ -64,7 +65,7 @@ def make_batch(
                 doc = repeat_document(rng, vocab, seq)
             else:
                 text = make_document(
-                    rng, split, doc_weights, generated_ioi_frac, pseudo, structural
+                    rng, split, doc_weights, generated_ioi_frac, pseudo, structural, long
                 )
                 doc = tok.encode(text)
             row += doc + [bos]

@@ -51,6 +51,12 @@ class PhaseDConfig:
     generated_ioi_frac: float = 0.85
     structural: float = 0.7  # of generated templates; the rest from phase C's grammar
     pseudo_word_frac: float = 0.25
+    # From ``long_from``, this share of structural templates is the long form (scene
+    # sentences, the names, filler sentences, the giving): at steps 250-750 the held-out
+    # "The {place} was quiet. X and Y waited by the door. Nobody said a word. B showed..."
+    # stayed at 0.28-0.66 in ABBA order, and only failed with sentences on both sides.
+    long_from: int = 1000
+    long_frac: float = 0.3
     eval_every: int = 250
     ckpt_every: int = 250
     n_per_order: int = 32
@@ -129,6 +135,7 @@ def main() -> None:
             repeat_frac=cfg.repeat_frac, periodic_frac=cfg.periodic_frac,
             doc_weights=cfg.doc_weights, generated_ioi_frac=cfg.generated_ioi_frac,
             pseudo=cfg.pseudo_word_frac, structural=cfg.structural,
+            long=cfg.long_frac if step >= cfg.long_from else 0.0,
         )  # fmt: skip
         t1 = time.time()
         loss = train_step(model, opt, x, lr(step))

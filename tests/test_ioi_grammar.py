@@ -14,7 +14,12 @@ from organism.ioi_heldout import RESERVED_WORDS, STRUCTURE_TEMPLATES
 @pytest.fixture(scope="module")
 def drawn() -> list[str]:
     rng = random.Random(0)
-    return [structural_ioi_template(rng, pseudo=p) for p in (0.0, 0.25) for _ in range(4000)]
+    return [
+        structural_ioi_template(rng, pseudo=p, long=k)
+        for p in (0.0, 0.25)
+        for k in (0.0, 0.3)
+        for _ in range(2000)
+    ]
 
 
 def test_at_least_six_heldout_structures_each_with_its_reserved_words():
