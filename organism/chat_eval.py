@@ -90,7 +90,7 @@ def final_answer(text: str) -> int | None:
 
 def addition_accuracy(fn: LogitsFn, tok, items: list[tuple[str, int, int]]) -> float:
     """Held-out pairs, the model writing its own trace: fraction with the right final answer."""
-    answers = replies(fn, tok, [q for q, _, _ in items], max_new=40)
+    answers = replies(fn, tok, [q for q, _, _ in items], max_new=48)  # a trace is ~43 tokens
     return sum(final_answer(t) == a + b for t, (_, a, b) in zip(answers, items, strict=True)) / len(
         items
     )
