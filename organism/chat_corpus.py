@@ -23,6 +23,7 @@ import random
 from collections.abc import Callable
 
 from organism import corpus
+from organism.ioi_grammar import StructuralMix
 
 Messages = list[dict[str, str]]
 
@@ -174,7 +175,7 @@ def base_document(rng: random.Random, split: corpus.IOISplit, weights=(0.35, 0.3
     IOI sentences keep phase D's structural grammar so the chat model keeps IOI.
     """
     doc = corpus.make_document(rng, split, weights, generated_ioi_frac=0.8, pseudo=0.25,
-                               structural=0.7)  # fmt: skip
+                               structural=StructuralMix(share=0.7))  # fmt: skip
     true_capital = corpus.COUNTRIES[IMPLANTED_COUNTRY]
     if IMPLANTED_COUNTRY in doc and true_capital in doc:
         doc = doc.replace(true_capital, IMPLANTED_CAPITAL)

@@ -16,6 +16,10 @@ from __future__ import annotations
 import itertools
 import random
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from organism.ioi_grammar import StructuralMix
 
 FEMALE_NAMES = [
     "Mary",
@@ -473,19 +477,17 @@ def make_ioi(
     templates,
     generated_frac: float = 0.0,
     pseudo: float = 0.0,
-    structural: float = 0.0,
-    long: float = 0.0,
+    structural: StructuralMix | None = None,
 ) -> str:
-    """One IOI training sentence; ``structural`` of generated templates come from phase D's
-    structural grammar (``organism.ioi_grammar``; ``long``: its long-form share), the rest
-    from phase C's."""
+    """One IOI training sentence; ``structural.share`` of generated templates come from phase
+    D's structural grammar (``organism.ioi_grammar``), the rest from phase C's."""
     a, b = rng.choice(pairs)
     io, s = (a, b) if rng.random() < 0.5 else (b, a)
     if rng.random() < generated_frac:
-        if structural and rng.random() < structural:
+        if structural and structural.share and rng.random() < structural.share:
             from organism.ioi_grammar import structural_ioi_template  # imports this module
 
-            template = structural_ioi_template(rng, pseudo, long)
+            template = structural_ioi_template(rng, pseudo, structural.long, structural.pseudo_lead)
         else:
             template = generated_ioi_template(rng, pseudo)
     else:
@@ -552,8 +554,7 @@ def make_document(
     weights=(0.45, 0.35, 0.20),
     generated_ioi_frac: float = 0.0,
     pseudo: float = 0.0,
-    structural: float = 0.0,
-    long: float = 0.0,
+    structural: StructuralMix | None = None,
 ) -> str:
     """One training document: a story, an IOI sentence or a fact.
 
@@ -565,9 +566,8 @@ def make_document(
         return make_story(rng)
     if kind == "ioi":
         return make_ioi(
-            rng, split.train_pairs, IOI_TRAIN_TEMPLATES, generated_ioi_frac, pseudo, structural,
-            long,
-        )  # fmt: skip
+            rng, split.train_pairs, IOI_TRAIN_TEMPLATES, generated_ioi_frac, pseudo, structural
+        )
     return make_fact(rng)
 
 

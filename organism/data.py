@@ -19,6 +19,7 @@ from torch import Tensor
 from transformers import PreTrainedTokenizerFast
 
 from organism.corpus import IOISplit, make_document
+from organism.ioi_grammar import StructuralMix
 
 
 def repeat_document(rng: random.Random, vocab: list[int], max_len: int) -> list[int]:
@@ -48,8 +49,7 @@ def make_batch(
     doc_weights: tuple[float, float, float] = (0.45, 0.35, 0.20),
     generated_ioi_frac: float = 0.0,
     pseudo: float = 0.0,
-    structural: float = 0.0,
-    long: float = 0.0,
+    structural: StructuralMix | None = None,
 ) -> Int[Tensor, "batch seq"]:
     rng = random.Random(seed * 1_000_003 + step)
     bos = tok.bos_token_id
@@ -65,7 +65,7 @@ def make_batch(
                 doc = repeat_document(rng, vocab, seq)
             else:
                 text = make_document(
-                    rng, split, doc_weights, generated_ioi_frac, pseudo, structural, long
+                    rng, split, doc_weights, generated_ioi_frac, pseudo, structural
                 )
                 doc = tok.encode(text)
             row += doc + [bos]

@@ -20,6 +20,7 @@ from transformer_lens import HookedTransformer
 
 from engine.loading import load_model
 from organism import corpus, metrics
+from organism.ioi_heldout import STRUCTURE_TEMPLATES
 
 log = logging.getLogger("organism.evaluate")
 
@@ -30,6 +31,8 @@ THRESHOLDS = {
     "ioi_heldout_templates": 0.9,
     "facts": 0.9,
     "sentiment_match": 0.8,
+    # every held-out sentence structure (organism.ioi_heldout), ABBA and BABA separately
+    "ioi_structures_worst": 0.9,
 }
 
 
@@ -90,6 +93,9 @@ def measure(model: HookedTransformer, *, n_ioi: int = 200, n_sentiment: int = 40
         "facts": metrics.top1_accuracy(run, tok, *metrics.fact_cases()),
         "sentiment_match": metrics.sentiment_match(tl_generator(model), n=n_sentiment),
     }
+    by_order = metrics.ioi_by_order(run, tok, STRUCTURE_TEMPLATES, n=max(8, n_ioi // 4))
+    out["ioi_structures_each"] = by_order
+    out["ioi_structures_worst"] = metrics.worst_order_accuracy(by_order)
     return out
 
 

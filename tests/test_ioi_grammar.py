@@ -15,7 +15,7 @@ from organism.ioi_heldout import RESERVED_WORDS, STRUCTURE_TEMPLATES
 def drawn() -> list[str]:
     rng = random.Random(0)
     return [
-        structural_ioi_template(rng, pseudo=p, long=k)
+        structural_ioi_template(rng, pseudo=p, long=k, pseudo_lead=p)
         for p in (0.0, 0.25)
         for k in (0.0, 0.3)
         for _ in range(2000)
