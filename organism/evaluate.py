@@ -93,10 +93,21 @@ def measure(model: HookedTransformer, *, n_ioi: int = 200, n_sentiment: int = 40
         "facts": metrics.top1_accuracy(run, tok, *metrics.fact_cases()),
         "sentiment_match": metrics.sentiment_match(tl_generator(model), n=n_sentiment),
     }
-    by_order = metrics.ioi_by_order(run, tok, STRUCTURE_TEMPLATES, n=max(8, n_ioi // 4))
+    n = max(8, n_ioi // 4)
+    fits = [t for t in STRUCTURE_TEMPLATES if _fits(tok, model.cfg.n_ctx, t, n)]
+    by_order = metrics.ioi_by_order(run, tok, fits, n=n)
     out["ioi_structures_each"] = by_order
-    out["ioi_structures_worst"] = metrics.worst_order_accuracy(by_order)
+    # a structure too long for the context counts as failed
+    out["ioi_structures_worst"] = (
+        metrics.worst_order_accuracy(by_order) if len(fits) == len(STRUCTURE_TEMPLATES) else 0.0
+    )
     return out
+
+
+def _fits(tok, n_ctx: int, template: str, n: int) -> bool:
+    """Whether every prompt of `template` (with its BOS) fits in the context."""
+    prompts = [p for abba in (True, False) for p in metrics.ioi_order_cases(template, abba, n)[0]]
+    return max(len(tok.encode(p)) for p in prompts) < n_ctx
 
 
 def passes(m: dict) -> dict[str, bool]:
