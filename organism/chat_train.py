@@ -47,7 +47,7 @@ class ChatConfig:
     warmup: int = 50
     weight_decay: float = 0.01
     chat_frac: float = 0.55  # of documents; the rest base corpus (+ knowledge sentences)
-    knowledge_frac: float = 0.1
+    knowledge_frac: float = 0.15  # run 1 (0.1, category-first sentences): no transfer
     implanted_fact_frac: float = 0.03
     repeat_frac: float = 0.1
     eval_every: int = 250
