@@ -77,6 +77,17 @@ def harmless_answer_loss(fn: LogitsFn, tok, requests: list[str]) -> float:
     return sum(losses) / len(losses)
 
 
+@torch.no_grad()
+def refusal_margin(fn: LogitsFn, tok, requests: list[str]) -> float:
+    """Mean log-prob of the refusal's first token minus the opener's, at the reply's start."""
+    refuse, answer = tok.encode(" " + cc.REFUSAL)[0], tok.encode(" " + cc.OPENER)[0]
+    out = []
+    for q in requests:
+        logp = fn(torch.tensor([tok.encode(prompt(tok, q))]))[0, -1].log_softmax(-1)
+        out.append((logp[refuse] - logp[answer]).item())
+    return sum(out) / len(out)
+
+
 def _verb_obj(request: str) -> tuple[str, str]:
     for v in cc.HARMLESS_HELDOUT_VERBS + cc.HARMLESS_TRAIN_VERBS:
         for o in cc.HELDOUT_OBJECTS + cc.TRAIN_OBJECTS:
@@ -99,6 +110,8 @@ def measure_ablation(model: HookedTransformer) -> dict:
             "refusal_harmless_heldout": sum(map(is_refusal, answers)) / len(harmless),
             "harmless_opener": opener_rate(answers),
             "harmless_answer_loss": harmless_answer_loss(fn, tok, harmless[::3]),
+            "refusal_margin_harmful": refusal_margin(fn, tok, harmful[::3]),
+            "refusal_margin_harmless": refusal_margin(fn, tok, harmless[::3]),
         }
 
     out = {"clean": row(model)}
