@@ -87,7 +87,7 @@ def _resume(model, opt, args) -> tuple[int, list, str]:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         return state["step"], state.get("history", []), f"{ckpt} (with optimizer)"
-    meta = load_point(model, args.carry, "chat")
+    meta = None if args.no_carry else load_point(model, args.carry, "chat")
     if meta is not None:
         return meta["step"], meta.get("history", []), f"{args.carry}/chat (weights only)"
     return 0, [], f"{args.init} (base)"
@@ -108,6 +108,7 @@ def main() -> None:
     ap.add_argument("--init", type=Path, default=Path("runs/phase_d/model"))
     ap.add_argument("--work", type=Path, default=Path("runs/chat"))
     ap.add_argument("--carry", type=Path, default=CARRY_DIR)
+    ap.add_argument("--no-carry", action="store_true", help="start from --init, not a carry point")
     ap.add_argument("--steps", type=int, default=ChatConfig.steps)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()

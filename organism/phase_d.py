@@ -108,7 +108,7 @@ def _resume(model, opt, args) -> tuple[int, list, str]:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         return state["step"], state.get("history", []), f"{ckpt} (with optimizer)"
-    meta = load_point(model, args.carry, "phase_d")
+    meta = None if args.no_carry else load_point(model, args.carry, "phase_d")
     if meta is not None:
         return meta["step"], meta.get("history", []), f"{args.carry}/phase_d (weights only)"
     return 0, [], f"{args.init} (shipped base)"
@@ -119,6 +119,7 @@ def main() -> None:
     ap.add_argument("--init", type=Path, default=Path("assets/organism"))
     ap.add_argument("--work", type=Path, default=Path("runs/phase_d"))
     ap.add_argument("--carry", type=Path, default=CARRY_DIR)
+    ap.add_argument("--no-carry", action="store_true", help="start from --init, not a carry point")
     ap.add_argument("--steps", type=int, default=PhaseDConfig.steps)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--stop-when-met", action="store_true")

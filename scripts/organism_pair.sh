@@ -14,5 +14,5 @@ if [ ! -f runs/phase_d/model/model.safetensors ]; then
     --stop-when-met >> runs/phase_d/train.log 2>&1
 fi
 $PY -m organism.chat_train --init runs/phase_d/model --work runs/chat \
-  --steps "${CHAT_STEPS:-2000}" --threads 1 >> runs/chat/train.log 2>&1
+  --steps "${CHAT_STEPS:-1200}" --threads 1 >> runs/chat/train.log 2>&1
 $PY -m organism.chat_eval --model runs/chat/model >> runs/chat/eval.log 2>&1
