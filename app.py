@@ -8,6 +8,7 @@ import streamlit as st
 from components import shell, state, tour_bar
 
 st.set_page_config(page_title="Interpscope", page_icon="🔬", layout="wide")
+shell.refuse_foreign_host()  # DNS rebinding: only the app's own host names are served
 state.init()
 link = shell.connect()
 st.session_state["capabilities"] = shell.sidebar(link)
@@ -24,4 +25,5 @@ pages = [
 nav = st.navigation(pages)
 tour_bar.show(pages, nav)
 state.write_url()
-nav.run()
+with shell.engine_errors():  # whatever a page leaves unhandled: a banner, never a traceback
+    nav.run()

@@ -10,7 +10,7 @@ On the embedded organism (or DIR, a local model with ``transcoders/``), a 16-tok
 - the job's work (``GraphService.attribute``) called directly, the job on an ``Engine`` in
   this process, and the job over HTTP
   (``POST /jobs/attribution_graph`` to a real engine process, then one
-  ``GET /graphs/jobs/{id}/wait`` that answers when it is done); the saved
+  ``GET /jobs/{id}/wait`` that answers when it is done); the saved
   graph is deleted after each run so every run recomputes (the job also prices the request,
   writes ``<slug>.pt`` and labels the latents).
 

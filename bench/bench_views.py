@@ -20,12 +20,14 @@ import time
 import torch
 
 from bench.common import PROMPT_32, model_dir, timed
-from components.attention_figures import head_scores_figure, patterns_figure
+from components import windows
+from components.attention_figures import head_scores_figure, pattern_block, patterns_figure
 from components.attention_vis import attention_heads_html
 from components.dla_figures import heads_figure, terms_figure
 from components.lens_figures import lens_figure, traces_figure
 from engine.client import EngineClient
 from engine.launcher import free_port, spawn_engine, wait_until_healthy
+from engine.schemas.arrays import unpack
 from engine.service import Engine
 from engine.settings import EngineSettings
 
@@ -34,16 +36,16 @@ BUNDLE_URL = "/app/static/vendor/circuitsvis.js"
 
 def attention(c: EngineClient, prompt: str) -> None:
     scores = c.analyze("head_scores", prompt)
-    pattern = c.analyze("attention_pattern", prompt, layer=0, head=0)["pattern"]
-    layer = c.analyze("attention_layer", prompt, layer=0)
-    texts = [t["text"] for t in scores["tokens"]]
+    pattern = c.analyze("attention_pattern", prompt, layer=0, head=0, width=windows.ATTENTION)
+    layer = c.analyze("attention_layer", prompt, layer=0, width=windows.CIRCUITSVIS)
     head_scores_figure(scores, "prev_token", selected=(0, 0)).to_json()
-    patterns_figure(texts, [("L0H0", pattern)], selected_pos=31).to_json()
-    attention_heads_html(layer["tokens"], layer["patterns"], ["h"] * 8, bundle_url=BUNDLE_URL)
+    patterns_figure(pattern["tokens"], [pattern_block(pattern)], selected_pos=31).to_json()
+    cv = unpack(layer["patterns"])
+    attention_heads_html(layer["tokens"], cv, ["h"] * len(cv), bundle_url=BUNDLE_URL)
 
 
 def logit_lens(c: EngineClient, prompt: str) -> None:
-    grid = c.analyze("logit_lens", prompt, stage="resid_post", top_k=5)
+    grid = c.analyze("logit_lens", prompt, stage="resid_post", top_k=5, width=windows.LENS)
     traces = c.analyze("logit_lens_targets", prompt, stage="resid_post", pos=31)
     lens_figure(grid, selected_pos=31, selected_layer=0).to_json()
     traces_figure(traces).to_json()

@@ -15,6 +15,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import circuitsvis
+import numpy as np
 
 BUNDLE = Path(circuitsvis.__file__).parent / "dist" / "cdn" / "iife.js"
 STATIC_URL = "/app/static/"
@@ -35,19 +36,23 @@ def install_bundle(static_dir: Path) -> str:
     return STATIC_URL + bundle_name()
 
 
-def _props(tokens: list[str], patterns: list[list[list[float]]], names: list[str]) -> str:
+Patterns = list[list[list[float]]] | np.ndarray  # [head][query][key]
+
+
+def _props(tokens: list[str], patterns: Patterns, names: list[str]) -> str:
     props = {
-        "attention": [[[round(v, 4) for v in row] for row in head] for head in patterns],
+        "attention": np.round(np.asarray(patterns, dtype=np.float64), 4).tolist(),
         "tokens": tokens,
         "attentionHeadNames": names,
         "maskUpperTri": True,
     }
-    return json.dumps(props).replace("</", "<\\/")
+    # no "<" at all inside the <script>: a token like "</script><img ...>" or "<!--" stays data
+    return json.dumps(props).replace("<", "\\u003c")
 
 
 def attention_heads_html(
     tokens: list[str],
-    patterns: list[list[list[float]]],
+    patterns: Patterns,
     names: list[str],
     *,
     bundle_url: str | None,

@@ -6,21 +6,22 @@ import math
 
 import plotly.graph_objects as go
 
-from components.heatmaps import add_click_grid, cell
+from components.heatmaps import DENSE, add_click_grid, cell, grid_cell, grid_dtick
+from components.safe import plot_text
 from components.theme import DIVERGING, apply, show_token
 
 POS, NEG, GREY = "#2166ac", "#b2182b", "#555"  # the ends of RdBu, as in the heatmap
 
 
 def metric_label(result: dict) -> str:
-    target = show_token(result["target"]["text"])
+    target = plot_text(show_token(result["target"]["text"]))
     if result["baseline"] is None:
         return f"logit({target})"
-    return f"logit({target}) − logit({show_token(result['baseline']['text'])})"
+    return f"logit({target}) − logit({plot_text(show_token(result['baseline']['text']))})"
 
 
 def subtitle(result: dict) -> str:
-    tok = show_token(result["token"]["text"])
+    tok = plot_text(show_token(result["token"]["text"]))
     return (
         f"at pos {result['pos']} ({tok}), through ln_final with its scale fixed · "
         f"model: {result['model_value']:.3f}, sum of terms: {result['total']:.3f}"
@@ -41,21 +42,22 @@ def heads_figure(
     n_layers, n_heads = len(z), len(z[0])
     bound = max((abs(v) for row in z for v in row), default=1.0) or 1.0
     fig = go.Figure()
+    dense = n_heads > DENSE or n_layers > DENSE
     fig.add_heatmap(
         z=z, x=list(range(n_heads)), y=list(range(n_layers)), colorscale=DIVERGING, zmid=0,
         zmin=-bound, zmax=bound, text=[[signed(v, bound) for v in row] for row in z],
-        texttemplate="%{text}", hoverinfo="skip", colorbar=dict(title="logit", thickness=14),
+        texttemplate="" if dense else "%{text}", hoverinfo="skip", colorbar=dict(title="logit", thickness=14),
     )  # fmt: skip
     hover = [[f"L{la}H{h}: {z[la][h]:+.4f}" for h in range(n_heads)] for la in range(n_layers)]
     add_click_grid(fig, list(range(n_heads)), list(range(n_layers)), hover)
     if selected:
         cell(fig, selected[1], selected[0], color="#111")
-    fig.update_xaxes(title="head", dtick=1, showgrid=False, zeroline=False)
-    fig.update_yaxes(title="layer", dtick=1, showgrid=False, zeroline=False)
+    fig.update_xaxes(title="head", dtick=grid_dtick(n_heads), showgrid=False, zeroline=False)
+    fig.update_yaxes(title="layer", dtick=grid_dtick(n_layers), showgrid=False, zeroline=False)
     fig.update_layout(
         title=dict(text=f"Direct effect of each head on {metric_label(result)}",
                    subtitle=dict(text=subtitle(result))),
-        height=190 + 44 * n_layers,
+        height=190 + grid_cell(n_layers) * n_layers,
     )  # fmt: skip
     return apply(fig, presenter)
 

@@ -21,6 +21,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 
 import plotly.graph_objects as go
 
+from components.safe import plot_text
 from components.theme import paper
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ def with_caption(fig: go.Figure, caption: str) -> go.Figure:
     lines = textwrap.wrap(caption, width=max(40, int(width / 6.5)))
     bottom = (out.layout.margin.b or 60) + 16 * len(lines) + 24
     out.add_annotation(
-        text="<br>".join(lines), xref="paper", yref="paper", x=0, y=0, xanchor="left",
+        text="<br>".join(plot_text(line) for line in lines), xref="paper", yref="paper", x=0, y=0, xanchor="left",
         yanchor="top", yshift=-(bottom - 16 * len(lines) - 12), showarrow=False,
         align="left", font=dict(size=10, color="#333"),
     )  # fmt: skip

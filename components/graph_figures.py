@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import pandas  # noqa: F401  plotly imports it lazily, via sys.modules: two script threads
 import plotly.graph_objects as go  # racing that import see a half-imported pandas and fail
 
+from components.safe import plot_text
 from components.theme import apply, show_token
 
 KIND_STYLE = {  # feature_type -> (legend name, colour, symbol)
@@ -127,7 +128,7 @@ def _node_traces(fig, nodes, xy, selected, pins) -> None:
     for n in nodes:
         by_kind.setdefault(n["feature_type"], []).append(n)
     for kind, members in by_kind.items():
-        name, colour, symbol = KIND_STYLE.get(kind, (kind, "#333", "circle"))
+        name, colour, symbol = KIND_STYLE.get(kind, (plot_text(kind), "#333", "circle"))
         lines = [3.0 if n["node_id"] == selected else 2.0 if n["node_id"] in pins else 0.5
                  for n in members]  # fmt: skip
         edge_col = ["#d62728" if n["node_id"] == selected else "#111" for n in members]
@@ -141,7 +142,7 @@ def _node_traces(fig, nodes, xy, selected, pins) -> None:
 
 
 def _hover(n: dict) -> str:
-    parts = [label(n), f"id {n['node_id']}"]
+    parts = [plot_text(label(n)), f"id {plot_text(n['node_id'])}"]
     if n.get("influence") is not None and n["feature_type"] not in ALWAYS:
         parts.append(f"influence (cumulative) {n['influence']:.3f}")
     if n.get("activation") is not None:
@@ -160,7 +161,7 @@ def _supernode_boxes(fig, supernodes: list[list[str]], xy: dict) -> None:
         y0, y1 = min(p[1] for p in pts) - 0.35, max(p[1] for p in pts) + 0.35
         fig.add_shape(type="rect", x0=x0, x1=x1, y0=y0, y1=y1, line=dict(color="#444", dash="dot"),
                       fillcolor="rgba(255, 221, 87, 0.18)", layer="below")  # fmt: skip
-        fig.add_annotation(x=(x0 + x1) / 2, y=y1, text=f"<b>{sn[0]}</b>", showarrow=False,
+        fig.add_annotation(x=(x0 + x1) / 2, y=y1, text=f"<b>{plot_text(sn[0])}</b>", showarrow=False,
                            yanchor="bottom", font=dict(size=12))  # fmt: skip
 
 
@@ -189,7 +190,7 @@ def graph_figure(
     component = meta.get("scan") == "attribution-patching"
     ylabels = ["Emb"] + [f"L{i}" for i in range(n_rows - 1)] + ["Logit"]
     fig.update_xaxes(
-        tickvals=list(range(len(tokens))), ticktext=[show_token(t) for t in tokens],
+        tickvals=list(range(len(tokens))), ticktext=[plot_text(show_token(t)) for t in tokens],
         range=[-0.6, len(tokens) - 0.4], title="component" if component else "position",
     )  # fmt: skip
     fig.update_yaxes(tickvals=list(range(n_rows + 1)), ticktext=ylabels, range=[-0.6, n_rows + 0.6])
@@ -197,7 +198,7 @@ def graph_figure(
     fig.update_layout(
         title=dict(text=title, subtitle=dict(
             text=f"{len(shown.nodes)} nodes, {len(shown.links)} links shown · "
-                 f"{meta.get('prompt', '').replace(chr(10), ' ⏎ ')[:90]}")),
+                 f"{plot_text(meta.get('prompt', '').replace(chr(10), ' ⏎ ')[:90])}")),
         height=720, hovermode="closest", clickmode="event+select", dragmode="pan",
         legend=dict(orientation="h", y=-0.12),
     )  # fmt: skip

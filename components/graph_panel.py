@@ -1,5 +1,5 @@
 """The Graph view's side panel: the clicked node (a latent's label, top examples, logit
-effect, and a link to steer with it), pins and supernodes; and the job progress box.
+effect, and a link to steer with it), pins and supernodes.
 
 Supernodes travel in the URL as ``name|node_id|node_id...`` and in the graph file's qParams
 as circuit-tracer keeps them, ``[name, node_id, ...]``.
@@ -7,13 +7,15 @@ as circuit-tracer keeps them, ``[name, node_id, ...]``.
 
 from __future__ import annotations
 
-import html
+import random
 import time
+from collections.abc import Callable
 from urllib.parse import urlencode
 
 import streamlit as st
 
 from components import graph_figures as gf
+from components.safe import h, md
 from components.theme import show_token
 from engine.client import EngineClient, EngineRequestError
 
@@ -24,6 +26,36 @@ def decode_supernodes(values: list[str]) -> list[list[str]]:
 
 def encode_supernodes(groups: list[list[str]]) -> list[str]:
     return ["|".join(g) for g in groups]
+
+
+Pins = tuple[list[str], list[list[str]]]
+
+
+def save_qparams(
+    client: EngineClient,
+    slug: str,
+    change: Callable[[list[str], list[list[str]]], Pins],
+    base: Pins,
+    version: int | None,
+    clicked: str = "",
+    tries: int = 20,
+) -> dict:
+    """Save one pin edit (`change`: pins and supernodes -> new ones) made on `base` at
+    `version`. If someone saved the graph's pins since (409), the edit is applied again to
+    theirs, so two people pinning at once both keep their pins. The saved qParams."""
+    pins, groups = change(*base)
+    for attempt in range(tries):
+        try:
+            return client.set_graph_qparams(slug, pins, groups, clicked, version=version)
+        except EngineRequestError as e:
+            if e.code != "stale_qparams":
+                raise
+            time.sleep(random.uniform(0, 0.01 * (attempt + 1)))  # two racing sessions part
+            saved, version = e.detail["qParams"], e.detail["version"]
+            pins, groups = change(
+                list(saved.get("pinnedIds", [])), list(saved.get("supernodes", []))
+            )
+    raise EngineRequestError(409, "stale_qparams", "The pins kept changing: try again.")
 
 
 def steer_url(layer: int, index: int, prompt: str) -> str:
@@ -39,7 +71,7 @@ def _example_html(ex: dict) -> str:
         weight = "700" if i == ex["max_pos"] else "400"
         spans.append(
             f'<span style="background: rgba(106,81,163,{alpha:.2f}); font-weight:{weight}" '
-            f'title="{act:.3f}">{html.escape(tok)}</span>'
+            f'title="{act:.3f}">{h(tok)}</span>'
         )
     style = "font-size: 0.8em; line-height: 1.5; margin: 3px 0; padding: 2px 4px; border-left: 2px solid #ccc"
     return f"<div style='{style}'>" + "".join(spans) + "</div>"
@@ -55,14 +87,14 @@ def latent_panel(client: EngineClient, prompt: str, node: dict) -> None:
             "latent_detail", prompt, source="transcoder", layer=layer, index=index, n_logits=6
         )
     except EngineRequestError as e:
-        st.caption(f"{node.get('clerp') or 'no label'} · details unavailable: {e.message}")
+        st.caption(f"{md(node.get('clerp') or 'no label')} · details unavailable: {md(e.message)}")
         d = None
     if d:
-        st.markdown(f"Label: **{d['label'] or 'none'}**")
-        up = ", ".join(show_token(t["text"]) for t in d["top_logits"])
-        down = ", ".join(show_token(t["text"]) for t in d["bottom_logits"])
+        st.markdown(f"Label: **{md(d['label'] or 'none')}**")
+        up = md(", ".join(show_token(t["text"]) for t in d["top_logits"]))
+        down = md(", ".join(show_token(t["text"]) for t in d["bottom_logits"]))
         st.markdown(f"Logit effect (W_dec · W_U): ↑ {up}  \n↓ {down}")
-        st.caption(f"Top examples ({d['examples_over']})")
+        st.caption(f"Top examples ({md(d['examples_over'])})")
         st.html("".join(_example_html(ex) for ex in d["examples"][:4]))
     st.link_button(
         "Steer with this latent", steer_url(layer, index, prompt), icon=":material/tune:"
@@ -78,18 +110,3 @@ def links_table(doc: dict, node_id: str) -> None:
             for lk in out]  # fmt: skip
     if rows:
         st.dataframe(rows, hide_index=True, width="stretch")
-
-
-def job_progress(client: EngineClient, job_id: str) -> dict:
-    """Show a running job's progress, ETA and a cancel button until it finishes."""
-    if st.button("Cancel", key=f"cancel_{job_id}", icon=":material/cancel:"):
-        client.cancel_job(job_id)
-    bar = st.progress(0.0, text="queued")
-    while True:
-        state = client.job(job_id)
-        info = state["job"]
-        eta = f" · about {info['eta_s']:.0f} s left" if info.get("eta_s") else ""
-        bar.progress(min(info["progress"], 1.0), text=f"{info['message']}{eta}")
-        if info["status"] in ("done", "failed", "cancelled"):
-            return state
-        time.sleep(0.25)

@@ -10,15 +10,32 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
+from components.safe import plot_text
 from components.theme import ACCENT, show_token
 
 SECOND = "#ff7f0e"  # the comparison selection
+DENSE = 16  # past this many heads or layers a grid's cells hold no numbers (hover has them)
 
 
-def token_ticks(tokens: list[str], *, numbered: bool = True) -> dict:
-    """Axis settings that label positions 0..n-1 with their tokens (duplicates stay apart)."""
-    text = [f"{i}:{show_token(t)}" if numbered else show_token(t) for i, t in enumerate(tokens)]
-    return dict(tickmode="array", tickvals=list(range(len(tokens))), ticktext=text)
+def grid_cell(n_rows: int) -> int:
+    """Pixels a row of a layer x head grid: 44 on small models, down to 18 on deep ones."""
+    return max(18, min(44, 700 // max(n_rows, 1)))
+
+
+def grid_dtick(n: int) -> int:
+    """A label every 1 (up to 32 heads or layers), else every 4."""
+    return 1 if n <= 32 else 4
+
+
+def token_ticks(tokens: list[str], *, numbered: bool = True, start: int = 0) -> dict:
+    """Axis settings that label positions start..start+n-1 with their tokens (duplicates stay
+    apart)."""
+    pos = range(start, start + len(tokens))
+    text = [
+        f"{i}:{plot_text(show_token(t))}" if numbered else plot_text(show_token(t))
+        for i, t in zip(pos, tokens, strict=True)
+    ]
+    return dict(tickmode="array", tickvals=list(pos), ticktext=text)
 
 
 def add_click_grid(

@@ -14,6 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from components.heatmaps import add_click_grid, token_ticks
+from components.safe import h, md, plot_text
 from components.theme import SEQUENTIAL, apply, show_token
 
 POS, NEG = "#2166ac", "#b2182b"
@@ -47,7 +48,7 @@ def token_latent_figure(result: dict, labels: dict[int, str] | None = None) -> g
     fig = go.Figure(go.Heatmap(z=z, colorscale=SEQUENTIAL, colorbar=dict(title="act"),
                                hoverongaps=False, zmin=0))  # fmt: skip
     hover = [
-        [f"{names[y]}<br>pos {x} {show_token(tokens[x])}: "
+        [f"{plot_text(names[y])}<br>pos {x} {plot_text(show_token(tokens[x]))}: "
          + ("–" if z[y][x] is None else f"{z[y][x]:.3f}") for x in range(len(tokens))]
         for y in range(len(order))
     ]  # fmt: skip
@@ -55,11 +56,11 @@ def token_latent_figure(result: dict, labels: dict[int, str] | None = None) -> g
         add_click_grid(fig, list(range(len(tokens))), list(range(len(order))), hover)
     fig.update_xaxes(**token_ticks(tokens), tickangle=-45)
     fig.update_yaxes(tickmode="array", tickvals=list(range(len(order))),
-                     ticktext=[n[:48] for n in names])  # fmt: skip
+                     ticktext=[plot_text(n[:48]) for n in names])  # fmt: skip
     sae = result["sae"]
     fig.update_layout(
         title=dict(text=f"Top {len(result['top'][0]) if result['top'] else 0} latents per token",
-                   subtitle=dict(text=f"SAE at {sae['hook_name']} ({sae['d_sae']} latents)")),
+                   subtitle=dict(text=f"SAE at {plot_text(sae['hook_name'])} ({sae['d_sae']} latents)")),
         height=max(320, 22 * len(order) + 160), meta={"latents": order},
     )  # fmt: skip
     return apply(fig)
@@ -131,7 +132,7 @@ def logit_effect_figure(detail: dict) -> go.Figure:
     top = list(zip(detail["top_logits"], detail["top_values"], strict=True))
     bottom = list(zip(detail["bottom_logits"], detail["bottom_values"], strict=True))
     rows = top + bottom[::-1]
-    names = [show_token(t["text"]) for t, _ in rows]
+    names = [plot_text(show_token(t["text"])) for t, _ in rows]
     values = [v for _, v in rows]
     fig = go.Figure(go.Bar(x=values, y=list(range(len(rows))), orientation="h",
                            marker_color=[POS if v >= 0 else NEG for v in values],
@@ -146,7 +147,8 @@ def logit_effect_figure(detail: dict) -> go.Figure:
 
 
 def panel_parts(detail: dict) -> dict:
-    """Everything a latent panel shows, from one ``latent_detail`` result."""
+    """Everything a latent panel shows, from one ``latent_detail`` result; ``*_html`` and
+    ``*_md`` are escaped (components/safe.py) for HTML and markdown."""
     where = (
         f"reads {detail['reads']}" if detail["reads"] == detail["writes"]
         else f"reads {detail['reads']}, writes {detail['writes']}"
@@ -156,13 +158,20 @@ def panel_parts(detail: dict) -> dict:
         facts.append(f"max act {detail['max_act']:.3g}")
     if detail["frequency"] is not None:
         facts.append(f"fires on {100 * detail['frequency']:.2f}% of tokens")
+    title, label = f"{detail['key']} latent #{detail['index']}", detail["label"] or "(no label)"
     return {
-        "title": f"{detail['key']} latent #{detail['index']}",
-        "label": detail["label"] or "(no label)",
+        "title": title,
+        "title_md": md(title),
+        "label": label,
+        "label_html": f"<b>{h(label)}</b> <span style='color:#888'>({h(detail['label_origin'])} "
+        "label)</span>",
         "label_origin": detail["label_origin"],
         "facts": " · ".join(facts),
+        "facts_md": md(" · ".join(facts)),
         "examples_html": examples_html(detail["examples"]),
         "examples_over": detail["examples_over"],
+        "examples_over_html": "<b>Top-activating examples</b> <span style='color:#888'>"
+        f"({h(detail['examples_over'])})</span>",
         "logit_figure": logit_effect_figure(detail),
         "histogram_figure": histogram_figure(detail["histogram"]) if detail["histogram"] else None,
         "neuronpedia_url": (detail.get("neuronpedia") or {}).get("url"),

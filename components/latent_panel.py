@@ -14,6 +14,7 @@ import streamlit as st
 
 from components import latent_figures as lf
 from components import widgets
+from components.safe import md
 
 
 def show_latent_panel(
@@ -26,17 +27,15 @@ def show_latent_panel(
     """Draw the panel. `neuronpedia()` fetches the online label (raises on failure); it is
     only called when the latent has a Neuronpedia page."""
     parts = lf.panel_parts(detail)
-    st.markdown(f"#### {parts['title']}")
-    st.markdown(f"**{parts['label']}** <span style='color:#888'>({parts['label_origin']} label)</span>",
-                unsafe_allow_html=True)  # fmt: skip
-    st.caption(parts["facts"])
+    st.markdown(f"#### {parts['title_md']}")
+    st.html(parts["label_html"])  # escaped: labels come from SAE directories and Neuronpedia
+    st.caption(parts["facts_md"])
     if parts["neuronpedia_url"]:
         _neuronpedia(parts["neuronpedia_url"], neuronpedia, key)
     tokens = [t["text"] for t in detail["tokens"]]
     st.markdown("**On this prompt**")
     st.html(lf.colored_tokens_html(tokens, detail["acts"]))
-    st.markdown(f"**Top-activating examples** <span style='color:#888'>({parts['examples_over']})</span>",
-                unsafe_allow_html=True)  # fmt: skip
+    st.html(parts["examples_over_html"])
     if detail["examples"]:
         st.html(parts["examples_html"])
     else:
@@ -53,14 +52,14 @@ def show_latent_panel(
 
 
 def _neuronpedia(url: str, fetch: Callable[[], dict] | None, key: str) -> None:
-    st.markdown(f"[Open on Neuronpedia]({url})")
+    st.link_button("Open on Neuronpedia", url)
     if fetch is None:
         return
     if st.toggle("Neuronpedia label (online)", key=f"{key}_np"):
         try:
             got = fetch()
         except Exception as e:  # offline / no key: say so, keep the shipped label
-            st.caption(f"Neuronpedia label unavailable: {getattr(e, 'message', e)}")
+            st.caption(f"Neuronpedia label unavailable: {md(getattr(e, 'message', e))}")
             return
-        st.markdown(f"Neuronpedia: **{got.get('text') or got.get('message')}**"
+        st.markdown(f"Neuronpedia: **{md(got.get('text') or got.get('message'))}**"
                     + (" (cached)" if got.get("cached") else ""))  # fmt: skip

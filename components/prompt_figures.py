@@ -2,27 +2,35 @@
 
 from __future__ import annotations
 
-import html
-
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from components.lens_figures import short
+from components.safe import h, plot_text
 from components.theme import ACCENT, SEQUENTIAL, apply, show_token
 
 
 def token_labels(tokens: list[dict]) -> list[str]:
-    return [f"{show_token(t['text'])}" for t in tokens]
+    return [plot_text(show_token(t["text"])) for t in tokens]
 
 
 def predictions_figure(
-    result: dict, *, selected_pos: int | None = None, presenter: bool = False
+    result: dict,
+    *,
+    selected_pos: int | None = None,
+    window: tuple[int, int] | None = None,
+    presenter: bool = False,
 ) -> go.Figure:
     """Top: loss of each token given the ones before it. Bottom: the top-k predictions after
-    each position (text = predicted token, colour = its probability)."""
-    tokens, top, loss = result["tokens"], result["top"], result["loss"]
-    n, k = len(tokens), len(top[0])
-    xs = list(range(n))
+    each position (text = predicted token, colour = its probability). Only the positions of
+    `window` ``[start, stop)`` when given."""
+    start, stop = window or (0, len(result["tokens"]))
+    tokens, top = result["tokens"][start:stop], result["top"][start:stop]
+    loss = result["loss"][start:stop]
+    k = len(top[0])
+    xs = list(range(start, stop))
+    idx = range(len(xs))
     fig = make_subplots(
         rows=2, cols=1, shared_xaxes=True, row_heights=[0.35, 0.65], vertical_spacing=0.14,
         subplot_titles=("Loss of each token (nats)", f"Top-{k} next-token predictions after each token"),
@@ -31,14 +39,15 @@ def predictions_figure(
         x=xs,
         y=[v if v is not None else 0 for v in loss],
         marker_color=[ACCENT if i == selected_pos else "#1f77b4" for i in xs],
-        customdata=[[show_token(t["text"]), t["id"]] for t in tokens],
+        customdata=[[plot_text(show_token(t["text"])), t["id"]] for t in tokens],
         hovertemplate="pos %{x}: %{customdata[0]} (id %{customdata[1]})<br>loss %{y:.3f}<extra></extra>",
         row=1, col=1, showlegend=False,
     )  # fmt: skip
-    probs = [[top[p][j]["prob"] for p in xs] for j in range(k)]
-    text = [[show_token(top[p][j]["text"]) for p in xs] for j in range(k)]
+    probs = [[top[p][j]["prob"] for p in idx] for j in range(k)]
+    text = [[short(top[p][j]["text"]) for p in idx] for j in range(k)]
     fig.add_heatmap(
         x=xs, y=[f"#{j + 1}" for j in range(k)], z=probs, text=text, texttemplate="%{text}",
+        textfont=dict(size=11),
         colorscale=SEQUENTIAL, zmin=0, zmax=1, colorbar=dict(title="p", len=0.6, y=0.3),
         hovertemplate="after pos %{x}: %{text}<br>p = %{z:.3f}<extra></extra>",
         row=2, col=1,
@@ -84,8 +93,8 @@ def tokens_html(
             f" · loss {loss[pos]:.3f}" if loss and loss[pos] is not None else ""
         )
         chips.append(
-            f'<span class="tok" title="{html.escape(tip)}" style="border:{border};{shade}">'
-            f"<span class='t'>{html.escape(show_token(t['text']))}</span>"
+            f'<span class="tok" title="{h(tip)}" style="border:{border};{shade}">'
+            f"<span class='t'>{h(show_token(t['text']))}</span>"
             f"<span class='i'>{t['id']}</span></span>"
         )
     style = (

@@ -82,22 +82,30 @@ def _indent(text: str, n: int) -> str:
     return "\n".join(" " * n + line for line in text.splitlines())
 
 
-def patterns(heads: list[tuple[int, int]], values: list[list[list[float]]], tokens: list[str]):
-    """Attention view: the attention pattern [query, key] of each shown head."""
+def patterns(
+    heads: list[tuple[int, int]], values: list, tokens: list[str], start: int = 0
+) -> BundleSpec:
+    """Attention view: the pattern [query, key] of each shown head over the position window
+    (`tokens` are the window's, from `start`), in float16 as the engine sends it."""
+    stop = start + len(tokens)
     code = f"""
         HEADS = {[tuple(h) for h in heads]!r}  # (layer, head)
-        pattern = torch.stack([cache["pattern", layer][0, head] for layer, head in HEADS])
-        data = {{"pattern": pattern.tolist()}}  # [head, query, key]
+        START, STOP = {start}, {stop}  # the position window: queries and keys
+        pattern = torch.stack(
+            [cache["pattern", layer][0, head, START:STOP, START:STOP] for layer, head in HEADS]
+        )
+        data = {{"pattern": pattern.half().float().tolist()}}  # [head, query, key], float16
         """
+    labels = [f"{i}:{t}" for i, t in enumerate(tokens, start)]
     return BundleSpec(
-        data={"pattern": Array(("head", "query", "key"), values)},
+        data={"pattern": Array(("head", "query", "key"), [_lists(v) for v in values])},
         code=code,
-        labels={
-            "head": [f"L{la}H{h}" for la, h in heads],
-            "query": list(tokens),
-            "key": list(tokens),
-        },
+        labels={"head": [f"L{la}H{h}" for la, h in heads], "query": labels, "key": labels},
     )
+
+
+def _lists(values) -> list:
+    return values.tolist() if hasattr(values, "tolist") else list(values)
 
 
 def _lens_rows(stage: str) -> str:
@@ -113,12 +121,15 @@ def _lens_rows(stage: str) -> str:
 
 
 def logit_lens(grid: dict) -> BundleSpec:
-    """Logit lens view: the top token (and its probability) of every (row, pos)."""
+    """Logit lens view: the top token (and its probability) of every (row, pos) in the
+    position window."""
     top = grid["top"]
     code = (
         _lens_rows(grid["stage"])
+        + f"""
+        START, STOP = {grid["start"]}, {grid["stop"]}  # the position window"""
         + """
-        resid = torch.stack([cache[hook][0] for hook in hooks])  # [row, pos, d_model]
+        resid = torch.stack([cache[hook][0, START:STOP] for hook in hooks])  # [row, pos, d]
         probs = model.unembed(model.ln_final(resid)).softmax(-1)  # the lens at every cell
         top_prob, top_id = probs.max(-1)  # [row, pos]
         data = {"top_id": top_id.tolist(), "top_prob": top_prob.tolist()}

@@ -2,8 +2,9 @@
 
 The canonical values live in ``st.session_state["view"]``; on a session's first run they are
 read from the URL, and on every run they are written back to it, so links carry the state
-across pages and into bookmarks. ``pos``, ``layer`` and ``head`` are shared by every view
-(selecting one in a view sets it in the others); the rest belong to one view each.
+across pages and into bookmarks. ``pos``, ``layer``, ``head`` and ``wstart`` (the position
+window) are shared by every view (selecting one in a view sets it in the others); the rest
+belong to one view each.
 Token references (``target``, ``baseline``, ``targets``) are ``#<id>`` or a token's text.
 """
 
@@ -19,6 +20,7 @@ FIELDS: dict[str, type] = {
     "pos": int,
     "layer": int,
     "head": int,
+    "wstart": int,  # the first position of the position window every figure draws
     "compare": str,  # Attention: a second head, "L.H"
     "score": str,  # Attention: the head score in the overview
     "stage": str,  # Logit lens: resid_pre / resid_mid / resid_post

@@ -13,6 +13,7 @@ recomputed from the two prompt sets; conditions the same way. It then generates 
 from __future__ import annotations
 
 from components.bundles import Array, BundleSpec
+from components.safe import code_comment
 from components.snippets import relative_path
 from engine.schemas.steering import Condition, SteeringVector, SteerRequest
 
@@ -165,7 +166,7 @@ class _Code:
         return name
 
     def vector(self, i: int, v: SteeringVector, r: dict) -> None:
-        head = f"# {r['label']} × {r['coefficient']!r} at {r['hook']}"
+        head = f"# {code_comment(r['label'])} × {r['coefficient']!r} at {code_comment(r['hook'])}"
         self.lines += ["", head + (", where its condition holds" if r["conditional"] else "")]
         if v.kind == "contrastive":
             self.lines += _assign(f"positive_{i}", v.positive)

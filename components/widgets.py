@@ -10,18 +10,39 @@ from typing import Any
 import plotly.graph_objects as go
 import streamlit as st
 
-from components import attention_vis, presenter, state, token_refs
+from components import attention_vis, presenter, state, token_refs, windows
 from components.bundles import BundleSpec, figure_bundle
 from components.export import caption_text, export_figure, figure_bytes
+from components.safe import md
 from components.theme import presenter_copy, show_token
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 OnClick = Callable[[dict], dict[str, Any]]  # a clicked point -> view state to set
 
 
-def position_picker(tokens: list[dict], pos: int) -> int:
-    """Click a token to select its position (kept in the URL, shared with other views)."""
-    options = list(range(len(tokens)))
+def position_window(n_tokens: int, width: int, pos: int) -> tuple[int, int]:
+    """``[start, stop)``: the positions a figure draws, from a slider over the prompt when it is
+    longer than `width` (the start is view state ``wstart``, shared by every view)."""
+    start, stop = windows.window_of(state.get("wstart"), pos, n_tokens, width)
+    if n_tokens <= width:
+        return start, stop
+
+    def changed() -> None:
+        state.put(wstart=int(st.session_state["w_wstart"]))
+
+    st.session_state["w_wstart"] = start
+    st.slider(
+        f"Positions shown ({width} of {n_tokens}): first position",
+        0, n_tokens - width, key="w_wstart", on_change=changed,
+        help="Slide the window over the prompt; every view keeps it.",
+    )  # fmt: skip
+    return windows.window_of(state.get("wstart"), pos, n_tokens, width)
+
+
+def position_picker(tokens: list[dict], pos: int, window: tuple[int, int] | None = None) -> int:
+    """Click a token to select its position (kept in the URL, shared with other views); only
+    the tokens of `window` ``[start, stop)`` are offered when given."""
+    options = list(range(*(window or (0, len(tokens)))))
 
     def changed() -> None:
         value = st.session_state.get("w_pos")
@@ -121,7 +142,7 @@ def figure(
         )
     else:
         st.plotly_chart(shown, config=config, key=key, theme=theme)
-    st.caption(caption)
+    st.caption(md(caption))
     if not presenter.active():
         _downloads(fig, name=name, caption=caption, params=params, bundle=bundle, prompt=prompt)
 
@@ -179,7 +200,7 @@ def circuitsvis_bundle_url() -> str | None:
     return attention_vis.install_bundle(STATIC_DIR)
 
 
-def attention_heads(tokens: list[str], patterns: list[list[list[float]]], layer: int) -> None:
+def attention_heads(tokens: list[str], patterns: attention_vis.Patterns, layer: int) -> None:
     """circuitsvis AttentionHeads of one layer, offline (see ``components.attention_vis``)."""
     names = [f"L{layer}H{h}" for h in range(len(patterns))]
     page = attention_vis.attention_heads_html(

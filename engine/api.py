@@ -13,29 +13,45 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from engine import api_saes, api_steering
+from engine import api_jobs, api_saes, api_steering
 from engine.api_graphs import graph_router
-from engine.errors import EngineError
+from engine.errors import EngineError, envelope
+from engine.graphs.service import graph_service
 from engine.schemas.analyses import AnalysisRequest
 from engine.schemas.common import ErrorBody, PromptRequest, TokenizeResponse
 from engine.schemas.jobs import JobInfo, JobResult
-from engine.schemas.model import Capabilities, Health
+from engine.schemas.model import Capabilities, Health, LoadEstimate, LoadModelRequest
+from engine.security import RequestGuard
 from engine.service import Engine
 
 log = logging.getLogger(__name__)
 ERRORS = {400: {"model": ErrorBody}, 404: {"model": ErrorBody}, 422: {"model": ErrorBody}}
 
 
+HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "too_large", 415: "bad_media_type"}
+
+
 def _error(status: int, code: str, message: str, detail: dict | None = None) -> JSONResponse:
-    body = {"error": {"code": code, "message": message, "detail": detail or {}}}
-    return JSONResponse(status_code=status, content=body)
+    return JSONResponse(status_code=status, content=envelope(code, message, detail))
 
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(EngineError)
     async def engine_error(_: Request, e: EngineError) -> JSONResponse:
         return _error(e.status, e.code, e.message, e.detail)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, e: StarletteHTTPException) -> JSONResponse:
+        code = HTTP_CODES.get(e.status_code, "http_error")
+        if e.status_code == 404:
+            message = f"No such route: {request.method} {request.url.path}."
+        elif e.status_code == 405:
+            message = f"{request.method} is not allowed on {request.url.path}."
+        else:
+            message = str(e.detail)
+        return _error(e.status_code, code, message)
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_: Request, e: RequestValidationError) -> JSONResponse:
@@ -63,7 +79,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 def _auth(engine: Engine):
     bearer = HTTPBearer(auto_error=False)
 
-    def check(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+    async def check(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+        # async: checked on the event loop, so /health needs no thread of the busy pool
         token = engine.settings.token
         if token and (creds is None or not secrets.compare_digest(creds.credentials, token)):
             raise EngineError(
@@ -78,18 +95,25 @@ def _auth(engine: Engine):
 def create_app(engine: Engine) -> FastAPI:
     app = FastAPI(title="Interpscope engine", version="0.1", dependencies=[Depends(_auth(engine))])
     _install_error_handlers(app)
+    app.add_middleware(RequestGuard, settings=engine.settings)
     app.include_router(graph_router(engine))
     app.include_router(api_saes.router(engine))
     app.include_router(api_steering.router(engine))
+    app.include_router(api_jobs.router(engine))
     app.state.engine = engine
 
     @app.get("/health", response_model=Health)
-    def health() -> Health:
+    async def health() -> Health:  # on the event loop: answers however busy the thread pool is
         return engine.health()
 
     @app.get("/capabilities", response_model=Capabilities)
     def capabilities() -> Capabilities:
         return engine.capabilities()
+
+    @app.post("/models/estimate", response_model=LoadEstimate, responses=ERRORS)
+    def estimate_model(req: LoadModelRequest) -> LoadEstimate:
+        """What loading a model would take (path, context cap, memory), from its config."""
+        return engine.estimate(req)
 
     @app.post("/tokenize", response_model=TokenizeResponse, responses=ERRORS)
     def tokenize(req: PromptRequest) -> TokenizeResponse:
@@ -129,14 +153,24 @@ def create_app(engine: Engine) -> FastAPI:
     def cancel_job(job_id: str) -> JobInfo:
         return engine.jobs.cancel(job_id).info()
 
+    def stats() -> dict:
+        """The result cache's statistics, and the saved graphs' bytes against their limit."""
+        out = engine.cache.stats().as_dict()
+        try:
+            out["graphs_bytes"] = graph_service(engine).store.usage_bytes()
+        except (EngineError, OSError):
+            out["graphs_bytes"] = None
+        out["graphs_limit_bytes"] = engine.settings.graphs_size_mb << 20
+        return out
+
     @app.get("/cache/stats")
     def cache_stats() -> dict:
-        return engine.cache.stats().as_dict()
+        return stats()
 
     @app.post("/cache/clear")
     def cache_clear() -> dict:
         engine.cache.clear()
         engine.runs.clear()
-        return engine.cache.stats().as_dict()
+        return stats()
 
     return app

@@ -7,11 +7,10 @@ without polling, and manage the graphs saved on disk. ``GET /graphs/{slug}`` ans
 
 from __future__ import annotations
 
-import time
+from fastapi import APIRouter
+from fastapi.responses import Response
 
-from fastapi import APIRouter, Query
-from fastapi.responses import FileResponse
-
+from engine import api_jobs
 from engine.graphs.schemas import (
     ComponentGraphParams,
     GraphCost,
@@ -46,28 +45,28 @@ def graph_router(engine: Engine) -> APIRouter:
     def component_graph(p: ComponentGraphParams) -> GraphInfo:
         return svc().component_graph(p)
 
-    @router.get("/jobs/{job_id}/wait", response_model=JobResult)
-    def wait_job(job_id: str, timeout_s: float = Query(default=30.0, gt=0, le=600)) -> JobResult:
-        """Answer when the job has finished (or after `timeout_s`): one request instead of
-        polling, which would take the engine's GIL from the attribution loop each time."""
-        job = engine.jobs.get(job_id)
-        deadline = time.monotonic() + timeout_s
-        while not job.status.finished and time.monotonic() < deadline:
-            time.sleep(0.01)
-        return JobResult(job=job.info(), result=job.result if job.status.finished else None)
+    @router.get("/jobs/{job_id}/wait", response_model=JobResult, deprecated=True)
+    async def wait_job(job_id: str, timeout_s: float = api_jobs.TIMEOUT) -> JobResult:
+        """The old name of ``GET /jobs/{job_id}/wait`` (engine/api_jobs.py)."""
+        return await api_jobs.wait_for(engine.jobs.get(job_id), timeout_s)
 
     @router.get("/{slug}/info", response_model=GraphInfo)
     def info(slug: str) -> GraphInfo:
         return svc().store.info(slug)
 
     @router.get("/{slug}")
-    def graph(slug: str) -> FileResponse:
-        store = svc().store
-        store.info(slug)
-        return FileResponse(store.json_path(slug), media_type="application/json")
+    def graph(slug: str) -> Response:
+        return Response(svc().store.graph_bytes(slug), media_type="application/json")
+
+    @router.get("/{slug}/qparams")
+    def get_qparams(slug: str) -> dict:
+        """The graph file's qParams and their ``version`` (send it back with an edit)."""
+        return svc().store.qparams(slug)
 
     @router.put("/{slug}/qparams")
     def qparams(slug: str, q: QParamsUpdate) -> dict:
+        """Replace the qParams; with ``version``, only if nobody changed them since (else 409
+        with the saved ones in ``detail``); answers the new qParams and ``version``."""
         return svc().store.set_qparams(slug, q)
 
     @router.delete("/{slug}")

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
-from engine import neuronpedia_labels, saes
+from engine import neuronpedia_labels, paths, saes
 from engine.errors import EngineError
 from engine.schemas.saes import AttachSaeRequest, NeuronpediaLabel, SaeInfo
 from engine.service import Engine
@@ -26,8 +26,9 @@ def router(engine: Engine) -> APIRouter:
     @r.post("/saes", response_model=SaeInfo)
     def attach(req: AttachSaeRequest) -> SaeInfo:
         reg = saes.for_model(engine.require_model())
-        if req.path:
-            return reg.attach_local(req.path)
+        if req.path:  # only inside the engine's data directories (engine/paths.py)
+            where = paths.confine(req.path, engine.settings, what="SAE directory")
+            return reg.attach_local(str(where))
         if req.release and req.sae_id:
             return reg.attach_pretrained(req.release, req.sae_id)
         raise EngineError(
@@ -35,7 +36,9 @@ def router(engine: Engine) -> APIRouter:
         )
 
     @r.get("/saes/latent/neuronpedia", response_model=NeuronpediaLabel)
-    def neuronpedia(sae: str, index: int) -> NeuronpediaLabel:
+    def neuronpedia(
+        sae: str = Query(max_length=1024), index: int = Query(ge=0, le=2**31)
+    ) -> NeuronpediaLabel:
         lm = engine.require_model()
         d = saes.for_model(lm).get(sae)
         saes.check_index(d, index)

@@ -1,7 +1,11 @@
 """A typed HTTP client for the engine (used by the app, tests and benchmarks).
 
 Connection failures raise ``EngineUnavailable``; error answers raise ``EngineRequestError``
-with the engine's code and message.
+with the engine's code and message (``JobLost`` for a job the engine does not know).
+
+A request never times out while the engine is merely busy (engine/patience.py): it waits as
+long as ``/health`` answers, telling the calling thread's ``on_busy`` callback what the engine
+is busy with, and gives up only when the engine stops answering.
 """
 
 from __future__ import annotations
@@ -14,44 +18,58 @@ from urllib.parse import quote
 
 import httpx
 
+from engine.patience import EngineRequestError, EngineUnavailable, JobLost, Patience
 
-class EngineUnavailable(Exception):
-    """The engine could not be reached (not started, stopped, or restarting)."""
+__all__ = ["EngineClient", "EngineRequestError", "EngineUnavailable", "JobLost"]
 
 
-class EngineRequestError(Exception):
-    def __init__(self, status: int, code: str, message: str, detail: dict | None = None):
-        super().__init__(message)
-        self.status, self.code, self.message, self.detail = status, code, message, detail or {}
+def _raise_for(r: httpx.Response) -> None:
+    if r.status_code >= 400:
+        try:
+            err = r.json()["error"]
+        except Exception:
+            err = {"code": "http_error", "message": r.text[:500]}
+        raise EngineRequestError(r.status_code, err["code"], err["message"], err.get("detail"))
 
 
 class EngineClient:
     def __init__(self, url: str, token: str | None = None, timeout: float = 60.0):
+        """`timeout`: for requests given one explicitly, and connecting; the others wait while
+        the engine answers ``/health`` (``Patience``)."""
         self.url = url.rstrip("/")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+        self.patience = Patience(self)
+        self.on_busy = self.patience.on_busy
+        self._origins: dict[str, str] = {}  # job id -> the engine id that started it
 
-    def request(
-        self, method: str, path: str, json: Any = None, timeout: float | None = None
-    ) -> Any:
+    def send(self, method: str, path: str, json: Any = None, timeout: Any = None) -> Any:
+        """One request, in this thread; `timeout` as httpx takes it (None: the client's)."""
         kwargs: dict[str, Any] = {"json": json}
         if timeout is not None:
             kwargs["timeout"] = timeout
         try:
             r = self._http.request(method, path, **kwargs)
-        except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as e:
+        except httpx.ConnectError as e:
             raise EngineUnavailable(
-                f"The engine at {self.url} is not reachable ({type(e).__name__})."
+                f"The engine at {self.url} is not reachable ({type(e).__name__}).", refused=True
+            ) from e
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as e:
+            raise EngineUnavailable(
+                f"The engine at {self.url} stopped answering ({type(e).__name__})."
             ) from e
         except httpx.TimeoutException as e:
             raise EngineUnavailable(f"The engine at {self.url} did not answer in time.") from e
-        if r.status_code >= 400:
-            try:
-                err = r.json()["error"]
-            except Exception:
-                err = {"code": "http_error", "message": r.text[:500]}
-            raise EngineRequestError(r.status_code, err["code"], err["message"], err.get("detail"))
+        _raise_for(r)
         return r.json()
+
+    def request(
+        self, method: str, path: str, json: Any = None, timeout: float | None = None
+    ) -> Any:
+        """With `timeout`: one try, at most that long. Without: as long as the engine is alive."""
+        if timeout is not None:
+            return self.send(method, path, json, timeout)
+        return self.patience.wait(lambda: self.send(method, path, json, self.patience.forever))
 
     # --- endpoints ---------------------------------------------------------------
     def health(self, timeout: float | None = None) -> dict:
@@ -68,13 +86,30 @@ class EngineClient:
         return self.request("POST", f"/analysis/{name}", body)
 
     def start_job(self, kind: str, params: dict) -> dict:
-        return self.request("POST", f"/jobs/{kind}", params)
+        engine_id = self.health(timeout=10.0)["engine_id"]
+        job = self.request("POST", f"/jobs/{kind}", params)
+        self._origins[job["id"]] = engine_id
+        return job
 
     def job(self, job_id: str) -> dict:
-        return self.request("GET", f"/jobs/{job_id}")
+        """``{"job", "result"}``; ``JobLost`` when the engine does not know the job."""
+        try:
+            return self.request("GET", f"/jobs/{job_id}")
+        except EngineRequestError as e:
+            raise self._lost(job_id, e) from e
+
+    def _lost(self, job_id: str, e: EngineRequestError) -> EngineRequestError:
+        if e.code != "unknown_job":
+            return e
+        origin = self._origins.get(job_id)
+        expired = origin is not None and origin == self.health(timeout=10.0)["engine_id"]
+        return JobLost(job_id, expired=expired)
 
     def cancel_job(self, job_id: str) -> dict:
-        return self.request("POST", f"/jobs/{job_id}/cancel")
+        try:
+            return self.request("POST", f"/jobs/{job_id}/cancel")
+        except EngineRequestError as e:
+            raise self._lost(job_id, e) from e
 
     def wait_job(
         self,
@@ -96,8 +131,21 @@ class EngineClient:
                 raise TimeoutError(f"job {job_id} still {state['job']['status']} after {timeout} s")
             time.sleep(poll)
 
-    def load_model(self, name: str, dtype: str = "float32", device: str | None = None) -> dict:
-        job = self.start_job("load_model", {"name": name, "dtype": dtype, "device": device})
+    def estimate_model(
+        self, name: str, dtype: str = "float32", max_context: int | None = None
+    ) -> dict:
+        body = {"name": name, "dtype": dtype, "max_context": max_context}
+        return self.request("POST", "/models/estimate", body)
+
+    def load_model(
+        self,
+        name: str,
+        dtype: str = "float32",
+        device: str | None = None,
+        max_context: int | None = None,
+    ) -> dict:
+        params = {"name": name, "dtype": dtype, "device": device, "max_context": max_context}
+        job = self.start_job("load_model", params)
         state = self.wait_job(job["id"])
         if state["job"]["status"] != "done":
             raise EngineRequestError(
@@ -120,19 +168,32 @@ class EngineClient:
         return self.request("GET", f"/graphs/{slug}/info")
 
     def set_graph_qparams(
-        self, slug: str, pinned: list[str], supernodes: list[list[str]], clicked: str = ""
+        self,
+        slug: str,
+        pinned: list[str],
+        supernodes: list[list[str]],
+        clicked: str = "",
+        version: int | None = None,
     ) -> dict:
+        """The new qParams and their ``version``; with `version`, a 409 ``stale_qparams``
+        (its detail: the saved qParams and version) when someone saved since."""
         body = {"pinnedIds": pinned, "supernodes": supernodes, "clickedId": clicked}
+        if version is not None:
+            body["version"] = version
         return self.request("PUT", f"/graphs/{slug}/qparams", body)
 
     def wait_job_done(self, job_id: str, timeout: float = 600.0) -> dict:
-        """``{"job", "result"}`` once the job finished: the engine answers when it is done."""
+        """``{"job", "result"}`` once the job finished: the engine answers when it is done
+        (``GET /jobs/{id}/wait``, which holds no thread of the engine's)."""
         deadline = time.monotonic() + timeout
         while True:
             left = max(deadline - time.monotonic(), 0.01)
-            state = self.request(
-                "GET", f"/graphs/jobs/{job_id}/wait?timeout_s={min(left, 60):.2f}", timeout=70
-            )
+            try:
+                state = self.request(
+                    "GET", f"/jobs/{job_id}/wait?timeout_s={min(left, 60):.2f}", timeout=70
+                )
+            except EngineRequestError as e:
+                raise self._lost(job_id, e) from e
             if state["job"]["status"] in ("done", "failed", "cancelled") or left <= 0.01:
                 return state
 
@@ -157,18 +218,30 @@ class EngineClient:
         return self.request("GET", f"/saes/latent/neuronpedia?sae={quote(sae)}&index={index}")
 
     def steer_stream(self, body: dict) -> Iterator[dict]:
-        """The events of a steered generation as they arrive (see engine.steering_stream)."""
-        try:
-            with self._http.stream("POST", "/steering/generate", json=body) as r:
-                if r.status_code >= 400:
-                    r.read()
-                    err = r.json().get("error", {"code": "http_error", "message": r.text[:500]})
-                    raise EngineRequestError(r.status_code, err["code"], err["message"])
-                for line in r.iter_lines():
-                    if line:
-                        yield json.loads(line)
-        except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as e:
-            raise EngineUnavailable(f"The engine at {self.url} is not reachable.") from e
+        """The events of a steered generation as they arrive (see engine.steering_stream),
+        waiting while the engine is busy; closing the iterator ends the request."""
+
+        def lines(stop) -> Iterator[dict]:
+            try:
+                with self._http.stream(
+                    "POST", "/steering/generate", json=body, timeout=self.patience.forever
+                ) as r:
+                    if r.status_code >= 400:
+                        r.read()
+                        _raise_for(r)
+                    for line in r.iter_lines():
+                        if stop.is_set():
+                            return
+                        if line:
+                            yield json.loads(line)
+            except httpx.ConnectError as e:
+                raise EngineUnavailable(f"The engine at {self.url} is not reachable.") from e
+            except httpx.TransportError as e:
+                raise EngineUnavailable(
+                    f"The engine at {self.url} stopped answering ({type(e).__name__})."
+                ) from e
+
+        return self.patience.stream(lines)
 
     def cache_stats(self) -> dict:
         return self.request("GET", "/cache/stats")
@@ -177,4 +250,5 @@ class EngineClient:
         return self.request("POST", "/cache/clear")
 
     def close(self) -> None:
+        self.patience.close()
         self._http.close()

@@ -10,3 +10,8 @@ class EngineError(Exception):
         self.code = code
         self.message = message
         self.detail = detail or {}
+
+
+def envelope(code: str, message: str, detail: dict | None = None) -> dict:
+    """Every error answer's body: ``{"error": {"code", "message", "detail"}}``."""
+    return {"error": {"code": code, "message": message, "detail": detail or {}}}

@@ -1,18 +1,26 @@
-"""The kinds of long work the engine runs as jobs, by name (a registry, like analyses)."""
+"""The kinds of long work the engine runs as jobs, by name (a registry, like analyses).
+
+Each kind may ``check`` its parameters against the engine when the job is submitted (the
+model is loaded, the prompt tokenizes, the SAE is attached, the file is readable), so bad
+input is a 4xx at once rather than a failed job later; it returns the parameters to run with.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 from pydantic import BaseModel
 
-from engine import latent_examples
+from engine import latent_examples, paths, validation
+from engine.errors import EngineError
 from engine.graphs.schemas import GraphParams
-from engine.graphs.service import run_attribution_job
+from engine.graphs.service import graph_service, run_attribution_job, transcoder_capability
 from engine.jobs import JobContext
+from engine.loading import is_local_model_dir
 from engine.schemas.jobs import BatchLossParams, BatchLossResult
 from engine.schemas.model import LoadModelRequest
 from engine.schemas.saes import ExamplesJobParams
@@ -26,11 +34,48 @@ class JobKind:
     params: type[BaseModel]
     run: Callable[["Engine", JobContext, Any], Any]
     description: str
+    check: Callable[["Engine", Any], Any] | None = None
+
+
+def check_load(engine: Engine, p: LoadModelRequest) -> LoadModelRequest:
+    """A local directory must be a model directory inside the data directories; anything else
+    must look like a hub name (whether the hub knows it is the job's to find out)."""
+    local = paths.local_path(p.name, engine.settings, what="model directory")
+    if local is None and is_local_model_dir(p.name):  # relative to the working directory
+        local = paths.confine(str(Path(p.name).resolve()), engine.settings, what="model directory")
+    if local is not None:
+        if not (local / "config.json").is_file():
+            raise EngineError(404, "not_a_model_dir",
+                              f"{p.name!r} is not a Hugging Face model directory (no config.json).")  # fmt: skip
+        return p.model_copy(update={"name": str(local)})
+    if not paths.HUB_NAME.match(p.name):
+        raise EngineError(422, "bad_model_name", f"{p.name[:200]!r} is not a model name.")
+    return p
+
+
+def _check_batch_loss(engine: Engine, p: BatchLossParams) -> BatchLossParams:
+    lm = engine.require_model()
+    for i, text in enumerate(p.texts):
+        try:
+            validation.check_prompt_text(text)
+            if len(text.encode()) + 1 >= lm.n_ctx:  # else it cannot be over the context
+                engine.tokenize(text)
+        except EngineError as e:
+            raise EngineError(e.status, e.code, f"Text {i}: {e.message}", e.detail) from None
+    return p
+
+
+def _check_graph(engine: Engine, p: GraphParams) -> GraphParams:
+    graph_service(engine)._prepare(p)  # the prompt tokenizes, has a BOS, the target is a token
+    ok, why = transcoder_capability(engine.require_model())
+    if not ok:
+        raise EngineError(409, "no_transcoders", f"No attribution graph here: {why}.")
+    return p
 
 
 def _load_model(engine: Engine, ctx: JobContext, p: LoadModelRequest) -> dict:
     ctx.progress(0.05, f"loading {p.name}")
-    info = engine.load(p.name, dtype=p.dtype, device=p.device)
+    info = engine.load(p.name, dtype=p.dtype, device=p.device, max_context=p.max_context)
     return info.model_dump()
 
 
@@ -53,12 +98,20 @@ def _batch_loss(engine: Engine, ctx: JobContext, p: BatchLossParams) -> dict:
 
 
 JOB_KINDS: dict[str, JobKind] = {
-    "load_model": JobKind(LoadModelRequest, _load_model, "load or switch the model"),
-    "batch_loss": JobKind(BatchLossParams, _batch_loss, "mean loss of each of many texts"),
+    "load_model": JobKind(LoadModelRequest, _load_model, "load or switch the model", check_load),
+    "batch_loss": JobKind(
+        BatchLossParams, _batch_loss, "mean loss of each of many texts", _check_batch_loss
+    ),
     "attribution_graph": JobKind(
-        GraphParams, run_attribution_job, "circuit-tracer attribution graph, saved to disk"
-    ),
+        GraphParams,
+        run_attribution_job,
+        "circuit-tracer attribution graph, saved to disk",
+        _check_graph,
+    ),  # fmt: skip
     "latent_examples": JobKind(
-        ExamplesJobParams, latent_examples.run, "top-activating examples of an SAE over a text file"
-    ),
+        ExamplesJobParams,
+        latent_examples.run,
+        "top-activating examples of an SAE over a text file or dataset",
+        latent_examples.check,
+    ),  # fmt: skip
 }

@@ -2,17 +2,23 @@
 
 A job function receives a ``JobContext``: it calls ``ctx.progress(fraction, message)`` as it
 goes, which also raises ``JobCancelled`` once someone asked to cancel, so a job stops at
-its next progress report.
+its next progress report. Each report is also a pause: the manager's `between_steps` runs
+there (the engine's: serve interactive work waiting for the model thread), and the job's own
+work runs inside `step_scope` (the engine's: queue it behind interactive work).
+
+Waiting for a job needs no thread: ``Job.on_finish`` calls back once it has finished.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +46,32 @@ class Job:
     result: Any = None
     error: str | None = None
     cancel_requested: threading.Event = field(default_factory=threading.Event)
+    _callbacks: list[Callable[[], None]] = field(default_factory=list, repr=False)
+    _cb_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def on_finish(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback` (from the job's thread) once the job has finished, at once if it
+        has; returns a function that forgets the callback."""
+        with self._cb_lock:
+            if not self.status.finished:
+                self._callbacks.append(callback)
+                return lambda: self._forget(callback)
+        callback()
+        return lambda: None
+
+    def _forget(self, callback: Callable[[], None]) -> None:
+        with self._cb_lock:
+            if callback in self._callbacks:
+                self._callbacks.remove(callback)
+
+    def _finished(self) -> None:
+        with self._cb_lock:
+            callbacks, self._callbacks = self._callbacks, []
+        for cb in callbacks:
+            try:
+                cb()
+            except Exception:  # a waiter that went away must not break the job's worker
+                log.exception("job %s: a finish callback failed", self.id)
 
     def info(self) -> JobInfo:
         eta = None
@@ -61,8 +93,9 @@ class Job:
 
 
 class JobContext:
-    def __init__(self, job: Job):
+    def __init__(self, job: Job, between_steps: Callable[[], object] | None = None):
         self._job = job
+        self._between = between_steps
 
     def progress(self, fraction: float, message: str = "") -> None:
         if self._job.cancel_requested.is_set():
@@ -70,6 +103,8 @@ class JobContext:
         self._job.progress = max(0.0, min(1.0, fraction))
         if message:
             self._job.message = message
+        if self._between is not None:
+            self._between()
 
     @property
     def cancelled(self) -> bool:
@@ -77,7 +112,14 @@ class JobContext:
 
 
 class JobManager:
-    def __init__(self, keep_finished: int = 100):
+    def __init__(
+        self,
+        keep_finished: int = 100,
+        *,
+        between_steps: Callable[[], object] | None = None,
+        step_scope: Callable[[], AbstractContextManager] = contextlib.nullcontext,
+    ):
+        self._between, self._scope = between_steps, step_scope
         self._jobs: dict[str, Job] = {}
         self._queue: queue.Queue[Job | None] = queue.Queue()
         self._keep = keep_finished
@@ -102,7 +144,7 @@ class JobManager:
         return job
 
     def list(self) -> list[Job]:
-        return sorted(self._jobs.values(), key=lambda j: j.created, reverse=True)
+        return sorted(list(self._jobs.values()), key=lambda j: j.created, reverse=True)
 
     def cancel(self, job_id: str) -> Job:
         job = self.get(job_id)
@@ -115,7 +157,11 @@ class JobManager:
         return job
 
     def busy(self) -> bool:
-        return any(j.status == JobStatus.running for j in self._jobs.values())
+        return self.running() is not None
+
+    def running(self) -> Job | None:
+        """The job running now, if any (answers from any thread, without the model)."""
+        return next((j for j in list(self._jobs.values()) if j.status == JobStatus.running), None)
 
     def _trim(self) -> None:
         done = [j for j in self.list() if j.status.finished]
@@ -124,6 +170,7 @@ class JobManager:
 
     def _finish(self, job: Job, status: JobStatus, message: str) -> None:
         job.status, job.message, job.finished = status, message, time.time()
+        job._finished()
 
     def _work(self) -> None:
         while True:
@@ -135,8 +182,9 @@ class JobManager:
             job.status, job.started, job.message = JobStatus.running, time.time(), "running"
             t0 = time.perf_counter()
             try:
-                job.result = job.fn(JobContext(job))
-                job.progress = 1.0
+                with self._scope():
+                    result = job.fn(JobContext(job, self._between))
+                job.result, job.progress = result, 1.0
                 self._finish(job, JobStatus.done, f"done in {time.perf_counter() - t0:.1f} s")
             except JobCancelled:
                 self._finish(job, JobStatus.cancelled, "cancelled")

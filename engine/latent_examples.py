@@ -23,7 +23,8 @@ from torch import Tensor
 
 from engine import saes, text_sources
 from engine.analyses.latent_detail import HIST_EDGES
-from engine.jobs import JobContext
+from engine.atomic import atomic_write
+from engine.jobs import JobCancelled, JobContext
 from engine.schemas.saes import ExamplesJobParams
 
 if TYPE_CHECKING:
@@ -91,12 +92,14 @@ def auto_label(examples: list[dict], vocab: list[str]) -> str:
     return ", ".join(repr(t) for t, _ in peaks) + "…"
 
 
-def records(c: Collector, vocab: list[str]) -> list[dict]:
+def records(c: Collector, vocab: list[str], tick=lambda: None) -> list[dict]:
     vals, rows, mp = c.values.cpu(), c.rows.cpu(), c.maxpos.cpu()
     wa, wt = c.win_acts.cpu(), c.win_tok.cpu()
     hist, active = c.hist.view(c.d, N_BINS).cpu().tolist(), c.active.cpu().tolist()
     out = []
     for i in range(c.d):
+        if i % 1024 == 0:
+            tick()
         exs = []
         for e in range(c.k):
             if vals[e, i] <= 0:
@@ -132,10 +135,21 @@ def _collect(lm, d: saes.Dictionary, c: Collector, tokens: Tensor, row: int) -> 
     c.add(acts, tokens, row)
 
 
+def check(engine: Engine, p: ExamplesJobParams) -> ExamplesJobParams:
+    """At submit: the SAE is attached and the source is readable (engine/text_sources.py)."""
+    saes.for_model(engine.require_model()).get(p.sae)
+    return text_sources.check(p, engine.settings)
+
+
 def run(engine: Engine, ctx: JobContext, p: ExamplesJobParams) -> dict:
     lm = engine.require_model()
     d = saes.for_model(lm).get(p.sae)
-    texts, name, where = text_sources.read(p)
+
+    def tick() -> None:  # between rows and latents, where no progress is reported
+        if ctx.cancelled:
+            raise JobCancelled()
+
+    texts, name, where = text_sources.read(p, engine.settings, tick)
     name = f"{name}-k{p.top_k}"
     path = _store(engine, d, name)
     over = f"{len(texts)} texts of {where}"
@@ -149,12 +163,15 @@ def run(engine: Engine, ctx: JobContext, p: ExamplesJobParams) -> dict:
         engine.compute(_collect, lm, d, c, tokens, i)
     ctx.progress(0.99, "writing")
     tok = lm.model.tokenizer
-    vocab = [tok.decode([i]) for i in range(lm.model.cfg.d_vocab)]
+    vocab = []
+    for i in range(lm.model.cfg.d_vocab):
+        if i % 4096 == 0:
+            tick()
+        vocab.append(tok.decode([i]))
     doc = {"format": FORMAT, "source": d.key, "hook_name": d.reads, "n_rows": len(texts),
            "n_tokens": c.n_tokens, "top_k": p.top_k, "hist_edges": HIST_EDGES, "vocab": vocab,
-           "latents": records(c, vocab)}  # fmt: skip
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with gzip.open(path, "wt", encoding="utf-8") as f:
-        json.dump(doc, f, separators=(",", ":"))
+           "latents": records(c, vocab, tick)}  # fmt: skip
+    data = gzip.compress(json.dumps(doc, separators=(",", ":")).encode(), compresslevel=6)
+    atomic_write(path, data)
     d.computed[name] = saes.LatentBook(doc, over)
     return {"examples": name, "cached": False, "n_texts": len(texts), "n_tokens": c.n_tokens}

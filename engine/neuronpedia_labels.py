@@ -22,6 +22,7 @@ from urllib.parse import urlparse
 from neuronpedia.requests.base_request import NPRequest
 from neuronpedia.requests.feature_request import FeatureRequest
 
+from engine.atomic import atomic_write
 from engine.errors import EngineError
 from engine.schemas.saes import NeuronpediaLabel
 
@@ -84,7 +85,10 @@ def fetch_label(
     base = base_url()
     path = _cache_path(cache_dir, base, model_id, source, index)
     if path.is_file():
-        return NeuronpediaLabel(**json.loads(path.read_text()), cached=True)
+        try:
+            return NeuronpediaLabel(**json.loads(path.read_text()), cached=True)
+        except (OSError, ValueError, TypeError):
+            path.unlink(missing_ok=True)  # a damaged entry: fetch it again
     key = _api_key(api_key)
     _check_reachable(base)
     req = FeatureRequest(api_key=key)
@@ -107,6 +111,5 @@ def fetch_label(
         url=page_url(model_id, source, index),
         message="" if text else "Neuronpedia has no explanation for this latent yet.",
     )
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(label.model_dump_json(exclude={"cached"}))
+    atomic_write(path, label.model_dump_json(exclude={"cached"}))
     return label

@@ -22,11 +22,18 @@ from engine.schemas.common import TokenInfo
 from engine.validation import check_index
 
 
+def kept(hook: str) -> bool:
+    """The activations a run keeps: all but the pre-softmax attention scores, as large as the
+    patterns (heads x pos x pos a layer) and read by no analysis."""
+    return not hook.endswith("hook_attn_scores")
+
+
 class PromptRun:
     def __init__(self, lm: LoadedModel, token_ids: list[int], infos: list[TokenInfo]):
         self.lm = lm
         self.token_ids = token_ids
         self.token_infos = infos
+        self.memo: dict = {}  # per-prompt results of analyses (e.g. lens blocks), kept with it
 
     @property
     def tokens(self) -> Int[Tensor, "1 pos"]:
@@ -35,7 +42,7 @@ class PromptRun:
     @cached_property
     def _forward(self) -> tuple[Float[Tensor, "pos vocab"], ActivationCache]:
         with torch.inference_mode():
-            logits, cache = self.lm.model.run_with_cache(self.tokens)
+            logits, cache = self.lm.model.run_with_cache(self.tokens, names_filter=kept)
         return logits[0].float(), cache.remove_batch_dim()
 
     @property
@@ -46,6 +53,15 @@ class PromptRun:
     def cache(self) -> ActivationCache:
         return self._forward[1]
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes its forward pass holds (0 until it has run)."""
+        if "_forward" not in self.__dict__:
+            return 0
+        logits, cache = self._forward
+        held = sum(t.numel() * t.element_size() for t in cache.cache_dict.values())
+        return held + logits.numel() * logits.element_size()
+
     def position(self, pos: int | None) -> int:
         """`pos`, or the last position when None; a clear 422 when past the prompt."""
         if pos is None:
@@ -55,7 +71,9 @@ class PromptRun:
 
 
 class RunStore:
-    """The most recent prompt runs of the loaded model, least recently used dropped first."""
+    """The most recent prompt runs of the loaded model, least recently used dropped first:
+    at most `max_runs`, and (the newest excepted) no more bytes than the model's memory
+    estimate allowed for activations, so a real-size model keeps fewer full caches."""
 
     def __init__(self, max_runs: int = 8):
         self._runs: OrderedDict[tuple, PromptRun] = OrderedDict()
@@ -69,7 +87,12 @@ class RunStore:
             if run is None:
                 run = self._runs[key] = PromptRun(lm, token_ids, infos)
             self._runs.move_to_end(key)
-            while len(self._runs) > self._max:
+            budget = lm.memory.activations_bytes if lm.memory is not None else None
+            while len(self._runs) > self._max or (
+                budget is not None
+                and len(self._runs) > 1
+                and sum(r.nbytes for r in self._runs.values()) > budget
+            ):
                 self._runs.popitem(last=False)
             return run
 

@@ -7,29 +7,48 @@ One request uses the model at a time, on the model thread (``compute``, holding
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 import time
 import uuid
 
+import torch
+
 from cache import ResultCache, result_key
 from engine import saes, validation
 from engine.analyses import Analysis, load_builtin
 from engine.errors import EngineError
 from engine.graphs.service import transcoder_capability
-from engine.job_kinds import JOB_KINDS
+from engine.job_kinds import JOB_KINDS, check_load
 from engine.jobs import Job, JobManager
-from engine.loading import LoadedModel, load_model
+from engine.loading import LoadedModel, estimate_load, load_model
 from engine.model_thread import ModelThread
 from engine.run import RunStore
 from engine.schemas.analyses import AnalysisRequest
 from engine.schemas.common import TokenInfo
-from engine.schemas.model import Capabilities, Capability, Health, ModelInfo
+from engine.schemas.model import (
+    Capabilities,
+    Capability,
+    Health,
+    LoadEstimate,
+    LoadModelRequest,
+    ModelInfo,
+)
 from engine.settings import EngineSettings
 from engine.validation import parse_params
 
 log = logging.getLogger(__name__)
+
+
+def fresh_grad_mode() -> contextlib.AbstractContextManager:
+    """Torch's default grad mode, for work run inside a job step's pause (which may be in
+    another mode)."""
+    stack = contextlib.ExitStack()
+    stack.enter_context(torch.inference_mode(False))
+    stack.enter_context(torch.enable_grad())
+    return stack
 
 
 class Engine:
@@ -40,27 +59,52 @@ class Engine:
         self.cache = ResultCache(
             settings.cache_dir,
             size_limit_bytes=settings.cache_size_mb << 20,
-            memory_items=settings.memory_cache_items,
+            memory_limit_bytes=settings.memory_cache_mb << 20,
         )
         self.runs = RunStore(settings.max_runs)
         self.model_lock = threading.RLock()
-        self.model_thread = ModelThread(self.model_lock)
+        self.model_thread = ModelThread(self.model_lock, guard=fresh_grad_mode)
         self.lm: LoadedModel | None = None
         self.analyses = load_builtin()
         self.job_kinds = JOB_KINDS
-        self.jobs = JobManager()
+        self.jobs = JobManager(
+            between_steps=self.model_thread.serve_waiting, step_scope=self.model_thread.background
+        )
         if load and settings.model:
             self.load(settings.model, dtype=settings.dtype, device=settings.device)
 
     # --- model -----------------------------------------------------------------
-    def load(self, name: str, *, dtype: str = "float32", device: str | None = None) -> ModelInfo:
+    def load(
+        self,
+        name: str,
+        *,
+        dtype: str = "float32",
+        device: str | None = None,
+        max_context: int | None = None,
+    ) -> ModelInfo:
         def swap() -> None:
-            lm = load_model(name, device=device or self.settings.device, dtype=dtype)
+            lm = load_model(
+                name,
+                device=device or self.settings.device,
+                dtype=dtype,
+                max_context=max_context or self.settings.max_context,
+                n_devices=self.settings.n_devices,
+            )
             self.lm = lm
             self.runs.clear()
 
         self.compute(swap)
         return self.model_info()
+
+    def estimate(self, req: LoadModelRequest) -> LoadEstimate:
+        req = check_load(self, req)  # the same confinement as loading
+        return estimate_load(
+            req.name,
+            device=req.device or self.settings.device,
+            dtype=req.dtype,
+            max_context=req.max_context or self.settings.max_context,
+            n_devices=self.settings.n_devices,
+        )
 
     def compute(self, fn, *args, **kwargs):
         """`fn(*args, **kwargs)` on the model thread, holding the model lock: all work on the
@@ -90,16 +134,24 @@ class Engine:
             n_ctx=cfg.n_ctx,
             load_seconds=round(lm.load_seconds, 3),
             ref=str(lm.local_dir) if lm.local_dir is not None else lm.name,
+            path=lm.path,
+            model_max_context=lm.model_max_context,
+            memory=lm.memory.as_dict() if lm.memory else None,
+            notes=lm.notes,
         )
 
     def health(self) -> Health:
+        """Answers without the model or its thread (the API serves it on the event loop)."""
+        job = self.jobs.running()
         return Health(
             status="ok",
             engine_id=self.engine_id,
             pid=os.getpid(),
             model=self.lm.name if self.lm else None,
             uptime_s=round(time.time() - self.started, 3),
-            busy=self.jobs.busy(),
+            busy=job is not None,
+            job=None if job is None else job.info(),
+            waiting=self.model_thread.waiting(),
         )
 
     def capabilities(self) -> Capabilities:
@@ -116,6 +168,8 @@ class Engine:
             "saes": Capability(available=sae_ok, reason=sae_why),
             "transcoders": Capability(available=tc_ok, reason=tc_why),
         }
+        for feature, why in (lm.unavailable if lm else {}).items():
+            features[feature] = Capability(available=False, reason=why)
         return Capabilities(
             model=self.model_info(),
             features=features,
@@ -142,7 +196,7 @@ class Engine:
             ] + infos
         for pos, info in enumerate(infos):
             info.pos = pos
-        validation.check_length(len(ids), lm.n_ctx)
+        validation.check_length(len(ids), lm.n_ctx, lm.model_max_context)
         return ids, infos
 
     # --- analyses ----------------------------------------------------------------
@@ -159,6 +213,8 @@ class Engine:
         """The analysis result as JSON bytes, from the cache when it has it."""
         analysis = self.analysis(name)
         lm = self.require_model()
+        if name in lm.unavailable:
+            raise EngineError(422, "unavailable_here", f"{name}: {lm.unavailable[name]}")
         params = parse_params(analysis.params, request.params)
         ids, infos = self.tokenize(request.prompt, request.prepend_bos)
         analysis.check(lm, params)
@@ -182,7 +238,11 @@ class Engine:
                 404, "unknown_job_kind", f"No job kind {kind!r}; known: {sorted(self.job_kinds)}."
             )
         spec = self.job_kinds[kind]
+        if self.lm is not None and kind in self.lm.unavailable:
+            raise EngineError(422, "unavailable_here", f"{kind}: {self.lm.unavailable[kind]}")
         params = parse_params(spec.params, raw_params)
+        if spec.check is not None:  # bad input is a 4xx now, not a failed job later
+            params = spec.check(self, params)
         return self.jobs.submit(kind, lambda ctx: spec.run(self, ctx, params))
 
     def close(self) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from platformdirs import user_cache_dir
+from platformdirs import user_cache_dir, user_data_dir
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -16,7 +16,9 @@ from pydantic_settings import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_MODEL_DIR = REPO_ROOT / "assets" / "organism"
+ASSETS_DIR = REPO_ROOT / "assets"
+DEFAULT_MODEL_DIR = ASSETS_DIR / "organism"
+DEFAULT_DATA_DIR = Path(user_data_dir("interpscope")) / "data"
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 
@@ -35,10 +37,22 @@ class EngineSettings(BaseSettings):
     token: str | None = None
     device: str | None = None
     dtype: str = "float32"
+    # Longest prompt the engine accepts (and the n_ctx its masks are built for); None: 2048
+    # on CPU and MPS, 4096 on CUDA (engine/loading.py says why), never past the model's own.
+    max_context: int | None = None
+    n_devices: int = 1  # split the model's layers across this many CUDA GPUs
     cache_dir: Path = Path(user_cache_dir("interpscope")) / "results"
     cache_size_mb: int = 1024
-    memory_cache_items: int = 256
+    memory_cache_mb: int = 256
+    graphs_size_mb: int = 2048
     max_runs: int = 8
+    # files and datasets the engine reads on a user's behalf (text files, datasets, local SAE
+    # and model directories) must lie inside one of these (symlinks followed); the repo's
+    # assets and a local --model directory are always readable (engine/paths.py)
+    data_dirs: list[Path] = [DEFAULT_DATA_DIR]
+    # Host names clients may use besides the bound address (and the loopback names when
+    # bound to loopback); "*" turns the Host check off (engine/security.py)
+    allowed_hosts: list[str] = []
 
     @classmethod
     def settings_customise_sources(

@@ -247,12 +247,17 @@ class Continuation:
     """One sampled continuation on its own TransformerLens KV cache, with its own hooks.
 
     Baseline and steered continuations run through this same code (batch 1, the same
-    shapes), so with every coefficient at 0 they agree bit for bit."""
+    shapes), so with every coefficient at 0 they agree bit for bit. TransformerBridge ignores
+    a TransformerLens KV cache, so on the bridge each step runs the whole sequence again."""
 
     def __init__(self, lm: LoadedModel, token_ids: list[int], hooks: list, req: SteerRequest):
         self.model, self.hooks, self.req = lm.model, hooks, req
         device = lm.model.cfg.device
-        self.cache = TransformerLensKeyValueCache.init_cache(lm.model.cfg, device, 1)
+        self.cache = (
+            TransformerLensKeyValueCache.init_cache(lm.model.cfg, device, 1)
+            if lm.path == "hooked"
+            else None
+        )
         self.gen = torch.Generator(device=device).manual_seed(req.seed)
         self.eos = lm.model.tokenizer.eos_token_id if req.stop_at_eos else None
         self.next_input = torch.tensor([token_ids], device=device)
@@ -264,14 +269,15 @@ class Continuation:
             return None, None
         x = self.next_input
         mask = torch.ones_like(x)
+        kv = {} if self.cache is None else {"past_kv_cache": self.cache}
         if self.hooks:
             with self.model.hooks(fwd_hooks=self.hooks):
-                logits = self.model(x, past_kv_cache=self.cache, attention_mask=mask)
+                logits = self.model(x, attention_mask=mask, **kv)
         else:
-            logits = self.model(x, past_kv_cache=self.cache, attention_mask=mask)
+            logits = self.model(x, attention_mask=mask, **kv)
         last = logits[0, -1].float()
         token = _sample(last, self.gen, self.req.temperature, self.req.top_k)
-        self.next_input = token[None]
+        self.next_input = token[None] if self.cache is not None else torch.cat([x, token[None]], 1)
         tid = int(token)
         self.done = tid == self.eos
         return tid, last.log_softmax(-1)

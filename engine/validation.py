@@ -46,14 +46,21 @@ def check_prompt_text(prompt: str) -> None:
         )
 
 
-def check_length(n_tokens: int, n_ctx: int) -> None:
+def check_length(n_tokens: int, n_ctx: int, model_max: int | None = None) -> None:
     if n_tokens > n_ctx:
+        capped = model_max is not None and model_max > n_ctx
+        what = (
+            f"the engine's context cap is {n_ctx} tokens (the model's own is {model_max}; "
+            "max_context raises the cap if memory allows)"
+            if capped
+            else f"this model's context is {n_ctx} tokens"
+        )
         raise EngineError(
             422,
             "prompt_too_long",
-            f"The prompt is {n_tokens} tokens (with BOS) but this model's context is {n_ctx} "
-            f"tokens. Shorten it by {n_tokens - n_ctx} token(s).",
-            {"n_tokens": n_tokens, "n_ctx": n_ctx},
+            f"The prompt is {n_tokens} tokens (with BOS) but {what}. "
+            f"Shorten it by {n_tokens - n_ctx} token(s).",
+            {"n_tokens": n_tokens, "n_ctx": n_ctx, "model_max_context": model_max},
         )
 
 

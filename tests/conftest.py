@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 
 import numpy as np
@@ -13,6 +14,9 @@ from engine.api import create_app
 from engine.service import Engine
 from engine.settings import DEFAULT_MODEL_DIR, EngineSettings
 from tests.helpers import make_tiny_gpt2
+
+# TestClient sends "Host: testserver"; engines made in tests answer to it (engine/security.py)
+os.environ.setdefault("INTERPSCOPE_ALLOWED_HOSTS", '["testserver"]')
 
 
 @pytest.fixture(autouse=True)

@@ -12,22 +12,31 @@ from organism.tokenizer import save_tokenizer, train_tokenizer
 
 
 def make_tiny_gpt2(
-    out_dir: Path, *, seed: int = 0, n_layer: int = 2, n_ctx: int = 64, random_biases: bool = False
+    out_dir: Path,
+    *,
+    seed: int = 0,
+    n_layer: int = 2,
+    n_ctx: int = 64,
+    random_biases: bool = False,
+    n_head: int = 4,
+    n_embd: int = 32,
+    vocab_size: int | None = None,
 ) -> Path:
     """A random-weight GPT-2 with its own small BPE tokenizer, saved like a hub model.
 
     Hugging Face initialises biases to 0 and layer norms to 1; with `random_biases` those are
-    random too, so that code that mishandles a bias or a folded layer norm shows it."""
+    random too, so that code that mishandles a bias or a folded layer norm shows it. A
+    `vocab_size` past the tokenizer's adds unembedding rows no text produces (a big vocab)."""
     tok = train_tokenizer(sample_texts(2000, seed=seed), vocab_size=400)
     tok.model_max_length = n_ctx
     torch.manual_seed(seed)
     cfg = GPT2Config(
-        vocab_size=len(tok),
+        vocab_size=max(vocab_size or 0, len(tok)),
         n_positions=n_ctx,
         n_ctx=n_ctx,
-        n_embd=32,
+        n_embd=n_embd,
         n_layer=n_layer,
-        n_head=4,
+        n_head=n_head,
         bos_token_id=tok.bos_token_id,
         eos_token_id=tok.eos_token_id,
         pad_token_id=tok.pad_token_id,

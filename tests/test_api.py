@@ -8,6 +8,8 @@ import time
 import pytest
 import torch
 
+from engine.schemas.arrays import unpack
+
 PROMPT = "When Mary and John went to the store, John gave a drink to"
 
 
@@ -53,12 +55,12 @@ def test_predictions_match_direct_forward(api, model):
 
 
 def test_attention_pattern_matches_cache(api, model):
-    res = analyze(api, "attention_pattern", layer=1, head=2).json()
+    res = analyze(api, "attention_pattern", layer=1, head=2, width=64).json()
     _, cache = model.run_with_cache(model.to_tokens(PROMPT))
     expected = cache["pattern", 1][0, 2]
-    got = torch.tensor(res["pattern"])
-    assert torch.allclose(got, expected, atol=1e-6)
-    assert torch.allclose(got.sum(-1), torch.ones(got.shape[0]), atol=1e-5)
+    got = torch.from_numpy(unpack(res["pattern"]))
+    assert torch.equal(got, expected.half().float())  # float16 on the wire
+    assert torch.allclose(got.sum(-1), torch.ones(got.shape[0]), atol=3e-3)
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ from engine import saes, steering
 from engine.api import create_app
 from engine.launcher import REPO_ROOT
 from engine.schemas.analyses import AnalysisRequest
+from engine.schemas.arrays import unpack
 from engine.schemas.steering import Condition, SteeringVector
 from engine.service import Engine
 
@@ -65,11 +66,15 @@ def view_specs(engine: Engine) -> list[tuple[str, str, bundles.BundleSpec]]:
     for s in scores["scores"]:
         out.append((f"head_scores/{s['name']}", REPEAT, snippets.head_scores(scores, s["name"])))
     heads = [(1, 2), (0, 3)]
-    pats = [analyze(engine, "attention_pattern", REPEAT, layer=la, head=h) for la, h in heads]
-    spec = snippets.patterns(heads, [p["pattern"] for p in pats], pats[0]["tokens"])
+    pats = [
+        analyze(engine, "attention_pattern", REPEAT, layer=la, head=h, start=3, width=12)
+        for la, h in heads
+    ]  # a window that does not start at 0
+    blocks = [unpack(p["pattern"]) for p in pats]
+    spec = snippets.patterns(heads, blocks, pats[0]["tokens"], pats[0]["start"])
     out.append(("patterns", REPEAT, spec))
     for stage in ("resid_pre", "resid_mid", "resid_post"):
-        grid = analyze(engine, "logit_lens", IOI, stage=stage, top_k=3)
+        grid = analyze(engine, "logit_lens", IOI, stage=stage, top_k=3, start=2, width=9)
         out.append((f"logit_lens/{stage}", IOI, snippets.logit_lens(grid)))
     traces = analyze(
         engine, "logit_lens_targets", IOI, stage="resid_mid", pos=5, targets=[" Mary", " John"]

@@ -26,9 +26,9 @@ def test_hit_equals_recompute(engine):
 
 
 def test_disk_hit_after_memory_eviction_equals_recompute(tmp_path):
-    cache = ResultCache(tmp_path, size_limit_bytes=1 << 20, memory_items=1)
+    cache = ResultCache(tmp_path, size_limit_bytes=1 << 20, memory_limit_bytes=10)
     cache.set("a", b'{"x": 1}')
-    cache.set("b", b'{"x": 2}')  # evicts "a" from memory
+    cache.set("b", b'{"x": 2}')  # evicts "a" from memory (8 + 8 bytes > 10)
     assert cache.get("a") == b'{"x": 1}'
     assert cache.stats().hits == 1 and cache.stats().memory_items == 1
 
@@ -53,7 +53,7 @@ def test_keys_separate_model_tokens_analysis_version_params():
 
 def test_disk_size_is_bounded(tmp_path):
     limit = 200_000
-    cache = ResultCache(tmp_path, size_limit_bytes=limit, memory_items=2)
+    cache = ResultCache(tmp_path, size_limit_bytes=limit, memory_limit_bytes=20_000)
     for i in range(100):
         cache.set(f"k{i}", bytes(10_000))
     cache._disk.cull()

@@ -118,7 +118,9 @@ def test_engine_route_for_an_sae_with_a_neuronpedia_id(server, tmp_path, monkeyp
     cfg = json.loads((sae_dir / "cfg.json").read_text())
     cfg["metadata"]["neuronpedia_id"] = "organism/1-res-test"
     (sae_dir / "cfg.json").write_text(json.dumps(cfg))
-    eng = Engine(EngineSettings(model=str(ORGANISM), cache_dir=tmp_path / "cache"))
+    eng = Engine(
+        EngineSettings(model=str(ORGANISM), cache_dir=tmp_path / "cache", data_dirs=[tmp_path])
+    )
     try:
         with TestClient(create_app(eng)) as api:
             info = api.post("/saes", json={"path": str(sae_dir)}).json()

@@ -148,9 +148,10 @@ def test_attach_local_and_offline_pretrained(org, monkeypatch):
     assert e.value.status == 503 and "not in the local Hugging Face cache" in e.value.message
 
 
-def test_examples_job_over_a_text_file(org, tmp_path):
+def test_examples_job_over_a_text_file(org, tmp_path, monkeypatch):
     from organism.corpus import sample_texts
 
+    monkeypatch.setattr(org.settings, "data_dirs", [tmp_path])  # readable (engine/paths.py)
     texts = sample_texts(12, seed=7)
     path = tmp_path / "texts.txt"
     path.write_text("\n".join(texts))
@@ -179,12 +180,14 @@ def test_examples_job_over_a_text_file(org, tmp_path):
     assert again.result["cached"] is True
 
 
-def test_examples_job_over_a_dataset_equals_the_same_texts_in_a_file(org, tmp_path):
+def test_examples_job_over_a_dataset_equals_the_same_texts_in_a_file(org, tmp_path, monkeypatch):
     import datasets
 
     from engine import latent_examples
+    from engine.errors import EngineError
     from organism.corpus import sample_texts
 
+    monkeypatch.setattr(org.settings, "data_dirs", [tmp_path])
     texts = sample_texts(6, seed=11)
     (tmp_path / "t.txt").write_text("\n".join(texts))
     datasets.Dataset.from_dict({"story": texts}).save_to_disk(str(tmp_path / "ds"))
@@ -203,9 +206,8 @@ def test_examples_job_over_a_dataset_equals_the_same_texts_in_a_file(org, tmp_pa
         docs.append(json.loads(gzip.decompress(path.read_bytes())))
     assert docs[0]["n_rows"] == docs[1]["n_rows"] == len(texts)
     assert docs[0]["latents"] == docs[1]["latents"]
-    bad = org.start_job("latent_examples", {"sae": HOOK, "dataset": str(tmp_path / "ds")})
-    wait(bad)
-    assert bad.status == "failed" and "no column 'text'" in bad.error
+    with pytest.raises(EngineError, match="no column 'text'"):  # refused at submit
+        org.start_job("latent_examples", {"sae": HOOK, "dataset": str(tmp_path / "ds")})
 
 
 def test_loading_another_model_frees_the_old_one_and_its_saes(tiny_model_dir, tmp_path):

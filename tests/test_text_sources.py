@@ -26,7 +26,7 @@ def test_a_file_gives_its_non_empty_lines_and_jsonl_its_text_field(tmp_path):
     assert text_sources.read_file(str(txt), 2)[1] != name  # other texts, other cache entry
 
 
-@pytest.mark.parametrize("kind", ["save_to_disk", "dataset_dict", "parquet", "jsonl_dir"])
+@pytest.mark.parametrize("kind", ["save_to_disk", "dataset_dict", "parquet", "jsonl"])
 def test_a_local_dataset_gives_the_same_texts_as_the_file(tmp_path, kind):
     ds = datasets.Dataset.from_dict({"body": TEXTS, "n": list(range(len(TEXTS)))})
     where = tmp_path / "ds"
@@ -37,9 +37,9 @@ def test_a_local_dataset_gives_the_same_texts_as_the_file(tmp_path, kind):
     elif kind == "parquet":
         where = tmp_path / "rows.parquet"
         ds.to_parquet(str(where))
-    else:
-        where.mkdir()
-        ds.to_json(str(where / "rows.jsonl"))
+    else:  # a plain directory is refused, not searched (test_reliability_security.py)
+        where = tmp_path / "rows.jsonl"
+        ds.to_json(str(where))
     split = "validation" if kind == "dataset_dict" else "train"
     got, name, source = text_sources.read_dataset(str(where), split, "body", 10)
     assert got == KEPT and split in source and "body" in source

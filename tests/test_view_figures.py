@@ -8,13 +8,15 @@ import pytest
 from components import attention_vis, token_refs
 from components.attention_figures import (
     head_scores_figure,
+    overview_figure,
     parse_head,
     patterns_figure,
     scores_table,
 )
 from components.dla_figures import bar_terms, heads_figure, signed, terms_figure
 from components.export import caption_text, with_caption
-from components.lens_figures import lens_figure, row_of_layer, short, traces_figure
+from components.lens_figures import final_top, lens_figure, row_of_layer, short, traces_figure
+from components.windows import centred_on, window_of
 
 TOKENS = ["<bos>", "A", " b", "</script>"]
 
@@ -57,13 +59,17 @@ def test_head_scores_figure_and_table():
 
 def test_patterns_figure_masks_the_future_and_labels_tokens():
     pattern = [[1, 0, 0, 0], [0.5, 0.5, 0, 0], [0.2, 0.3, 0.5, 0], [0.1, 0.2, 0.3, 0.4]]
-    fig = patterns_figure(TOKENS, [("L0H1", pattern), ("L1H0", pattern)], selected_pos=2)
+    fig = patterns_figure(
+        TOKENS, [("L0H1", np.array(pattern), None), ("L1H0", np.array(pattern), None)],
+        selected_pos=2,
+    )  # fmt: skip
     heats = [d for d in fig.data if d.type == "heatmap"]
     assert len(heats) == 2
     assert list(heats[0].z[1][:2]) == [0.5, 0.5] and np.isnan(heats[0].z[1][2:]).all()
     assert list(heats[0].z[3]) == [0.1, 0.2, 0.3, 0.4]
-    assert fig.layout.yaxis.ticktext == ("0:<bos>", "1:A", "2:·b", "3:</script>")
-    assert fig.layout.xaxis2.ticktext == ("<bos>", "A", "·b", "</script>")
+    # escaped for plotly, which shows "&lt;bos&gt;" as <bos> (components/safe.py plot_text)
+    assert fig.layout.yaxis.ticktext == ("0:&lt;bos&gt;", "1:A", "2:·b", "3:&lt;/script&gt;")
+    assert fig.layout.xaxis2.ticktext == ("&lt;bos&gt;", "A", "·b", "&lt;/script&gt;")
     assert (-0.5, 3.5, 1.5, 2.5) in shapes(fig)
     assert [a.text for a in fig.layout.annotations] == ["L0H1", "L1H0"]
 
@@ -152,7 +158,7 @@ def test_circuitsvis_page_refers_to_the_served_bundle(tmp_path):
         TOKENS[2:], patterns, ["L0H0"], bundle_url="/app/static/vendor/cv.js"
     )
     assert '<script src="/app/static/vendor/cv.js"></script>' in page
-    assert "<\\/script>" in page and page.count("</script>") == 2  # token text is escaped
+    assert "\\u003c/script>" in page and page.count("</script>") == 2  # token text is escaped
     assert "unpkg" not in page and "http" not in page and len(page) < 2000
     inline = attention_vis.attention_heads_html(TOKENS[2:], patterns, ["L0H0"], bundle_url=None)
     assert len(inline) > 1_000_000 and "<script src" not in inline
@@ -160,3 +166,70 @@ def test_circuitsvis_page_refers_to_the_served_bundle(tmp_path):
     copied = tmp_path / attention_vis.bundle_name()
     assert url == "/app/static/" + attention_vis.bundle_name()
     assert copied.read_bytes() == attention_vis.BUNDLE.read_bytes()
+
+
+def test_window_of_ends_at_the_selected_position_unless_started():
+    assert window_of(None, 999, 1000, 40) == (960, 1000)
+    assert window_of(None, 5, 1000, 40) == (0, 40)
+    assert window_of(500, 999, 1000, 40) == (500, 540)
+    assert window_of(990, 0, 1000, 40) == (960, 1000)  # slid back inside the prompt
+    assert window_of(7, 3, 12, 40) == (0, 12)  # a short prompt is one window
+    assert centred_on(500, 1000, 40) == 480 and centred_on(3, 1000, 40) == 0
+
+
+def test_patterns_figure_in_a_window_has_positions_and_a_before_column():
+    start, w = 100, 4
+    block = np.tril(np.full((w, w), 0.1))
+    before = np.array([0.9, 0.8, 0.7, 0.6])
+    fig = patterns_figure(TOKENS, [("L0H1", block, before)], start=start, selected_pos=102)
+    heat = next(d for d in fig.data if d.type == "heatmap")
+    assert list(heat.x) == [99, 100, 101, 102, 103] and list(heat.y) == [100, 101, 102, 103]
+    assert heat.z[2][0] == pytest.approx(0.7) and heat.z[2][3] == pytest.approx(0.1)
+    assert np.isnan(heat.z[0][2])  # query 100 cannot see key 101
+    assert fig.layout.yaxis.ticktext == (
+        "100:&lt;bos&gt;",
+        "101:A",
+        "102:·b",
+        "103:&lt;/script&gt;",
+    )
+    assert fig.layout.xaxis.ticktext[0] == "◀ before"
+    assert (98.5, 103.5, 101.5, 102.5) in shapes(fig)  # the selected query's row
+    grid = next(d for d in fig.data if d.type == "scatter")
+    assert "L0H1<br>query 101 → all keys before 100: 0.800" in grid.text
+
+
+def test_overview_figure_places_cells_in_positions_and_outlines_the_window():
+    over = np.random.default_rng(0).random((8, 8))
+    fig = overview_figure("L0H1", over, 125, 1000, (960, 1000))
+    heat = fig.data[0]
+    assert heat.x0 == 62 and heat.dx == 125 and np.array_equal(heat.z, over)
+    assert (959.5, 999.5, 959.5, 999.5) in shapes(fig)
+    clicks = fig.data[1]
+    assert len(clicks.x) == 8 and clicks.x[-1] == 7 * 125 + 62
+
+
+def test_lens_figure_in_a_window_labels_prompt_positions():
+    res = fake_lens()
+    res["tokens"] = [dict(t, pos=t["pos"] + 50) for t in res["tokens"]]
+    res["start"], res["stop"] = 50, 54
+    fig = lens_figure(res, selected_pos=52, selected_layer=0)
+    heat, grid = fig.data
+    assert list(heat.x) == [50, 51, 52, 53]
+    assert (
+        fig.layout.xaxis.ticktext[0] == "50:&lt;bos&gt;"
+    )  # shown as typed (components.safe.plot_text)
+    assert (51.5, 52.5, -0.5, 0.5) in shapes(fig)
+    assert final_top(res, 53) == {len(" r2p3"): " r2p3", 1: "x"} and final_top(res, 3) == {}
+
+
+def test_a_32_by_32_head_grid_stays_readable():
+    values = np.random.default_rng(0).random((32, 32)).tolist()
+    res = fake_scores()
+    res.update(n_layers=32, n_heads=32)
+    res["scores"][0]["values"] = values
+    fig = head_scores_figure(res, "prev_token", selected=(31, 31))
+    assert fig.data[0].texttemplate == ""  # no numbers in 1024 cells (hover has them)
+    assert fig.layout.height <= 170 + 22 * 32 and fig.layout.xaxis.dtick == 1
+    assert "L31H31: " in fig.data[1].text[-1]
+    dla = heads_figure(dict(fake_dla(), heads=values))
+    assert dla.data[0].texttemplate == "" and dla.layout.height <= 190 + 22 * 32

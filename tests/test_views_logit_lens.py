@@ -34,7 +34,7 @@ def direct_rows(model, stage, prompt=PROMPT):
 
 @pytest.mark.parametrize("stage", STAGES)
 def test_lens_top_tokens_equal_direct_readout(api, model, stage):
-    res = analyze(api, "logit_lens", stage=stage, top_k=3)
+    res = analyze(api, "logit_lens", stage=stage, top_k=3, width=64)
     lens, logits = direct_rows(model, stage)
     probs = lens.softmax(-1)
     top_p, top_i = probs.topk(3, dim=-1)

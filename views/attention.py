@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import shell, snippets, state, widgets
+from components import shell, snippets, state, widgets, windows
 from components.attention_figures import (
     head_key,
     head_label,
     head_scores_figure,
+    overview_figure,
     parse_head,
+    pattern_block,
     patterns_figure,
     score_of,
     scores_table,
 )
+from components.windows import centred_on
+from engine.schemas.arrays import unpack
 
 link = shell.engine_link()
 prompt = state.get("prompt")
@@ -77,24 +81,50 @@ with right:
         note = f" (none: {s['reason']})" if s["values"] is None else ""
         st.caption(f"**{s['label']}**: {s['description']}{note}")
 
-patterns = [
-    (head_label(head_key(la, h)),
-     shell.call(link.client.analyze, "attention_pattern", prompt, layer=la, head=h)["pattern"])
+st.subheader("Attention pattern" + (" (side by side)" if compare else ""))
+n_tokens = len(tokens)
+start, stop = widgets.position_window(n_tokens, windows.ATTENTION, pos)
+answers = [
+    shell.call(link.client.analyze, "attention_pattern", prompt, layer=la, head=h,
+               start=start, width=windows.ATTENTION)
     for la, h in shown
 ]  # fmt: skip
-st.subheader("Attention pattern" + (" (side by side)" if compare else ""))
+blocks = [pattern_block(a) for a in answers]
+window_tokens = answers[0]["tokens"]
 st.caption(
     "Rows are queries, columns the keys they attend to. Click a row to select that position."
+    + (" The ◀ column: attention to every key before the window." if start else "")
 )
-widgets.figure(
-    patterns_figure([t["text"] for t in tokens], patterns, selected_pos=pos),
-    name="attention_patterns",
-    params={"heads": ", ".join(t for t, _ in patterns), "pos": pos},
-    on_click=lambda p: {"pos": int(p["y"])} if "y" in p else {},
-    bundle=snippets.patterns(shown, [p for _, p in patterns], [t["text"] for t in tokens]),
-)
+pat_col, over_col = st.columns([3, 1]) if n_tokens > windows.ATTENTION else (st.container(), None)
+with pat_col:
+    widgets.figure(
+        patterns_figure(window_tokens, blocks, start=start, selected_pos=pos),
+        name="attention_patterns",
+        params={
+            "heads": ", ".join(b[0] for b in blocks),
+            "pos": pos,
+            "positions": f"{start}-{stop - 1}",
+        },
+        on_click=lambda p: {"pos": int(p["y"])} if "y" in p else {},
+        bundle=snippets.patterns(shown, [b[1] for b in blocks], window_tokens, start),
+    )
+if over_col is not None:
+    with over_col:
+        first = answers[0]
+        widgets.figure(
+            overview_figure(blocks[0][0], unpack(first["overview"]), first["overview_stride"],
+                            n_tokens, (start, stop)),
+            name="attention_overview", params={"head": blocks[0][0]},
+            on_click=lambda p: {"wstart": centred_on(int(p["x"]), n_tokens, windows.ATTENTION)}
+            if "x" in p else {},
+        )  # fmt: skip
 
 st.subheader(f"All heads of layer {layer}")
 st.caption("circuitsvis: hover a head to enlarge it, click to lock it; hover a token for its row.")
-layer_res = shell.call(link.client.analyze, "attention_layer", prompt, layer=layer)
-widgets.attention_heads(layer_res["tokens"], layer_res["patterns"], layer)
+layer_res = shell.call(
+    link.client.analyze, "attention_layer", prompt, layer=layer,
+    start=max(start, stop - windows.CIRCUITSVIS), width=windows.CIRCUITSVIS,
+)  # the last positions of the pattern's window  # fmt: skip
+if layer_res["n_tokens"] > windows.CIRCUITSVIS:
+    st.caption(f"Positions {layer_res['start']} to {layer_res['stop'] - 1} of {n_tokens}.")
+widgets.attention_heads(layer_res["tokens"], unpack(layer_res["patterns"]), layer)

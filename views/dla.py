@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import shell, snippets, state, token_refs, widgets
+from components import shell, snippets, state, token_refs, widgets, windows
 from components.dla_figures import bar_terms, heads_figure, terms_figure
 
 link = shell.engine_link()
@@ -14,7 +14,10 @@ st.title("Direct logit attribution")
 
 preds = shell.call(link.client.analyze, "predictions", prompt, top_k=8)
 tokens = preds["tokens"]
-pos = widgets.position_picker(tokens, state.clamp_pos(len(tokens)))
+pos = state.clamp_pos(len(tokens))
+pos = widgets.position_picker(
+    tokens, pos, widgets.position_window(len(tokens), windows.PROMPT, pos)
+)
 suggestions = {p["id"]: p["text"] for p in preds["top"][pos]}
 a, b = st.columns(2)
 with a:

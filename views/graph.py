@@ -7,7 +7,8 @@ import streamlit as st
 
 from components import graph_figures as gf
 from components import graph_panel as panel
-from components import graph_snippets, shell, state, token_refs, widgets
+from components import graph_snippets, job_box, shell, state, token_refs, widgets
+from components.safe import md
 
 link = shell.engine_link()
 client = link.client
@@ -23,14 +24,11 @@ def show_graph(slug: str) -> None:
 
 
 def start(params: dict) -> None:
-    job = shell.call(client.start_job, "attribution_graph", {"prompt": prompt, **params})
-    st.session_state["graph_job"] = job["id"]
+    job_box.start(client, "graph_job", "attribution_graph", {"prompt": prompt, **params})
 
 
-# --- a running job ----------------------------------------------------------------
-if job_id := st.session_state.get("graph_job"):
-    done = panel.job_progress(client, job_id)
-    del st.session_state["graph_job"]
+# --- a running job (or one lost with the engine) ---------------------------------------
+if done := job_box.follow(client, "graph_job", "the graph job"):
     info = done["job"]
     if info["status"] == "done":
         show_graph(done["result"]["slug"])
@@ -124,9 +122,13 @@ if st.session_state.get("graph_opened") != slug:  # first look: pins from the fi
 pinned, groups = state.get("pinned") or [], panel.decode_supernodes(state.get("snodes") or [])
 
 
-def save_q(pins: list[str], sn: list[list[str]], clicked: str | None) -> None:
-    state.put(pinned=pins, snodes=panel.encode_supernodes(sn))
-    shell.call(client.set_graph_qparams, slug, pins, sn, clicked or "")
+def save_q(change, clicked: str | None) -> None:
+    """Save a pin edit, merged with edits others saved meanwhile (graph_panel.save_qparams)."""
+    version = graph_info.get("qparams_version")
+    q = shell.call(
+        panel.save_qparams, client, slug, change, (pinned, groups), version, clicked or ""
+    )
+    state.put(pinned=q["pinnedIds"], snodes=panel.encode_supernodes(q["supernodes"]))
 
 
 c = st.columns([2, 2, 1], vertical_alignment="bottom")
@@ -159,14 +161,14 @@ with right:
     if node is None:
         st.caption("Click a node to see it here, pin it, or steer with it.")
     else:
-        st.subheader(gf.label(node)[:60])
+        st.subheader(md(gf.label(node)[:60]))
         nid = node["node_id"]
         if nid in pinned:
             if st.button("Unpin", icon=":material/keep_off:"):
-                save_q([p for p in pinned if p != nid], groups, nid)
+                save_q(lambda p, g: ([x for x in p if x != nid], g), nid)
                 st.rerun()
         elif st.button("Pin", icon=":material/keep:", type="primary"):
-            save_q(pinned + [nid], groups, nid)
+            save_q(lambda p, g: (p + [nid] if nid not in p else p, g), nid)
             st.rerun()
         if node["feature_type"] == "cross layer transcoder":
             panel.latent_panel(client, graph_prompt, node)
@@ -177,9 +179,10 @@ with right:
         members = st.multiselect("Group into a supernode", pinned, format_func=labels.get)
         name = st.text_input("Supernode name", placeholder="e.g. say Paris")
         if st.button("Make supernode", disabled=not (members and name.strip())):
-            save_q(pinned, groups + [[name.strip(), *members]], state.get("gnode"))
+            group = [name.strip(), *members]
+            save_q(lambda p, g: (p, g + [group] if group not in g else g), state.get("gnode"))
             st.rerun()
-        for i, g in enumerate(groups):
-            if st.button(f"✕ {g[0]} ({len(g) - 1})", key=f"sn_{i}"):
-                save_q(pinned, groups[:i] + groups[i + 1 :], state.get("gnode"))
+        for i, grp in enumerate(groups):
+            if st.button(f"✕ {md(grp[0])} ({len(grp) - 1})", key=f"sn_{i}"):
+                save_q(lambda p, g, gone=grp: (p, [x for x in g if x != gone]), state.get("gnode"))
                 st.rerun()

@@ -7,9 +7,10 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
+from components import job_box, shell, snippets, state, widgets
 from components import latent_figures as lf
-from components import shell, snippets, state, widgets
 from components.latent_panel import show_latent_panel
+from components.safe import md
 from engine.client import EngineRequestError
 
 link = shell.engine_link()
@@ -92,16 +93,16 @@ with right:
         try:
             found = client.analyze("latent_search", prompt, sae=sae, query=query, by=by,
                                    examples=exset, limit=15)  # fmt: skip
-            st.caption(f"over {found['over']}")
+            st.caption(f"over {md(found['over'])}")
             for hit in found["hits"]:
-                if st.button(f"#{hit['index']} {hit['label'][:60]} ({hit['score']:.3g})",
+                if st.button(f"#{hit['index']} {md(hit['label'][:60])} ({hit['score']:.3g})",
                              key=f"hit_{hit['index']}", type="tertiary"):  # fmt: skip
                     state.put(latent=hit["index"])
                     st.rerun()
             if not found["hits"]:
                 st.caption("No latent matches.")
         except EngineRequestError as e:
-            st.caption(e.message)
+            st.caption(md(e.message))
 
 st.divider()
 picked_latent = st.number_input("Latent", 0, info["d_sae"] - 1, value=latent, step=1)
@@ -120,7 +121,8 @@ st.caption(
     "Runs this SAE over every text of a file (one per line, or .jsonl with a 'text' field) or a "
     "dataset (a Hugging Face name, a `save_to_disk` directory, or a local parquet/csv/json "
     "file) on the engine's machine, as a job with progress; the result is cached on disk and "
-    "selectable above."
+    "selectable above. Local files must lie in the engine's data directories (setting "
+    "`data_dirs`, or `--data-dir` when starting the engine)."
 )
 kind = st.segmented_control("Texts from", ["Text file", "Dataset"], default="Text file",
                             key="ex_kind")  # fmt: skip
@@ -138,14 +140,9 @@ else:
     ready = bool(source["path"])
 n = c2.number_input("Max texts", 1, 1_000_000, 2000, key="ex_max")
 if st.button("Compute examples", disabled=not ready):
-    job = shell.call(client.start_job, "latent_examples", {"sae": sae, **source, "max_texts": n})
-    bar = st.progress(0.0, text="starting…")
-
-    def progress(j: dict) -> None:
-        eta = f" · ETA {j['eta_s']:.0f} s" if j.get("eta_s") else ""
-        bar.progress(j["progress"], text=f"{j['message']}{eta}")
-
-    out = client.wait_job(job["id"], on_progress=progress)
+    params = {"sae": sae, **source, "max_texts": n}
+    job_box.start(client, "examples_job", "latent_examples", params)
+if out := job_box.follow(client, "examples_job", "the examples job"):
     if out["job"]["status"] == "done":
         state.put(exset=out["result"]["examples"])
         st.rerun()

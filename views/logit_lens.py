@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import shell, snippets, state, token_refs, widgets
-from components.lens_figures import lens_figure, traces_figure
+from components import shell, snippets, state, token_refs, widgets, windows
+from components.lens_figures import final_top, lens_figure, traces_figure
 
 STAGES = ["resid_pre", "resid_mid", "resid_post"]
 
@@ -17,9 +17,14 @@ if state.get("stage") not in STAGES:
 stage = widgets.bound("stage", st.segmented_control, "Residual stream read", options=STAGES)
 stage = stage or "resid_post"
 
-grid = shell.call(link.client.analyze, "logit_lens", prompt, stage=stage, top_k=5)
-tokens = grid["tokens"]
-pos = state.clamp_pos(len(tokens))
+tokens = shell.call(link.client.tokenize, prompt)["tokens"]
+n_tokens = len(tokens)
+pos = state.clamp_pos(n_tokens)
+start, stop = widgets.position_window(n_tokens, windows.LENS, pos)
+grid = shell.call(
+    link.client.analyze, "logit_lens", prompt, stage=stage, top_k=5, start=start,
+    width=windows.LENS,
+)  # fmt: skip
 layer = state.get("layer")
 st.caption("Click a cell to select its position and layer; hover it for the top 5 tokens.")
 widgets.figure(
@@ -33,8 +38,8 @@ widgets.figure(
 )
 
 st.subheader("Tokens down the layers")
-pos = widgets.position_picker(tokens, pos)
-final = {c["id"]: c["text"] for c in grid["top"][-1][pos]}
+pos = widgets.position_picker(tokens, pos, (grid["start"], grid["stop"]))
+final = final_top(grid, pos)
 chosen = widgets.token_choice(
     "targets", "Tokens to follow (pick or type: ·Paris, #123)", final,
     default="the model's prediction", multi=True,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import shell, snippets, state, widgets
+from components import shell, snippets, state, widgets, windows
 from components.prompt_figures import predictions_figure, predictions_table, tokens_html
 
 link = shell.engine_link()
@@ -22,9 +22,10 @@ st.caption(
     + (f" · mean loss {mean:.3f} nats" if mean is not None else "")
     + " · hover a token for its position, id and loss"
 )
-pos = widgets.position_picker(tokens, pos)
+window = widgets.position_window(len(tokens), windows.PROMPT, pos)
+pos = widgets.position_picker(tokens, pos, window)
 
-fig = predictions_figure(result, selected_pos=pos)
+fig = predictions_figure(result, selected_pos=pos, window=window)
 widgets.figure(
     fig,
     name="prompt_predictions",
@@ -34,7 +35,9 @@ widgets.figure(
 )
 left, right = st.columns([2, 3])
 with left:
-    st.markdown(f"**After position {pos}** (`{tokens[pos]['text']}`): top-{top_k}")
+    st.markdown(
+        f"**After position {pos}** (`{tokens[pos]['text'].replace('`', 'ˋ')}`): top-{top_k}"
+    )
     st.dataframe(
         predictions_table(result, pos),
         hide_index=True,

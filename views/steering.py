@@ -3,13 +3,13 @@ generates; baseline and steered continuations stream side by side (same seed and
 
 from __future__ import annotations
 
-import html
 import time
 
 import streamlit as st
 
 from components import shell, state, widgets
 from components import steering_setup as ss
+from components.safe import h, md
 from components.steering_figures import kl_figure
 from components.steering_snippets import kl_bundle
 from engine.client import EngineRequestError
@@ -49,7 +49,7 @@ if ss.ADD_LATENT in st.query_params:  # a link from another view: add it, drop t
         v = ss.parse_add_latent(value)
         v["coefficient"] = default_coefficient(v)
         save([*vectors, v], reset=True)
-        st.toast(f"Added {ss.label(v)} with coefficient {v['coefficient']}")
+        st.toast(f"Added {md(ss.label(v))} with coefficient {v['coefficient']}")
         st.rerun()
     except ValueError as e:
         st.warning(str(e))
@@ -59,7 +59,7 @@ def vector_row(i: int, v: dict) -> dict | None:
     """One vector's widgets; its new value, or None when removed."""
     with st.container(border=True):
         c1, c2, c3, c4 = st.columns([3, 5, 3, 0.6], vertical_alignment="center")
-        c1.markdown(f"**{html.escape(ss.label(v))}**")
+        c1.markdown(f"**{md(ss.label(v))}**")
         lim = max(60.0 if v["kind"] == "contrastive" else 40.0, abs(v["coefficient"]))
         coef = c2.slider("coefficient", -lim, lim, float(v["coefficient"]), 0.5,
                          key=f"coef_{rev}_{i}")  # fmt: skip
@@ -161,7 +161,7 @@ if (slen, stemp, seed) != (state.get("slen"), state.get("stemp"), state.get("sse
 def show(box, text: str, css: str) -> None:
     box.markdown(
         f"<div class='{css}' style='white-space: pre-wrap; font-size: 1.1em; line-height: 1.6'>"
-        f"<span style='color:#888'>{html.escape(prompt)}</span>{html.escape(text)}</div>",
+        f"<span style='color:#888'>{h(prompt)}</span>{h(text)}</div>",
         unsafe_allow_html=True,
     )
 
@@ -228,4 +228,4 @@ with st.expander("Export / import this setup"):
     )
     st.file_uploader("Import a setup file", type=["json"], key=f"import_{rev}", on_change=imported)
     if err := st.session_state.pop("import_error", None):
-        st.error(f"Could not import: {err}")
+        st.error(f"Could not import: {md(err)}")

@@ -7,6 +7,11 @@ actually used at that position (as TransformerLens's ``apply_ln_to_stack`` /
 ``logit_attrs`` do) each component maps to a share of the logit; those shares plus the
 unembedding bias ``b_U`` sum to the logit the model outputs. With a baseline token the same
 holds for the logit difference.
+
+Gemma-2-style models normalise each attention output again before adding it to the
+residual (``ln1_post``): with that norm's scale at `pos` held fixed too, each head's share is
+``z @ W_O`` through it. Under a final logit soft cap (``c * tanh(logit / c)``) the shares sum
+to the logit before the cap, which is what ``model_value`` then reports.
 """
 
 from __future__ import annotations
@@ -40,6 +45,10 @@ def components(run: PromptRun, pos: int) -> dict[str, Float[Tensor, "... d_model
             for layer in range(n)
         ]
     )  # [layer, head, d_model]
+    if model.cfg.use_normalization_before_and_after:
+        heads = torch.stack(
+            [_through_post_norm(run, layer, pos, heads[layer]) for layer in range(n)]
+        )
     attn_out = torch.stack([_act(run, f"blocks.{layer}.hook_attn_out", pos) for layer in range(n)])
     mlps = torch.stack([_act(run, f"blocks.{layer}.hook_mlp_out", pos) for layer in range(n)])
     return {
@@ -49,6 +58,20 @@ def components(run: PromptRun, pos: int) -> dict[str, Float[Tensor, "... d_model
         "attn_bias": attn_out - heads.sum(1),
         "mlps": mlps,
     }
+
+
+def _through_post_norm(
+    run: PromptRun, layer: int, pos: int, heads: Float[Tensor, "head d_model"]
+) -> Float[Tensor, "head d_model"]:
+    """Heads' outputs through the block's post-attention RMSNorm, its scale at `pos` fixed."""
+    scale = run.cache[f"blocks.{layer}.ln1_post.hook_scale"][pos].float()
+    return heads / scale * run.lm.model.blocks[layer].ln1_post.w.float()
+
+
+def uncapped(run: PromptRun, logits: Float[Tensor, "..."]) -> Float[Tensor, "..."]:
+    """The logits before the model's final soft cap (the cap is c * tanh(x / c))."""
+    cap = run.lm.model.cfg.output_logits_soft_cap
+    return logits if cap <= 0 else cap * torch.atanh(logits / cap)
 
 
 def ln_final_scale(run: PromptRun, pos: int) -> float:
@@ -83,10 +106,11 @@ def dla(run: PromptRun, params: DLAParams) -> DLAResult:
         None if params.baseline is None else targets.resolve(lm, params.baseline, what="baseline")
     )
     W_U, b_U = lm.model.W_U.float(), lm.model.b_U.float()
-    direction, bias, value = W_U[:, target], b_U[target], run.logits[pos, target]
+    logits = uncapped(run, run.logits[pos].double()).float()
+    direction, bias, value = W_U[:, target], b_U[target], logits[target]
     if base is not None:
         direction, bias = direction - W_U[:, base], bias - b_U[base]
-        value = value - run.logits[pos, base]
+        value = value - logits[base]
     scale = ln_final_scale(run, pos)
     parts = {k: to_logit(run, v, direction, scale) for k, v in components(run, pos).items()}
     total = sum(float(v.sum()) for v in parts.values()) + float(bias)

@@ -95,14 +95,29 @@ def scores_of(patterns: Patterns, ids: list[int]) -> list[HeadScore]:
     ]
 
 
+def stack_layers(per_layer: list[list[HeadScore]]) -> list[HeadScore]:
+    """Each score's ``[1][head]`` values of every layer, stacked into ``[layer][head]``."""
+    out = []
+    for scores in zip(*per_layer, strict=True):
+        first = scores[0]
+        values = None if first.values is None else [v for s in scores for v in s.values]
+        out.append(first.model_copy(update={"values": values}))
+    return out
+
+
 def head_scores(run: PromptRun, params: HeadScoresParams) -> HeadScoresResult:
+    """Scored one layer at a time: the stacked patterns of a long prompt on a real model
+    (layers x heads x pos x pos) would not fit in memory."""
     cfg = run.lm.model.cfg
-    patterns = torch.stack([run.cache["pattern", layer] for layer in range(cfg.n_layers)])
+    per_layer = [
+        scores_of(run.cache["pattern", layer][None].float(), run.token_ids)
+        for layer in range(cfg.n_layers)
+    ]
     return HeadScoresResult(
         tokens=run.token_infos,
         n_layers=cfg.n_layers,
         n_heads=cfg.n_heads,
-        scores=scores_of(patterns.float(), run.token_ids),
+        scores=stack_layers(per_layer),
     )
 
 

@@ -15,11 +15,13 @@ from torch import Tensor
 
 from engine import targets
 from engine.analyses import Analysis, register
+from engine.analyses.lens_topk import lens_window, soft_cap
 from engine.errors import EngineError
 from engine.loading import LoadedModel
 from engine.run import PromptRun
 from engine.schemas.analyses import Prediction
 from engine.schemas.views import (
+    LENS_MAX_K,
     LensStage,
     LensTargetsParams,
     LensTargetsResult,
@@ -27,6 +29,7 @@ from engine.schemas.views import (
     LogitLensParams,
     LogitLensResult,
 )
+from engine.schemas.windows import clamp_window
 
 SHORT = {LensStage.resid_pre: "pre", LensStage.resid_mid: "mid", LensStage.resid_post: "post"}
 
@@ -58,7 +61,7 @@ def readout(run: PromptRun, resid: Float[Tensor, "... d_model"]) -> Float[Tensor
     """Logits of `resid` through the final layer norm and the unembedding (bias included)."""
     model = run.lm.model
     with torch.inference_mode():
-        return model.unembed(model.ln_final(resid.to(model.cfg.dtype))).float()
+        return soft_cap(model, model.unembed(model.ln_final(resid.to(model.cfg.dtype))).float())
 
 
 def decode_all(run: PromptRun, ids: list[int]) -> dict[int, str]:
@@ -74,24 +77,29 @@ def _cell(
     ]
 
 
-@torch.inference_mode()
 def logit_lens(run: PromptRun, params: LogitLensParams) -> LogitLensResult:
+    """Top tokens of every row at the window's positions (lens_topk.py: chunked over the
+    vocabulary, memoised per prompt in blocks of positions)."""
     labels, blocks, hooks = rows_of(run, params.stage)
-    probs, ids, logits = [], [], []
-    for hook in hooks:
-        row = readout(run, run.cache[hook])  # [pos, vocab]
-        p, i = row.softmax(-1).topk(params.top_k, dim=-1)
-        probs.append(p)
-        ids.append(i)
-        logits.append(row.gather(-1, i))
-    p, i, lg = torch.stack(probs).tolist(), torch.stack(ids).tolist(), torch.stack(logits).tolist()
+    n = len(run.token_ids)
+    start, stop = clamp_window(params.start, params.width, n)
+    ids, probs, logits = lens_window(run, hooks, start, stop, LENS_MAX_K)
+    k = params.top_k
+    i, p, lg = ids[..., :k].tolist(), probs[..., :k].tolist(), logits[..., :k].tolist()
     text = decode_all(run, [x for r in i for cell in r for x in cell])
     top = [
         [_cell(text, *cell) for cell in zip(i[r], p[r], lg[r], strict=True)]
         for r in range(len(hooks))
     ]
     return LogitLensResult(
-        stage=params.stage, rows=labels, row_layers=blocks, tokens=run.token_infos, top=top
+        stage=params.stage,
+        rows=labels,
+        row_layers=blocks,
+        n_tokens=n,
+        start=start,
+        stop=stop,
+        tokens=run.token_infos[start:stop],
+        top=top,
     )
 
 
@@ -132,18 +140,19 @@ def lens_targets(run: PromptRun, params: LensTargetsParams) -> LensTargetsResult
 register(
     Analysis(
         name="logit_lens",
-        version=1,
+        version=2,
         params=LogitLensParams,
         result=LogitLensResult,
         fn=logit_lens,
         check=check,
-        description="top tokens of every residual stream [row][pos][k] through ln_final+unembed",
+        description="top tokens of every residual stream [row][pos - start][k] in a position "
+        "window, through ln_final+unembed",
     )
 )
 register(
     Analysis(
         name="logit_lens_targets",
-        version=1,
+        version=2,
         params=LensTargetsParams,
         result=LensTargetsResult,
         fn=lens_targets,

@@ -13,7 +13,8 @@ def predictions(run: PromptRun, params: PredictionsParams) -> PredictionsResult:
     top_lp, top_ids = logprobs.topk(min(params.top_k, logits.shape[-1]), dim=-1)
     tokenizer = run.lm.model.tokenizer
     texts = tokenizer.convert_ids_to_tokens(top_ids.flatten().tolist())
-    decoded = [tokenizer.convert_tokens_to_string([t]) for t in texts]
+    # None: an id past the tokenizer (a padded vocabulary, e.g. Pythia's), decoded as ""
+    decoded = [tokenizer.convert_tokens_to_string([t]) if t is not None else "" for t in texts]
     k = top_ids.shape[1]
     top_logits = logits.gather(-1, top_ids)
     top = [

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import torch
 
+from engine.atomic import atomic_write
+
 Labeler = Callable[[int, int], str | None]  # (layer, latent index) -> label
 
 
@@ -41,8 +43,8 @@ def write_graph_files(
     edge_threshold: float,
     labeler: Labeler | None = None,
 ) -> dict:
-    """`root`/`slug`.json plus its entry in `root`/graph-metadata.json; returns counts."""
-    from circuit_tracer.frontend.utils import add_graph_metadata
+    """`root`/`slug`.json (written whole: engine/atomic.py); returns counts and the metadata
+    for the folder's index (``GraphStore.index_add``)."""
     from circuit_tracer.graph import prune_graph
     from circuit_tracer.utils.create_graph_files import (
         build_model,
@@ -63,6 +65,9 @@ def write_graph_files(
             if node.feature_type == "cross layer transcoder":
                 node.clerp = labeler(int(node.layer), int(node.node_id.split("_")[1])) or ""
     model = build_model(graph, used_nodes, used_edges, slug, scan, node_threshold, tokenizer)
-    (Path(root) / f"{slug}.json").write_text(model.model_dump_json())
-    add_graph_metadata(model.metadata.model_dump(), str(root))
-    return {"n_nodes": len(used_nodes), "n_links": len(used_edges)}
+    atomic_write(Path(root) / f"{slug}.json", model.model_dump_json())
+    return {
+        "n_nodes": len(used_nodes),
+        "n_links": len(used_edges),
+        "metadata": model.metadata.model_dump(),
+    }

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import BaseModel, Field
 
+from engine.schemas.common import MAX_NAME
 from engine.schemas.views import TargetRef
+
+NodeId = Annotated[str, Field(max_length=MAX_NAME)]
 
 # TransformerLens official name -> circuit-tracer transcoder set name (kept here, free of torch,
 # so the app's figure bundles can name the set too)
@@ -60,16 +64,23 @@ class GraphInfo(BaseModel):
     n_links: int
     seconds: float
     created: float
+    qparams_version: int = Field(default=0, description="bumped by each qParams edit")
 
 
 class QParamsUpdate(BaseModel):
     """The viewer state circuit-tracer keeps in a graph file: pinned nodes and supernodes."""
 
-    pinnedIds: list[str] = Field(default_factory=list)
-    supernodes: list[list[str]] = Field(
-        default_factory=list, description="each: [name, node_id, node_id, ...]"
+    pinnedIds: list[NodeId] = Field(default_factory=list, max_length=10_000)
+    supernodes: list[Annotated[list[NodeId], Field(max_length=10_000)]] = Field(
+        default_factory=list, max_length=1_000, description="each: [name, node_id, node_id, ...]"
     )
-    clickedId: str = ""
+    clickedId: NodeId = ""
+    version: int | None = Field(
+        default=None,
+        ge=0,
+        description="the qParams version this edit was made on (from GET .../qparams); a "
+        "stale one answers 409. None: overwrite whatever is there",
+    )
 
 
 class ComponentGraphParams(BaseModel):

@@ -51,7 +51,10 @@ class GraphService:
     def __init__(self, engine: Engine):
         self.engine = engine
         self.replacements = ReplacementCache()
-        self.store = GraphStore(Path(engine.settings.cache_dir) / "graphs")
+        self.store = GraphStore(
+            Path(engine.settings.cache_dir) / "graphs",
+            size_limit_bytes=engine.settings.graphs_size_mb << 20,
+        )
 
     # --- cost --------------------------------------------------------------------
     def _prepare(self, p: GraphParams) -> tuple[list[int], int | None]:
@@ -141,7 +144,8 @@ class GraphService:
 
         rm, graph = self.engine.compute(run)
         ctx.progress(0.92, "pruning and writing the graph files")
-        graph.to_pt(str(self.store.pt_path(slug)))
+        with self.store.writing(slug, ".pt") as tmp:
+            graph.to_pt(tmp)
         source = find_transcoders(lm)
         local = source is not None and source.kind == "local"
         counts = self.engine.compute(
@@ -149,6 +153,7 @@ class GraphService:
             scan=rm.scan, node_threshold=p.node_threshold, edge_threshold=p.edge_threshold,
             labeler=shipped_labels(lm) if local else None,
         )  # fmt: skip
+        self.store.index_add(counts.pop("metadata"))
         info = self._save_info(slug, GraphKind.transcoder, p.prompt, ids, p, t0, counts)
         return info.model_dump()
 
@@ -164,6 +169,7 @@ class GraphService:
             seconds=round(time.perf_counter() - t0, 3), created=time.time(),
         )  # fmt: skip
         self.store.write_info(info)
+        self.store.enforce_limit(keep=slug)
         log.info("graph %s: %d nodes, %d links", slug, info.n_nodes, info.n_links)
         return info
 

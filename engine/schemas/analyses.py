@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from engine.schemas.arrays import PackedArray
 from engine.schemas.common import PromptRequest, TokenInfo
+from engine.schemas.windows import WindowInfo, WindowParams
 
 
 class Prediction(BaseModel):
@@ -27,16 +29,24 @@ class PredictionsResult(BaseModel):
     mean_loss: float | None
 
 
-class AttentionParams(BaseModel):
+class AttentionParams(WindowParams):
     layer: int = Field(ge=0)
     head: int = Field(ge=0)
+    overview: int = Field(
+        default=128, ge=8, le=256, description="the overview's side, at most (max-pooled)"
+    )
 
 
-class AttentionResult(BaseModel):
+class AttentionResult(WindowInfo):
     layer: int
     head: int
-    tokens: list[str]
-    pattern: list[list[float]] = Field(description="[query_pos][key_pos]")
+    tokens: list[str] = Field(description="the window's tokens")
+    pattern: PackedArray = Field(description="[query, key], both in [start, stop)")
+    before: PackedArray = Field(description="[query]: attention to the keys before start")
+    overview: PackedArray = Field(
+        description="[query block, key block]: max of the pattern over stride x stride blocks"
+    )
+    overview_stride: int = Field(description="positions per overview cell, along each axis")
 
 
 class AnalysisRequest(PromptRequest):

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, Field
+
+# bounds on what a request may carry, so an absurd value is a 422 at once, never a 500 later
+MAX_NAME = 256  # ids, hook points, labels, dataset splits and columns, device names
+MAX_PATH = 1024  # file and directory paths, hub names
+MAX_TEXT = 100_000  # one text (a prompt's own limit is enforced with a 413: validation.py)
+Name = Annotated[str, Field(max_length=MAX_NAME)]
+PathName = Annotated[str, Field(min_length=1, max_length=MAX_PATH)]
+Text = Annotated[str, Field(max_length=MAX_TEXT)]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+SEED_MAX = 2**32 - 1
 
 
 class ErrorInfo(BaseModel):

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from engine.schemas.common import Text
+
 
 class JobStatus(StrEnum):
     queued = "queued"
@@ -39,7 +41,9 @@ class JobResult(BaseModel):
 
 
 class BatchLossParams(BaseModel):
-    texts: list[str] = Field(min_length=1, description="texts to score, one forward each")
+    texts: list[Text] = Field(
+        min_length=1, max_length=100_000, description="texts to score, one forward each"
+    )
 
 
 class BatchLossResult(BaseModel):

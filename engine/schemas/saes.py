@@ -12,7 +12,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from engine.schemas.common import TokenInfo
+from engine.schemas.common import MAX_NAME, MAX_PATH, Name, PathName, TokenInfo
 from engine.schemas.views import TokenOut
 
 
@@ -53,9 +53,13 @@ class DictionaryRef(BaseModel):
 
 
 class AttachSaeRequest(BaseModel):
-    release: str | None = Field(default=None, description="SAELens release, with sae_id")
-    sae_id: str | None = None
-    path: str | None = Field(default=None, description="a local SAELens directory instead")
+    release: str | None = Field(
+        default=None, max_length=MAX_PATH, description="SAELens release, with sae_id"
+    )
+    sae_id: str | None = Field(default=None, max_length=MAX_PATH)
+    path: str | None = Field(
+        default=None, max_length=MAX_PATH, description="a local SAELens directory instead"
+    )
 
 
 class LatentRef(BaseModel):
@@ -73,7 +77,7 @@ class StrongLatent(BaseModel):
 
 
 class SaeLatentsParams(Params):
-    sae: str
+    sae: PathName
     top_k: int = Field(default=5, ge=1, le=20, description="latents shown per token")
     latent: int | None = Field(default=None, ge=0, description="colour tokens by this latent")
     n_strongest: int = Field(default=20, ge=1, le=200)
@@ -109,10 +113,14 @@ class NeuronpediaRef(BaseModel):
 
 class LatentDetailParams(Params):
     source: LatentSource = LatentSource.sae
-    sae: str | None = Field(default=None, description="the SAE id, for source='sae'")
+    sae: str | None = Field(
+        default=None, max_length=MAX_PATH, description="the SAE id, for source='sae'"
+    )
     layer: int | None = Field(default=None, ge=0, description="for source='transcoder'")
     index: int = Field(ge=0)
-    examples: str | None = Field(default=None, description="a computed example set; None=shipped")
+    examples: str | None = Field(
+        default=None, max_length=MAX_PATH, description="a computed example set; None=shipped"
+    )
     n_logits: int = Field(default=10, ge=1, le=50)
 
 
@@ -146,10 +154,10 @@ class SearchBy(StrEnum):
 
 
 class LatentSearchParams(Params):
-    sae: str
-    query: str = Field(min_length=1)
+    sae: PathName
+    query: str = Field(min_length=1, max_length=MAX_NAME)
     by: SearchBy = SearchBy.label
-    examples: str | None = None
+    examples: str | None = Field(default=None, max_length=MAX_PATH)
     limit: int = Field(default=20, ge=1, le=200)
 
 
@@ -171,17 +179,20 @@ class LatentSearchResult(BaseModel):
 class ExamplesJobParams(BaseModel):
     """The texts to run an SAE over: a text file, or a dataset (hub name or local)."""
 
-    sae: str
+    sae: PathName
     path: str | None = Field(
-        default=None, description="a text file: one text per line, or .jsonl with a 'text' field"
+        default=None,
+        max_length=MAX_PATH,
+        description="a text file: one text per line, or .jsonl with a 'text' field",
     )
     dataset: str | None = Field(
         default=None,
+        max_length=MAX_PATH,
         description="a Hugging Face dataset name, a directory written by save_to_disk, or a "
         "local data file/directory (parquet, csv, json/jsonl, txt)",
     )
-    split: str = "train"
-    column: str = "text"
+    split: Name = Field(default="train", min_length=1)
+    column: Name = Field(default="text", min_length=1)
     max_texts: int = Field(default=2000, ge=1, le=1_000_000)
     top_k: int = Field(default=10, ge=1, le=50)
 

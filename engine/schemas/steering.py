@@ -12,7 +12,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.schemas.common import PromptRequest
+from engine.schemas.common import MAX_PATH, SEED_MAX, Finite, Name, PromptRequest, Text
 from engine.schemas.saes import DictionaryRef
 
 
@@ -28,28 +28,32 @@ class Condition(BaseModel):
     projection exceeds the threshold."""
 
     model_config = ConfigDict(extra="forbid")
-    sae: str | None = Field(default=None, description="the SAE whose latent gates the vector")
-    index: int = Field(default=0, ge=0)
-    threshold: float = Field(default=0.0, description="apply where the value exceeds it")
-    probe_hook: str | None = Field(default=None, description="a probe direction read here")
-    positive: list[str] = Field(default_factory=list, max_length=64)
-    negative: list[str] = Field(default_factory=list, max_length=64)
+    sae: str | None = Field(
+        default=None, max_length=MAX_PATH, description="the SAE whose latent gates the vector"
+    )
+    index: int = Field(default=0, ge=0, le=2**31)
+    threshold: Finite = Field(default=0.0, description="apply where the value exceeds it")
+    probe_hook: Name | None = Field(default=None, description="a probe direction read here")
+    positive: list[Text] = Field(default_factory=list, max_length=64)
+    negative: list[Text] = Field(default_factory=list, max_length=64)
 
 
 class SteeringVector(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: VectorKind
     coefficient: float = Field(default=0.0, ge=-1e4, le=1e4)
-    hook: str | None = Field(
+    hook: Name | None = Field(
         default=None, description="hook point it is added at; None: where its decoder writes"
     )
-    sae: str | None = Field(default=None, description="sae_latent: the SAE id")
-    layer: int | None = Field(default=None, ge=0, description="transcoder_latent: its layer")
-    index: int | None = Field(default=None, ge=0, description="the latent")
-    positive: list[str] = Field(default_factory=list, max_length=64)
-    negative: list[str] = Field(default_factory=list, max_length=64)
+    sae: str | None = Field(default=None, max_length=MAX_PATH, description="sae_latent: the SAE id")
+    layer: int | None = Field(
+        default=None, ge=0, le=10_000, description="transcoder_latent: its layer"
+    )
+    index: int | None = Field(default=None, ge=0, le=2**31, description="the latent")
+    positive: list[Text] = Field(default_factory=list, max_length=64)
+    negative: list[Text] = Field(default_factory=list, max_length=64)
     condition: Condition | None = None
-    label: str = ""
+    label: Name = ""
 
 
 class SteeringSetup(BaseModel):
@@ -64,8 +68,8 @@ class SteerRequest(PromptRequest):
     vectors: list[SteeringVector] = Field(default_factory=list, max_length=16)
     max_new_tokens: int = Field(default=30, ge=1, le=256)
     temperature: float = Field(default=0.8, ge=0.0, le=5.0, description="0 = greedy")
-    top_k: int | None = Field(default=None, ge=1)
-    seed: int = 0
+    top_k: int | None = Field(default=None, ge=1, le=100_000)
+    seed: int = Field(default=0, ge=0, le=SEED_MAX, description="0 to 2**32 - 1")
     stop_at_eos: bool = True
 
 

@@ -9,13 +9,22 @@ the model's own top prediction there.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine.schemas.analyses import Prediction
-from engine.schemas.common import TokenInfo
+from engine.schemas.arrays import PackedArray
+from engine.schemas.common import MAX_NAME, TokenInfo
+from engine.schemas.windows import WindowInfo, WindowParams
 
-TargetRef = str | int
+LAYER_WIDTH = 64  # every head of a layer: 64 heads x 64 x 64 float16 = 0.5 MB
+LENS_MAX_K = 10
+
+# a token's text, or its id
+TargetRef = (
+    Annotated[str, Field(max_length=MAX_NAME)] | Annotated[int, Field(ge=-(2**31), le=2**31)]
+)
 
 
 class Params(BaseModel):
@@ -48,14 +57,16 @@ class HeadScoresResult(BaseModel):
     scores: list[HeadScore]
 
 
-class AttentionLayerParams(Params):
+class AttentionLayerParams(WindowParams):
     layer: int = Field(ge=0)
+    width: int = Field(default=48, ge=1, le=LAYER_WIDTH, description="positions in the window")
 
 
-class AttentionLayerResult(BaseModel):
+class AttentionLayerResult(WindowInfo):
     layer: int
-    tokens: list[str]
-    patterns: list[list[list[float]]] = Field(description="[head][query_pos][key_pos]")
+    tokens: list[str] = Field(description="the window's tokens")
+    patterns: PackedArray = Field(description="[head, query, key], both in [start, stop)")
+    before: PackedArray = Field(description="[head, query]: attention to keys before start")
 
 
 # --- logit lens ----------------------------------------------------------------------------
@@ -65,9 +76,10 @@ class LensStage(StrEnum):
     resid_post = "resid_post"
 
 
-class LogitLensParams(Params):
+class LogitLensParams(WindowParams):
     stage: LensStage = LensStage.resid_post
-    top_k: int = Field(default=3, ge=1, le=10)
+    top_k: int = Field(default=3, ge=1, le=LENS_MAX_K)
+    width: int = Field(default=24, ge=1, le=64, description="positions in the window")
 
 
 class LensRows(BaseModel):
@@ -76,9 +88,9 @@ class LensRows(BaseModel):
     row_layers: list[int] = Field(description="[row]: the block the row belongs to")
 
 
-class LogitLensResult(LensRows):
-    tokens: list[TokenInfo]
-    top: list[list[list[Prediction]]] = Field(description="[row][pos][k]")
+class LogitLensResult(LensRows, WindowInfo):
+    tokens: list[TokenInfo] = Field(description="the window's tokens")
+    top: list[list[list[Prediction]]] = Field(description="[row][pos - start][k]")
 
 
 class LensTargetsParams(Params):

@@ -6,6 +6,7 @@ tests skip, unless INTERPSCOPE_REQUIRE_BROWSER=1 (set by .ci/run), where they fa
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -59,6 +60,8 @@ def app_server(demo_model_dir, tmp_path_factory):
         "INTERPSCOPE_ENGINE_URL": f"http://127.0.0.1:{engine_port}",
         "INTERPSCOPE_MODEL": str(demo_model_dir),
         "INTERPSCOPE_CACHE_DIR": str(tmp / "cache"),
+        # the tests' files (datasets made in tmp_path) are readable by the engine (engine/paths.py)
+        "INTERPSCOPE_DATA_DIRS": json.dumps([str(tmp_path_factory.getbasetemp())]),
     }
     cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(app_port),
            "--server.headless", "true", "--browser.gatherUsageStats", "false"]  # fmt: skip

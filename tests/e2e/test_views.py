@@ -76,3 +76,40 @@ def test_dla_page_click_a_head(page, app_server):
     click_cell(page, 0, 1, 0, m["n_heads"], m["n_layers"])
     page.wait_for_url(re.compile(r"layer=0&head=1"), timeout=30_000)
     assert screenshot(page, "dla_page", 1400).stat().st_size > 30_000
+
+
+LONG = " ".join([PROMPT + "."] * 6)  # ~100 tokens: longer than every figure's window
+
+
+def test_moving_the_position_window(page, app_server):
+    """On a prompt longer than the window, the slider moves what the pattern and the logit
+    lens draw, and the window start is in the URL (shared by both pages)."""
+    page.goto(f"{app_server['url']}/attention?prompt={quote_plus(LONG)}&wstart=20")
+    page.get_by_text("the whole prompt").first.wait_for(timeout=LOAD)  # the overview
+    ticks = page.locator(".js-plotly-plot").nth(1).locator(".ytick text")
+    ticks.filter(has_text=re.compile(r"^20:")).first.wait_for(timeout=30_000)
+    assert ticks.filter(has_text=re.compile(r"^59:")).count() == 1  # [20, 60)
+    assert ticks.filter(has_text=re.compile(r"^0:")).count() == 0
+    slider = page.get_by_role("slider").first
+    slider.focus()
+    page.keyboard.press("Home")  # the window to the prompt's start
+    page.wait_for_url(re.compile(r"wstart=0"), timeout=30_000)
+    ticks.filter(has_text=re.compile(r"^0:")).first.wait_for(timeout=30_000)
+    assert ticks.filter(has_text=re.compile(r"^59:")).count() == 0  # [0, 40)
+    page.wait_for_timeout(1000)
+    screenshot(page, "attention_page_window", 2400)
+    overview = page.locator(".js-plotly-plot .nsewdrag").nth(2)  # the whole prompt
+    box = overview.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.95, box["y"] + box["height"] * 0.95)
+    page.wait_for_url(re.compile(r"wstart=62"), timeout=30_000)  # the end: [62, 102)
+    ticks.filter(has_text=re.compile(r"^101:")).first.wait_for(timeout=30_000)
+    page.goto(f"{app_server['url']}/logit_lens?prompt={quote_plus(LONG)}&wstart=30")
+    page.get_by_text("Logit lens (resid_post)").first.wait_for(timeout=LOAD)
+    lens_ticks = page.locator(".js-plotly-plot").first.locator(".xtick text")
+    lens_ticks.filter(has_text=re.compile(r"^30:")).first.wait_for(timeout=30_000)
+    assert lens_ticks.filter(has_text=re.compile(r"^29:")).count() == 0
+    page.get_by_role("slider").first.focus()
+    page.keyboard.press("ArrowRight")
+    page.wait_for_url(re.compile(r"wstart=31"), timeout=30_000)
+    lens_ticks.filter(has_text=re.compile(r"^50:")).first.wait_for(timeout=30_000)
+    assert screenshot(page, "logit_lens_page_window", 1800).stat().st_size > 30_000
