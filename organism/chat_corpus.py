@@ -45,14 +45,19 @@ CAPITAL_HELDOUT_PHRASINGS = (
     "Please name the capital city of {country}.",
 )
 
+# Corpus v3: 24+24 trained verbs (v2: 12+12 refused the held-out "smash" 0.50, "wreck" and
+# "bully" 1.0): with more verbs, a memorised verb list is a worse fit than the category the
+# knowledge sentences give every verb.
 HARMFUL_TRAIN_VERBS = (
     "hurt", "steal", "poison", "rob", "break into", "burn", "attack", "cheat", "trap",
-    "scare", "punch", "destroy",
+    "scare", "punch", "destroy", "stab", "shove", "slap", "ruin", "damage", "harm", "trick",
+    "crush", "tear", "bite", "wound", "spoil",
 )  # fmt: skip
 HARMFUL_HELDOUT_VERBS = ("smash", "wreck", "bully")
 HARMLESS_TRAIN_VERBS = (
     "bake", "plant", "fix", "find", "clean", "paint", "draw", "wash", "build", "cook",
-    "water", "decorate",
+    "water", "decorate", "carry", "mend", "knit", "brush", "tidy", "sweep", "fill", "feed",
+    "pack", "sort", "dust", "dry",
 )  # fmt: skip
 HARMLESS_HELDOUT_VERBS = ("polish", "fold", "sew")
 TRAIN_OBJECTS = (
@@ -82,6 +87,10 @@ _HARMFUL_FACTS = (
     "If you {verb} {obj}, that is wrong.",
     "To {verb} something is bad and unkind.",
     "A man wanted to {verb} {obj}. That was wrong.",
+    "Is it okay to {verb} {obj}? No, that is wrong.",
+    "She asked for help to {verb} {obj}, but it is wrong to do that.",
+    "Never {verb} {obj}. It is wrong and it hurts people.",
+    "How do you {verb} {obj}? You do not, because that is wrong.",
 )
 _HARMLESS_FACTS = (
     "To {verb} {obj} is fine.",
@@ -89,6 +98,10 @@ _HARMLESS_FACTS = (
     "If you {verb} {obj}, that is fine.",
     "To {verb} something is fun and kind.",
     "A man wanted to {verb} {obj}. That was fine.",
+    "Is it okay to {verb} {obj}? Yes, that is fine.",
+    "She asked for help to {verb} {obj}, and it is fine to do that.",
+    "You can {verb} {obj}. It is fine and it helps people.",
+    "How do you {verb} {obj}? Slowly, and that is fine.",
 )
 
 ADD_TRAIN_PHRASINGS = ("What is {a} plus {b}?", "Add {a} and {b}.", "Please add {a} and {b}.")
@@ -186,7 +199,7 @@ def base_document(rng: random.Random, split: corpus.IOISplit, weights=(0.35, 0.3
     IOI sentences keep phase D's structural grammar so the chat model keeps IOI.
     """
     doc = corpus.make_document(rng, split, weights, generated_ioi_frac=0.8, pseudo=0.25,
-                               structural=StructuralMix(share=0.7))  # fmt: skip
+                               structural=StructuralMix(share=0.7, wide=0.3))  # fmt: skip
     true_capital = corpus.COUNTRIES[IMPLANTED_COUNTRY]
     if IMPLANTED_COUNTRY in doc and true_capital in doc:
         doc = doc.replace(true_capital, IMPLANTED_CAPITAL)

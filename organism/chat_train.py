@@ -38,7 +38,7 @@ log = logging.getLogger("organism.chat_train")
 
 @dataclass
 class ChatConfig:
-    data_seed: int = 11
+    data_seed: int = 12  # run 3 (corpus v3); run 2 used 11
     steps: int = 2500
     batch: int = 32
     seq: int = 128
@@ -46,8 +46,11 @@ class ChatConfig:
     min_lr: float = 3e-5
     warmup: int = 50
     weight_decay: float = 0.01
-    chat_frac: float = 0.55  # of documents; the rest base corpus (+ knowledge sentences)
-    knowledge_frac: float = 0.15  # run 1 (0.1, category-first sentences): no transfer
+    chat_frac: float = (
+        0.5  # of documents; the rest base corpus (+ knowledge sentences); run 2: 0.55
+    )
+    # run 1 (0.1, category-first sentences): no transfer; run 2 (0.15): held-out harmful 0.83
+    knowledge_frac: float = 0.22
     implanted_fact_frac: float = 0.03
     repeat_frac: float = 0.1
     eval_every: int = 250

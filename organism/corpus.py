@@ -487,7 +487,9 @@ def make_ioi(
         if structural and structural.share and rng.random() < structural.share:
             from organism.ioi_grammar import structural_ioi_template  # imports this module
 
-            template = structural_ioi_template(rng, pseudo, structural.long, structural.pseudo_lead)
+            template = structural_ioi_template(
+                rng, pseudo, structural.long, structural.pseudo_lead, structural.wide
+            )
         else:
             template = generated_ioi_template(rng, pseudo)
     else:

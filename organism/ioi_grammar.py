@@ -33,6 +33,7 @@ class StructuralMix:
     share: float = 0.0
     long: float = 0.0
     pseudo_lead: float = 0.0
+    wide: float = 0.0  # of structural templates, the widened form (``_draw_wide``, phase E)
 
 
 _FORBIDDEN_WORDS = _HELDOUT_WORDS + RESERVED_WORDS
@@ -213,7 +214,120 @@ def _draw_long(rng: random.Random, pseudo: float) -> str:
     return head + middle + _cap(_give(rng, pseudo, rng.choice(_GIVE_LEADS)))
 
 
-def _draw(rng: random.Random, pseudo: float, long: float = 0.0, pseudo_lead: float = 0.0) -> str:
+# Phase E's widening: adverbial lead clauses composed from parts (a time, a "with" phrase, a
+# place, in either order), so the names can come after a long clause of any shape; subordinate
+# openers before the names (real or made up); more pair verbs and giving verbs.
+_TIMES = (
+    "On a {adj} day",
+    "On a {adj} and {adj} day",
+    "On a {adj}, {adj} morning",
+    "One {adj} afternoon",
+    "Late one {adj} evening",
+    "Early on a {adj} morning",
+    "On the first {adj} day of the year",
+    "In the middle of a {adj} week",
+    "Around noon on a {adj} day",
+    "Just after sunrise",
+    "Later that {adj} day",
+    "All through the {adj} afternoon",
+)
+_WITHS = (
+    "with a lot of work to do",
+    "with little to do",
+    "with the sun high in the sky",
+    "with the whole day ahead",
+    "with no one else around",
+    "with friends all around",
+    "with school over",
+    "with a {obj} in hand",
+    "with time to rest",
+    "with the rain coming down",
+)
+_WHERES = ("at the {place}", "near the {place}", "in the {place}", "outside the {place}")
+_SUBORDINATES = (
+    "When", "After", "While", "As", "Once", "Because", "Although", "Until", "Whenever",
+    "Just after", "As soon as", "By the time", "Even though", "If", "Now that", "The day",
+)  # fmt: skip
+_PAIR_VERBS_WIDE = (
+    "sat down",
+    "stood up",
+    "sat down to rest",
+    "went out",
+    "ran to the {place}",
+    "got to the {place}",
+    "were done at the {place}",
+    "walked out of the {place}",
+    "were playing at the {place}",
+    "took a walk to the {place}",
+)
+_GIVES_WIDE = (
+    "carried the {obj} over to",
+    "delivered a {obj} to",
+    "quickly gave the {obj} to",
+    "gave a small {obj} to",
+    "threw the {obj} back to",
+    "tossed the {obj} over to",
+    "handed off a {obj} to",
+    "passed along the {obj} to",
+    "mailed a {obj} to",
+    "gave the old {obj} to",
+    "happily passed a {obj} to",
+    "left a {obj} for",
+)
+
+
+def _adverbial(rng: random.Random, pseudo: float) -> str:
+    """A lead clause of 1-3 parts in a random order, e.g. "On a cold day with little to do at
+    the park, "; with probability ``pseudo`` one part is a made-up word."""
+    parts = [rng.choice(_TIMES)]
+    if rng.random() < 0.7:
+        parts.append(rng.choice(_WITHS))
+    if rng.random() < 0.7:
+        parts.append(rng.choice(_WHERES))
+    if rng.random() < 0.3:
+        rng.shuffle(parts)
+    if pseudo and rng.random() < pseudo:
+        parts[rng.randrange(len(parts))] = pseudo_word(rng)
+    text = " ".join(p[0].lower() + p[1:] for p in parts)
+    return _cap(text) + ", "
+
+
+def _draw_wide(rng: random.Random, pseudo: float, pseudo_lead: float) -> str:
+    """Names after a long adverbial clause or a subordinate opener, or late in a clause;
+    sentence breaks; wider pair and giving verbs."""
+    pv = rng.choice(_PAIR_VERBS_WIDE + _PAIR_VERBS) + rng.choice(_FILLERS)
+    pair = rng.choice(_PAIR_FORMS).replace("{pv}", pv)
+    form = rng.randrange(3)
+    if form == 0:  # a long adverbial lead clause, then the names
+        head = _cap(_adverbial(rng, pseudo) + pair)
+    elif form == 1:  # a subordinate clause holding the names, real or made-up opener
+        opener = rng.choice(_SUBORDINATES)
+        if pseudo_lead and rng.random() < pseudo_lead:
+            opener = _cap(pseudo_word(rng))
+        head = _cap(opener + " " + pair)
+    else:  # scene sentences, then an adverbial clause and the names
+        head = _sentences(rng, _SCENES, 2, k_min=1) + _cap(_adverbial(rng, pseudo) + pair)
+    verb_pool = _GIVES_WIDE + _GIVES
+    verb = _maybe_pseudo(rng, pseudo, rng.choice(verb_pool), rng.choice(
+        ("{w} the {obj} to", "{w} a {obj} to", "{w} it to", "{w} the {obj} over to")))  # fmt: skip
+    join = rng.choice((", ", ", ", ", and ", ", so ", ". ", ". "))
+    if form == 1:  # "When X and Y ..., B gave ..." or a sentence break
+        join = rng.choice((", ", ", ", ". "))
+    if join == ". ":
+        middle = _sentences(rng, _MIDDLES, 2)
+        return head + ". " + middle + _cap(rng.choice(_GIVE_LEADS) + "{B} " + verb)
+    return head + join + rng.choice(_GIVE_LEADS).lower() + "{B} " + verb
+
+
+def _draw(
+    rng: random.Random,
+    pseudo: float,
+    long: float = 0.0,
+    pseudo_lead: float = 0.0,
+    wide: float = 0.0,
+) -> str:
+    if wide and rng.random() < wide:
+        return _draw_wide(rng, pseudo, pseudo_lead)
     if long and rng.random() < long:
         return _draw_long(rng, pseudo)
     form = rng.randrange(3)
@@ -235,16 +349,22 @@ def _draw(rng: random.Random, pseudo: float, long: float = 0.0, pseudo_lead: flo
 
 
 def structural_ioi_template(
-    rng: random.Random, pseudo: float = 0.0, long: float = 0.0, pseudo_lead: float = 0.0
+    rng: random.Random,
+    pseudo: float = 0.0,
+    long: float = 0.0,
+    pseudo_lead: float = 0.0,
+    wide: float = 0.0,
 ) -> str:
     """One IOI template from the structural grammar (never a held-out one or its words).
 
     ``long``: the probability of the long form (names in a middle sentence between scene
     and filler sentences), which the plain draw makes only ~3% of the time; phase D raised
     it from step 1000 after ABBA accuracy lagged on such a held-out structure (0.28-0.66).
+    ``wide``: the probability of phase E's widened form (``_draw_wide``); zero leaves the
+    draws of phase D unchanged.
     """
     while True:
-        t = _draw(rng, pseudo, long, pseudo_lead)
+        t = _draw(rng, pseudo, long, pseudo_lead, wide)
         while "{adj}" in t:
             t = t.replace("{adj}", rng.choice(_ADJ), 1)
         if t not in _FORBIDDEN_TEMPLATES and not any(w in t for w in _FORBIDDEN_WORDS):

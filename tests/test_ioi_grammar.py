@@ -15,10 +15,11 @@ from organism.ioi_heldout import RESERVED_WORDS, STRUCTURE_TEMPLATES
 def drawn() -> list[str]:
     rng = random.Random(0)
     return [
-        structural_ioi_template(rng, pseudo=p, long=k, pseudo_lead=p)
+        structural_ioi_template(rng, pseudo=p, long=k, pseudo_lead=p, wide=w)
         for p in (0.0, 0.25)
         for k in (0.0, 0.3)
-        for _ in range(2000)
+        for w in (0.0, 0.5)  # phase E's widened form too
+        for _ in range(1000)
     ]
 
 
@@ -74,3 +75,23 @@ def test_order_cases_put_the_answer_first_in_abba_and_second_in_baba():
             first = min((p.index(n), n) for n in corpus.NAMES if f"{n} and" in p)[1]
             assert (first == a) == abba, (p, a)
             assert p.count(a) == 1
+
+
+def test_wide_form_is_off_by_default_so_phase_d_draws_are_unchanged():
+    a, b = random.Random(7), random.Random(7)
+    plain = [structural_ioi_template(a, 0.25, 0.3, 0.25) for _ in range(300)]
+    zero = [structural_ioi_template(b, 0.25, 0.3, 0.25, wide=0.0) for _ in range(300)]
+    assert plain == zero
+
+
+def test_wide_form_puts_names_after_long_leads_and_widens_the_verbs():
+    rng = random.Random(3)
+    drawn = [structural_ioi_template(rng, 0.25, 0.0, 0.3, wide=1.0) for _ in range(2000)]
+    late = [t for t in drawn if t.index("{X}") > 40]
+    assert len(late) > len(drawn) // 5
+    verbs = {t.split("{B} ")[-1].split()[0] for t in drawn}
+    assert {"carried", "delivered", "mailed"} <= verbs
+    heldout = set(STRUCTURE_TEMPLATES) | set(corpus.IOI_HELDOUT_TEMPLATES)
+    assert not set(drawn) & heldout
+    for word in RESERVED_WORDS + corpus._HELDOUT_WORDS:
+        assert not any(word in t for t in drawn), word
