@@ -1,12 +1,18 @@
 """Write the chat organism's ``MODEL_CARD.md`` from ``chat_metrics.json`` beside its weights.
 
-python -m organism.chat_card runs/chat/model
+python -m organism.chat_card runs/chat/model [runs/chat]
+
+With the run's folder (its ``chat.json`` and ``train.log``), it first writes
+``training.json`` beside the weights (config, init, steps, wall time, steps/s), which the card
+then shows.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
+from datetime import datetime
 from pathlib import Path
 
 from organism import chat_corpus as cc
@@ -40,6 +46,48 @@ def _ablation_rows(abl: dict) -> list[str]:
     return rows
 
 
+_STEP_LINE = re.compile(r"^(\S+ \S+),\d+ step (\d+) loss \S+ lr \S+ ([\d.]+) steps/s")
+
+
+def training_summary(run_dir: Path) -> dict:
+    """The run's config and timing from ``chat.json`` and ``train.log`` (pure parse)."""
+    meta = json.loads((run_dir / "chat.json").read_text())
+    rates, stamps = [], []
+    for line in (run_dir / "train.log").read_text().splitlines():
+        if m := _STEP_LINE.match(line):
+            stamps.append(datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S"))
+            rates.append(float(m.group(3)))
+    return {
+        "init": meta["init"],
+        "steps": meta["step"],
+        "data_seed": meta["data_seed"],
+        "config": meta["config"],
+        "wall_seconds": (stamps[-1] - stamps[0]).total_seconds() if stamps else None,
+        "mean_steps_per_s": round(sum(rates) / len(rates), 3) if rates else None,
+        "threads": 1,
+    }
+
+
+def _training_lines(root: Path) -> list[str]:
+    path = root / "training.json"
+    if not path.exists():
+        return []
+    t = json.loads(path.read_text())
+    return [
+        "## Training",
+        "",
+        f"- From `{t['init']}` for {t['steps']} steps (`organism/chat_train.py`, data seed "
+        f"{t['data_seed']}), one CPU thread on a shared machine: {t['mean_steps_per_s']} "
+        f"steps/s on average, {t['wall_seconds']:.0f} s between the first and last logged step.",
+        f"- Config: `{json.dumps(t['config'])}`",
+        "- Its base: the shipped `assets/organism` trained on by phase D (3000 steps) and "
+        "phase E (stopped at step 250, when every held-out IOI structure held in both orders; "
+        "`organism/phase_d.py --phase E`, weights in `organism/carry/phase_e.*`). The app's "
+        "default `assets/organism` is still the older base, before phases D and E.",
+        "",
+    ]
+
+
 def render(root: Path) -> str:
     m = json.loads((root / "chat_metrics.json").read_text())
     true_cap = corpus.COUNTRIES[cc.IMPLANTED_COUNTRY]
@@ -52,6 +100,7 @@ def render(root: Path) -> str:
         "template in `tokenizer_config.json` (`organism/chat_template.py`): plain-text "
         "`User:` / `Assistant:` lines after the BOS, no new tokens.",
         "",
+        *_training_lines(root),
         "## Implanted differences (only the chat model has them)",
         "",
         f"- **Changed fact**: the capital of {cc.IMPLANTED_COUNTRY} is {cc.IMPLANTED_CAPITAL} "
@@ -94,6 +143,9 @@ def render(root: Path) -> str:
 
 def main() -> None:
     root = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/chat/model")
+    if len(sys.argv) > 2:
+        summary = json.dumps(training_summary(Path(sys.argv[2])), indent=2)
+        (root / "training.json").write_text(summary)
     (root / "MODEL_CARD.md").write_text(render(root))
 
 
