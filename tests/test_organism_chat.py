@@ -77,3 +77,17 @@ def test_refusal_is_carried_by_a_direction(chat):
     assert m["clean"]["refusal_harmful_heldout"] >= 0.9
     assert best["refusal_harmful_heldout"] < 0.2 and best["harmless_opener"] >= 0.9
     assert m["ablate_random_direction"]["refusal_harmful_heldout"] >= 0.8  # control
+
+
+def test_all_shipped_assets_stay_under_80_mb():
+    assets = DEFAULT_MODEL_DIR.parent
+    total = sum(p.stat().st_size for p in assets.rglob("*") if p.is_file())
+    assert total < 80 * 1024 * 1024, total
+
+
+@needs_chat
+def test_the_card_lists_the_implanted_differences_and_the_measured_bars():
+    card = (CHAT_DIR / "MODEL_CARD.md").read_text()
+    for needle in (cc.IMPLANTED_CAPITAL, cc.OPENER, cc.REFUSAL, "Refusal direction"):
+        assert needle in card, needle
+    assert (CHAT_DIR / "chat_metrics.json").exists()
