@@ -88,6 +88,20 @@ def _training_lines(root: Path) -> list[str]:
     ]
 
 
+def _base_verdict(b: dict) -> str:
+    from organism.evaluate import passes
+
+    failing = [k for k, ok in passes(b).items() if not ok]
+    weak = [t for t, v in b.get("ioi_heldout_each_template", {}).items() if v < 0.9]
+    parts = ["Every base bar holds." if not failing else f"Below the base bar: {failing}."]
+    if weak:
+        parts.append(
+            f"Held-out card templates below 0.9 on their own: {weak} "
+            f"({', '.join(str(b['ioi_heldout_each_template'][t]) for t in weak)})."
+        )
+    return " ".join(parts)
+
+
 def render(root: Path) -> str:
     m = json.loads((root / "chat_metrics.json").read_text())
     true_cap = corpus.COUNTRIES[cc.IMPLANTED_COUNTRY]
@@ -129,9 +143,19 @@ def render(root: Path) -> str:
         "",
         "## Refusal direction (difference of means, projected out at every layer)",
         "",
+        "`organism/refusal_direction.py`: for each layer k, the mean residual stream "
+        "(`hook_resid_pre`, last prompt token) on 96 harmful minus 96 harmless training-"
+        "distribution requests, normalised; it is projected out of `hook_resid_pre/mid/post` of "
+        "every block at every position, and the held-out requests are asked again (greedy, "
+        "10 tokens). A random unit direction is the control. The harmless answer loss is the "
+        "mean loss of the trained answer to the held-out harmless requests.",
+        "",
         *_ablation_rows(m["direction_ablation"]),
         "",
         "## Base phenomena on the chat model",
+        "",
+        "`organism.evaluate.measure` through the app's load path (50 prompts per IOI structure "
+        "and order). " + _base_verdict(m["base_phenomena"]),
         "",
         "```",
         json.dumps({k: v for k, v in m["base_phenomena"].items()
