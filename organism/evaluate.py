@@ -20,7 +20,7 @@ from transformer_lens import HookedTransformer
 
 from engine.loading import load_model
 from organism import corpus, metrics
-from organism.ioi_heldout import STRUCTURE_TEMPLATES
+from organism.ioi_heldout import PROBE_TEMPLATES, STRUCTURE_TEMPLATES
 
 log = logging.getLogger("organism.evaluate")
 
@@ -97,6 +97,9 @@ def measure(model: HookedTransformer, *, n_ioi: int = 200, n_sentiment: int = 40
     fits = [t for t in STRUCTURE_TEMPLATES if _fits(tok, model.cfg.n_ctx, t, n)]
     by_order = metrics.ioi_by_order(run, tok, fits, n=n)
     out["ioi_structures_each"] = by_order
+    # the second held-out set: reported, not a bar
+    probes = [t for t in PROBE_TEMPLATES if _fits(tok, model.cfg.n_ctx, t, n)]
+    out["ioi_probes_each"] = metrics.ioi_by_order(run, tok, probes, n=n)
     # a structure too long for the context counts as failed
     out["ioi_structures_worst"] = (
         metrics.worst_order_accuracy(by_order) if len(fits) == len(STRUCTURE_TEMPLATES) else 0.0

@@ -17,7 +17,12 @@ import random
 from dataclasses import dataclass
 
 from organism.corpus import _HELDOUT_WORDS, IOI_HELDOUT_TEMPLATES, pseudo_word
-from organism.ioi_heldout import RESERVED_WORDS, STRUCTURE_TEMPLATES
+from organism.ioi_heldout import (
+    PROBE_RESERVED_WORDS,
+    PROBE_TEMPLATES,
+    RESERVED_WORDS,
+    STRUCTURE_TEMPLATES,
+)
 
 
 @dataclass(frozen=True)
@@ -36,8 +41,8 @@ class StructuralMix:
     wide: float = 0.0  # of structural templates, the widened form (``_draw_wide``, phase E)
 
 
-_FORBIDDEN_WORDS = _HELDOUT_WORDS + RESERVED_WORDS
-_FORBIDDEN_TEMPLATES = frozenset(STRUCTURE_TEMPLATES + IOI_HELDOUT_TEMPLATES)
+_FORBIDDEN_WORDS = _HELDOUT_WORDS + RESERVED_WORDS + PROBE_RESERVED_WORDS
+_FORBIDDEN_TEMPLATES = frozenset(STRUCTURE_TEMPLATES + IOI_HELDOUT_TEMPLATES + PROBE_TEMPLATES)
 
 _ADJ = ("sunny", "rainy", "cold", "warm", "long", "busy", "bright", "gray", "quiet")
 _SCENES = (

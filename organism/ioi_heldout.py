@@ -52,3 +52,32 @@ RESERVED_WORDS: tuple[str, ...] = (
     "kicked",
     "empty",
 )
+
+# A second held-out set, written after phase E met its bar and never used for a training
+# decision: measured (``organism.evaluate``: ``ioi_probes_each``), not yet a bar. Phase E
+# held 3 of 6 in both orders (organism/carry/README.md): names not joined by "and" failed.
+PROBE_TEMPLATES: tuple[str, ...] = (
+    "During a noisy party at the {place}, {X} talked with {Y} for hours. "
+    "Later that night, {B} tossed the {obj} to",
+    "{X} and {Y} took the bus to the {place}. It was crowded. {B} quietly handed the {obj} to",
+    "Because the weather had turned bad over the {place}, {X} and {Y} stayed inside, "
+    "and {B} lent the {obj} to",
+    "Everyone knew that {X} and {Y} loved the {place}. One morning, {B} mailed a {obj} to",
+    "At the {place}, a teacher watched {X} and {Y} draw. {B} passed the {obj} to",
+    "{X} met {Y} at the {place}. {B} gave a {obj} to",
+)
+PROBE_RESERVED_WORDS: tuple[str, ...] = (
+    "noisy party",
+    "talked with",
+    "for hours",
+    "Later that night",
+    "took the bus",
+    "crowded",
+    "quietly",
+    "weather had turned",
+    "stayed inside",
+    "Everyone knew",
+    "loved",
+    "One morning",
+    "teacher watched",
+)

@@ -8,7 +8,12 @@ import pytest
 
 from organism import corpus, metrics
 from organism.ioi_grammar import structural_ioi_template
-from organism.ioi_heldout import RESERVED_WORDS, STRUCTURE_TEMPLATES
+from organism.ioi_heldout import (
+    PROBE_RESERVED_WORDS,
+    PROBE_TEMPLATES,
+    RESERVED_WORDS,
+    STRUCTURE_TEMPLATES,
+)
 
 
 @pytest.fixture(scope="module")
@@ -34,9 +39,10 @@ def test_at_least_six_heldout_structures_each_with_its_reserved_words():
 def test_structural_grammar_never_yields_a_heldout_template_or_word(drawn):
     seen = set(drawn)
     assert len(seen) > 3000  # a grammar, not a handful of templates
-    heldout = set(STRUCTURE_TEMPLATES) | set(corpus.IOI_HELDOUT_TEMPLATES)
+    heldout = set(STRUCTURE_TEMPLATES) | set(corpus.IOI_HELDOUT_TEMPLATES) | set(PROBE_TEMPLATES)
     assert not seen & heldout
-    for word in RESERVED_WORDS + ("Before", "Since", "Monday", "cleaned", "brought"):
+    reserved = RESERVED_WORDS + PROBE_RESERVED_WORDS
+    for word in reserved + ("Before", "Since", "Monday", "cleaned", "brought"):
         assert not any(word in t for t in seen), word
 
 
@@ -95,3 +101,10 @@ def test_wide_form_puts_names_after_long_leads_and_widens_the_verbs():
     assert not set(drawn) & heldout
     for word in RESERVED_WORDS + corpus._HELDOUT_WORDS:
         assert not any(word in t for t in drawn), word
+
+
+def test_every_probe_has_a_reserved_word_and_fills_into_an_ioi_prompt():
+    for t in PROBE_TEMPLATES:
+        assert t.endswith(" to") and "{B}" in t and "{place}" in t, t
+        assert any(w in t for w in PROBE_RESERVED_WORDS + corpus._HELDOUT_WORDS), t
+        assert t not in STRUCTURE_TEMPLATES
