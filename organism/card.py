@@ -78,6 +78,13 @@ def render(root: Path) -> str:
              "200 prompts from 4 templates and name pairs never seen in training", "ioi_heldout_templates"),
         *[f"| ↳ held-out template `{t}` | {a:.3f} | 100 prompts, held-out name pairs |"
           for t, a in m.get("ioi_heldout_each_template", {}).items()],
+        *([_row("IOI top-1, held-out sentence structures: worst structure and order",
+                m["ioi_structures_worst"], f"{len(m['ioi_structures_each'])} structures "
+                "(`organism/ioi_heldout.py`, never generated in training) × ABBA and BABA orders, "
+                "50 prompts each, held-out name pairs", "ioi_structures_worst")]
+          if "ioi_structures_worst" in m else []),
+        *[f"| ↳ structure `{t}` | ABBA {v['ABBA']:.2f}, BABA {v['BABA']:.2f} | 50 prompts per order |"
+          for t, v in m.get("ioi_structures_each", {}).items()],
         _row("Facts top-1", m["facts"], f"'The capital of X is' → capital, all {32} countries", "facts"),
         _row("Sentiment continuation match", m["sentiment_match"],
              "40 story openings (half happy, half sad), 40 sampled tokens each; match = more "

@@ -16,6 +16,10 @@ from __future__ import annotations
 import itertools
 import random
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from organism.ioi_grammar import StructuralMix
 
 FEMALE_NAMES = [
     "Mary",
@@ -468,15 +472,28 @@ def ioi_prompt(template: str, io: str, s: str, place: str, obj: str, abba: bool)
 
 
 def make_ioi(
-    rng: random.Random, pairs, templates, generated_frac: float = 0.0, pseudo: float = 0.0
+    rng: random.Random,
+    pairs,
+    templates,
+    generated_frac: float = 0.0,
+    pseudo: float = 0.0,
+    structural: StructuralMix | None = None,
 ) -> str:
+    """One IOI training sentence; ``structural.share`` of generated templates come from phase
+    D's structural grammar (``organism.ioi_grammar``), the rest from phase C's."""
     a, b = rng.choice(pairs)
     io, s = (a, b) if rng.random() < 0.5 else (b, a)
-    template = (
-        generated_ioi_template(rng, pseudo)
-        if rng.random() < generated_frac
-        else rng.choice(templates)
-    )
+    if rng.random() < generated_frac:
+        if structural and structural.share and rng.random() < structural.share:
+            from organism.ioi_grammar import structural_ioi_template  # imports this module
+
+            template = structural_ioi_template(
+                rng, pseudo, structural.long, structural.pseudo_lead, structural.wide
+            )
+        else:
+            template = generated_ioi_template(rng, pseudo)
+    else:
+        template = rng.choice(templates)
     prompt = ioi_prompt(
         template, io, s, rng.choice(PLACES), rng.choice(OBJECTS), rng.random() < 0.5
     )
@@ -539,16 +556,20 @@ def make_document(
     weights=(0.45, 0.35, 0.20),
     generated_ioi_frac: float = 0.0,
     pseudo: float = 0.0,
+    structural: StructuralMix | None = None,
 ) -> str:
     """One training document: a story, an IOI sentence or a fact.
 
-    ``generated_ioi_frac`` of IOI sentences use a template from the phase-C grammar.
+    ``generated_ioi_frac`` of IOI sentences use a generated template (``structural`` of
+    those from phase D's structural grammar, the rest from phase C's).
     """
     kind = rng.choices(["story", "ioi", "fact"], weights=weights)[0]
     if kind == "story":
         return make_story(rng)
     if kind == "ioi":
-        return make_ioi(rng, split.train_pairs, IOI_TRAIN_TEMPLATES, generated_ioi_frac, pseudo)
+        return make_ioi(
+            rng, split.train_pairs, IOI_TRAIN_TEMPLATES, generated_ioi_frac, pseudo, structural
+        )
     return make_fact(rng)
 
 

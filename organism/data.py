@@ -19,6 +19,7 @@ from torch import Tensor
 from transformers import PreTrainedTokenizerFast
 
 from organism.corpus import IOISplit, make_document
+from organism.ioi_grammar import StructuralMix
 
 
 def repeat_document(rng: random.Random, vocab: list[int], max_len: int) -> list[int]:
@@ -48,6 +49,7 @@ def make_batch(
     doc_weights: tuple[float, float, float] = (0.45, 0.35, 0.20),
     generated_ioi_frac: float = 0.0,
     pseudo: float = 0.0,
+    structural: StructuralMix | None = None,
 ) -> Int[Tensor, "batch seq"]:
     rng = random.Random(seed * 1_000_003 + step)
     bos = tok.bos_token_id
@@ -62,7 +64,10 @@ def make_batch(
             if rng.random() < repeat_frac:
                 doc = repeat_document(rng, vocab, seq)
             else:
-                doc = tok.encode(make_document(rng, split, doc_weights, generated_ioi_frac, pseudo))
+                text = make_document(
+                    rng, split, doc_weights, generated_ioi_frac, pseudo, structural
+                )
+                doc = tok.encode(text)
             row += doc + [bos]
         rows.append(row[:seq])
     return torch.tensor(rows, dtype=torch.long)

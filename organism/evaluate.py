@@ -20,6 +20,7 @@ from transformer_lens import HookedTransformer
 
 from engine.loading import load_model
 from organism import corpus, metrics
+from organism.ioi_heldout import PROBE_TEMPLATES, STRUCTURE_TEMPLATES
 
 log = logging.getLogger("organism.evaluate")
 
@@ -30,6 +31,8 @@ THRESHOLDS = {
     "ioi_heldout_templates": 0.9,
     "facts": 0.9,
     "sentiment_match": 0.8,
+    # every held-out sentence structure (organism.ioi_heldout), ABBA and BABA separately
+    "ioi_structures_worst": 0.9,
 }
 
 
@@ -90,7 +93,24 @@ def measure(model: HookedTransformer, *, n_ioi: int = 200, n_sentiment: int = 40
         "facts": metrics.top1_accuracy(run, tok, *metrics.fact_cases()),
         "sentiment_match": metrics.sentiment_match(tl_generator(model), n=n_sentiment),
     }
+    n = max(8, n_ioi // 4)
+    fits = [t for t in STRUCTURE_TEMPLATES if _fits(tok, model.cfg.n_ctx, t, n)]
+    by_order = metrics.ioi_by_order(run, tok, fits, n=n)
+    out["ioi_structures_each"] = by_order
+    # the second held-out set: reported, not a bar
+    probes = [t for t in PROBE_TEMPLATES if _fits(tok, model.cfg.n_ctx, t, n)]
+    out["ioi_probes_each"] = metrics.ioi_by_order(run, tok, probes, n=n)
+    # a structure too long for the context counts as failed
+    out["ioi_structures_worst"] = (
+        metrics.worst_order_accuracy(by_order) if len(fits) == len(STRUCTURE_TEMPLATES) else 0.0
+    )
     return out
+
+
+def _fits(tok, n_ctx: int, template: str, n: int) -> bool:
+    """Whether every prompt of `template` (with its BOS) fits in the context."""
+    prompts = [p for abba in (True, False) for p in metrics.ioi_order_cases(template, abba, n)[0]]
+    return max(len(tok.encode(p)) for p in prompts) < n_ctx
 
 
 def passes(m: dict) -> dict[str, bool]:

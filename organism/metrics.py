@@ -160,3 +160,36 @@ def sentiment_match(generate: Callable[[str, int], str], n: int = 40) -> float:
         happy, sad = sentiment_counts(generate(opening, i))
         hits += (happy > sad) if mood == "happy" else (sad > happy)
     return hits / n
+
+
+def ioi_order_cases(
+    template: str, abba: bool, n: int = 32, seed: int = 7, held_out_pairs: bool = True
+) -> tuple[list[str], list[str]]:
+    """``n`` prompts of one template in one order (ABBA: the answer is the first-mentioned)."""
+    split = corpus.ioi_split()
+    pairs = split.heldout_pairs if held_out_pairs else split.train_pairs
+    rng = random.Random(seed)
+    prompts, answers = [], []
+    for _ in range(n):
+        a, b = rng.choice(pairs)
+        io, s = (a, b) if rng.random() < 0.5 else (b, a)
+        place, obj = rng.choice(corpus.PLACES), rng.choice(corpus.OBJECTS)
+        prompts.append(corpus.ioi_prompt(template, io, s, place, obj, abba))
+        answers.append(io)
+    return prompts, answers
+
+
+def ioi_by_order(run: Runner, tok, templates, n: int = 32) -> dict[str, dict[str, float]]:
+    """Top-1 IOI accuracy per template, ABBA and BABA orders separately (held-out pairs)."""
+    return {
+        t: {
+            order: top1_accuracy(run, tok, *ioi_order_cases(t, order == "ABBA", n=n))
+            for order in ("ABBA", "BABA")
+        }
+        for t in templates
+    }
+
+
+def worst_order_accuracy(by_order: dict[str, dict[str, float]]) -> float:
+    """The lowest accuracy over every template and order (the bar is on each separately)."""
+    return min(min(v.values()) for v in by_order.values())
