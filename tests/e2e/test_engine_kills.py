@@ -3,8 +3,10 @@ the banner (never a traceback), recovers by itself, and offers to rerun the lost
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import threading
 import time
 from urllib.parse import quote_plus
 
@@ -78,22 +80,49 @@ def test_engine_killed_mid_graph_job(page, app_server):
     assert page.get_by_text("lost when the engine stopped").count() == 0
 
 
+@contextlib.contextmanager
+def throttled(pid: int, run_s: float = 0.01, stop_s: float = 0.04):
+    """The engine process runs a fifth of the time (SIGSTOP / SIGCONT in turn), so that a
+    stream of a 128-token model lasts long enough to be caught mid-way on a fast machine; on
+    leaving, the process is left stopped."""
+    done = threading.Event()
+
+    def cycle() -> None:
+        while True:
+            os.kill(pid, signal.SIGSTOP)
+            if done.wait(stop_s):
+                return
+            os.kill(pid, signal.SIGCONT)
+            time.sleep(run_s)
+
+    thread = threading.Thread(target=cycle, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
 def _catch_mid_stream(page, app_server, tries: int = 6) -> None:
-    """Stop the engine (SIGSTOP) once the steered text has begun to stream; if it was done
-    already, let it go on and ask again with another seed. Kill it while stopped."""
+    """Start a stream (a new seed) with the engine slowed down, stop it (SIGSTOP) once the
+    steered text has begun to stream; if it was done already, let it go on and try again with
+    another seed. Kill it while stopped."""
     for attempt in range(tries):
-        page.wait_for_function(STEERED_LONGER, arg=STORY, timeout=LOAD)
         pid = engine_pid(app_server)
-        os.kill(pid, signal.SIGSTOP)
-        page.wait_for_timeout(2000)
+        with throttled(pid):
+            set_number(page, "Seed (both continuations)", attempt + 1)
+            page.wait_for_function(
+                "() => !document.body.innerText.includes('tokens/s per continuation')",
+                timeout=LOAD,
+            )
+            page.wait_for_function(STEERED_LONGER, arg=STORY, timeout=LOAD)
+        page.wait_for_timeout(2000)  # stopped: the page waits for the next tokens
         if page.get_by_text("tokens/s per continuation").count() == 0:
-            os.kill(pid, signal.SIGKILL)  # mid stream: the page is still waiting for tokens
+            os.kill(pid, signal.SIGKILL)  # mid stream
             return
-        os.kill(pid, signal.SIGCONT)  # it had finished: a new stream, with another seed
-        set_number(page, "Seed (both continuations)", attempt + 1)
-        page.wait_for_function(
-            "() => !document.body.innerText.includes('tokens/s per continuation')", timeout=LOAD
-        )
+        os.kill(pid, signal.SIGCONT)  # it had finished: try again
+        page.get_by_text("tokens/s per continuation").first.wait_for(timeout=LOAD)
     pytest.fail(f"never caught the stream mid-way in {tries} tries")
 
 
@@ -104,7 +133,6 @@ def test_engine_killed_mid_steering_stream(page, app_server):
     page.goto(f"{app_server['url']}/steering?{query}")
     page.get_by_text("tokens/s per continuation").first.wait_for(timeout=LOAD)  # engine warm
     settle(page)
-    set_number(page, "Seed (both continuations)", 100)
     _catch_mid_stream(page, app_server)
     t0 = time.monotonic()
     page.get_by_text("The engine restarted").first.wait_for(timeout=LOAD)
