@@ -4,32 +4,28 @@ histogram, logit effect (top and bottom tokens of ``W_dec[i] @ W_U``) and its la
 Works for SAE latents (``source="sae"``, ``sae=<id>``) and transcoder latents
 (``source="transcoder"``, ``layer=<L>``): a transcoder reads ``blocks.L.ln2.hook_normalized``
 and writes to ``blocks.L.hook_mlp_out``. The Neuronpedia label is not here (it needs the
-network): ``/saes/{id}/latents/{i}/neuronpedia`` fetches it.
+network): ``GET /saes/latent/neuronpedia?sae=&index=`` fetches it.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 
 from engine import saes
 from engine.analyses.base import Analysis
 from engine.analyses.sae_latents import latent_acts
+from engine.latent_book import HIST_EDGES, N_BINS, hist_bins
 from engine.loading import LoadedModel
 from engine.run import PromptRun
 from engine.schemas.analyses import TokenOut
 from engine.schemas.saes import Example, Histogram, LatentDetailParams, LatentDetailResult
 
-HIST_EDGES = [round(10 ** (x / 4), 6) for x in range(-12, 13)]  # 1e-3 .. 1e3, log-spaced
-
 
 def histogram(values: list[float], over: str) -> Histogram:
-    counts = [0] * (len(HIST_EDGES) - 1)
-    for v in values:
-        if v > 0:
-            b = math.floor(4 * math.log10(v)) + 12
-            counts[min(max(b, 0), len(counts) - 1)] += 1
+    """Counts of the positive `values` in the latent books' bins (engine/latent_book.py)."""
+    v = torch.tensor(values, dtype=torch.float32)
+    bins = hist_bins(v[v > 0])
+    counts = torch.bincount(bins, minlength=N_BINS).tolist()
     return Histogram(edges=HIST_EDGES, counts=counts, over=over)
 
 
