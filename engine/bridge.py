@@ -92,7 +92,10 @@ def load(plan, *, device: str, dtype: torch.dtype, cap: int):
     est = estimate(plan.hf, device, dtype, n_ctx)
     if not est.fits:
         raise EngineError(
-            422, "model_too_large", f"{plan.display} will not fit: {est.summary()}.", est.as_dict()
+            422,
+            "model_too_large",
+            f"{plan.display} will not fit: {est.summary()}.",
+            est.model_dump(),
         )
     model, unprocessed = _compatible(plan, device, dtype, n_ctx)
     model.eval()

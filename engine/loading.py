@@ -409,7 +409,7 @@ def estimate_load(
         why_bridge=plan.why_bridge,
         n_ctx=est.n_ctx,
         model_max_context=plan.model_max_context,
-        memory=est.as_dict(),
+        memory=est.model_dump(),
         summary=est.summary(),
         notes=notes_for(est, plan, cap),
     )

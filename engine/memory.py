@@ -23,13 +23,12 @@ the GPUs the model is split across).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import psutil
 import torch
 from transformer_lens import HookedTransformerConfig
 
 from engine.errors import EngineError
+from engine.schemas.model import MemoryInfo
 
 GiB = 1 << 30
 LOAD_EXTRA_BYTES_PER_PARAM = 12  # float32 processing copies while loading (measured, above)
@@ -48,22 +47,8 @@ def n_params(cfg: HookedTransformerConfig) -> int:
     return cfg.n_layers * (attn + mlp) + 2 * cfg.d_vocab * d + pos
 
 
-@dataclass
-class MemoryEstimate:
-    params: int
-    weights_bytes: int
-    buffers_bytes: int
-    activations_bytes: int
-    load_peak_bytes: int
-    needed_bytes: int
-    available_bytes: int
-    device: str
-    n_ctx: int
-    fits: bool
-    slow_on_cpu: bool
-
-    def as_dict(self) -> dict:
-        return asdict(self)
+class MemoryEstimate(MemoryInfo):
+    """The fields the API answers (``MemoryInfo``), and a sentence for messages."""
 
     def summary(self) -> str:
         return (
@@ -157,5 +142,5 @@ def refuse_if_too_large(est: MemoryEstimate, cfg: HookedTransformerConfig, name:
         422,
         "model_too_large",
         f"{name} will not fit: {est.summary()}.{hint}",
-        est.as_dict(),
+        est.model_dump(),
     )

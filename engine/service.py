@@ -155,7 +155,7 @@ class Engine:
             ref=str(lm.local_dir) if lm.local_dir is not None else lm.name,
             path=lm.path,
             model_max_context=lm.model_max_context,
-            memory=lm.memory.as_dict() if lm.memory else None,
+            memory=lm.memory.model_dump() if lm.memory else None,
             notes=lm.notes,
         )
 

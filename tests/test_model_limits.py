@@ -171,7 +171,6 @@ def test_default_cap_is_lowered_to_fit_but_an_explicit_one_is_refused(llama_dir,
 def test_prompt_runs_kept_within_the_activation_estimate(tiny_model_dir):
     """The engine keeps recent prompts' caches, but no more bytes of them than the memory
     estimate's activation budget (the newest always kept)."""
-    import dataclasses
 
     from engine.run import RunStore
 
@@ -180,12 +179,12 @@ def test_prompt_runs_kept_within_the_activation_estimate(tiny_model_dir):
     first = store.get(lm, prompts[0], [])
     assert first.nbytes == 0  # nothing held before it runs
     _ = first.cache
-    lm.memory = dataclasses.replace(lm.memory, activations_bytes=first.nbytes)  # one run
+    lm.memory = lm.memory.model_copy(update={"activations_bytes": first.nbytes})  # one run
     for ids in prompts[1:]:
         _ = store.get(lm, ids, []).cache
     store.get(lm, [1, 14], [])
     assert [k[1] for k in store._runs] == [(1, 11, 12, 13), (1, 14)]  # one run's worth
-    lm.memory = dataclasses.replace(lm.memory, activations_bytes=3 * first.nbytes)
+    lm.memory = lm.memory.model_copy(update={"activations_bytes": 3 * first.nbytes})
     for ids in prompts:
         _ = store.get(lm, ids, []).cache
     assert len(store._runs) == 4
