@@ -101,7 +101,7 @@ def engine_cold(client: EngineClient, prompt: str, n: int) -> float:
     t0 = time.perf_counter()
     client.analyze("head_scores", prompt)
     client.analyze("attention_pattern", prompt, layer=0, head=0, start=start,
-                   width=windows.ATTENTION)  # fmt: skip
+                   width=windows.ATTENTION, overview=windows.OVERVIEW)  # fmt: skip
     client.analyze("attention_layer", prompt, layer=0,
                    start=max(start, n - windows.CIRCUITSVIS), width=windows.CIRCUITSVIS)  # fmt: skip
     return (time.perf_counter() - t0) * 1e3

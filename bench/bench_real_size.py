@@ -82,7 +82,7 @@ def requests(lm: LoadedModel, n: int) -> dict[str, tuple[dict, dict | None]]:
     def moved(p: dict) -> dict | None:
         return {**p, "start": max(0, p["start"] - 10)} if n > p["width"] else None
 
-    att = {"layer": L, "head": H, "start": max(0, n - a), "width": a}
+    att = {"layer": L, "head": H, "start": max(0, n - a), "width": a, "overview": windows.OVERVIEW}
     lay = {"layer": L, "start": max(0, n - c), "width": c}
     lens = {"stage": "resid_post", "top_k": 5, "start": max(0, n - w), "width": w}
     return {

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -23,7 +21,6 @@ from components.theme import SEQUENTIAL, apply
 from engine.schemas.arrays import unpack
 
 Head = tuple[int, int]
-OVERVIEW_CELLS = 64  # the overview's cells a side, at most
 MAX_CLICKABLE = 128  # positions; past this a pattern is hover-only (n^2 click targets)
 
 
@@ -192,10 +189,10 @@ def overview_figure(
     presenter: bool = False,
 ) -> go.Figure:
     """The whole pattern, max-pooled (`stride` positions a cell), with the window outlined;
-    clicking near the diagonal moves the window there. Drawn at most `OVERVIEW_CELLS` a side
-    (max-pooled again: about 4 px a cell in its column) as float32, which plotly sends as
-    binary: the figure is redrawn on every click, so its bytes are paid on every click."""
-    o, stride = _max_pool(np.asarray(overview, dtype=np.float32), stride, OVERVIEW_CELLS)
+    clicking near the diagonal moves the window there. Sent to the browser as float32, which
+    plotly sends as binary: the figure is redrawn on every click, so its bytes are paid on
+    every click (the view asks the engine for ``windows.OVERVIEW`` cells a side)."""
+    o = np.asarray(overview, dtype=np.float32)
     centre = (stride - 1) / 2
     fig = go.Figure()
     fig.add_heatmap(
@@ -223,17 +220,3 @@ def overview_figure(
     )  # fmt: skip
     return apply(fig, presenter)
 
-
-def _max_pool(o: np.ndarray, stride: int, cells: int) -> tuple[np.ndarray, int]:
-    """`o` max-pooled by an integer factor until it has at most `cells` a side (NaN-aware:
-    the masked future stays NaN only where a whole block is), and its new stride."""
-    f = -(-o.shape[0] // cells)
-    if f <= 1:
-        return o, stride
-    n = -(-o.shape[0] // f) * f
-    pad = np.full((n, n), np.nan, dtype=o.dtype)
-    pad[: o.shape[0], : o.shape[1]] = o
-    blocks = pad.reshape(n // f, f, n // f, f)
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN blocks: the masked future
-        return np.nanmax(blocks, axis=(1, 3)), stride * f

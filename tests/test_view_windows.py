@@ -98,6 +98,25 @@ def test_attention_window_and_overview_equal_transformer_lens(wide, long_prompt,
     assert size <= 0.25 * MB
 
 
+def test_the_attention_views_overview_is_view_sized(wide, long_prompt):
+    """The Attention view asks for `windows.OVERVIEW` cells a side: at ~1000 tokens, about 63
+    cells of 16 positions, each the maximum of its block (the last block partial)."""
+    from components import windows
+
+    pat = direct(wide, long_prompt)["pattern", 1][29].numpy()
+    n = pat.shape[-1]
+    res, _ = answer(wide, "attention_pattern", long_prompt, layer=1, head=29, start=0, width=40,
+                    overview=windows.OVERVIEW)  # fmt: skip
+    stride, over = res["overview_stride"], unpack(res["overview"])
+    assert stride == -(-n // windows.OVERVIEW) and over.shape[0] <= windows.OVERVIEW
+    assert np.array_equal(over, pooled(pat, stride).astype(np.float16).astype(np.float32))
+    assert over[10, 3] == pytest.approx(
+        pat[10 * stride : 11 * stride, 3 * stride : 4 * stride].max(), abs=1e-3
+    )
+    m = over.shape[0] - 1  # the last block: rows and keys from m * stride to the end
+    assert over[m, m] == pytest.approx(pat[m * stride :, m * stride :].max(), abs=1e-3)
+
+
 def test_layer_window_of_every_head_equals_transformer_lens(wide, long_prompt):
     cache = direct(wide, long_prompt)
     res, size = answer(wide, "attention_layer", long_prompt, layer=0, start=700, width=64)

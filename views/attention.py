@@ -86,7 +86,7 @@ n_tokens = len(tokens)
 start, stop = widgets.position_window(n_tokens, windows.ATTENTION, pos)
 answers = [
     shell.call(link.client.analyze, "attention_pattern", prompt, layer=la, head=h,
-               start=start, width=windows.ATTENTION)
+               start=start, width=windows.ATTENTION, overview=windows.OVERVIEW)
     for la, h in shown
 ]  # fmt: skip
 blocks = [pattern_block(a) for a in answers]
