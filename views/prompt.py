@@ -20,24 +20,21 @@ def predictions(start: int, width: int) -> dict:
     )
 
 
-# the window the view last drew; moved below if the slider or the prompt ask for another
-result = predictions(st.session_state.get("prompt_window_start", 0), windows.PROMPT)
-tokens = result["tokens"]
+strip = st.container()  # the tokens and their loss, drawn once the predictions are in
+tokens = shell.call(link.client.tokenize, prompt)["tokens"]  # the window needs their number
 pos = state.clamp_pos(len(tokens))
-
-st.markdown(tokens_html(tokens, result["loss"], pos), unsafe_allow_html=True)
-mean = result["mean_loss"]
-st.caption(
-    f"{len(tokens)} tokens (BOS first)"
-    + (f" · mean loss {mean:.3f} nats" if mean is not None else "")
-    + " · hover a token for its position, id and loss"
-)
 window = widgets.position_window(len(tokens), windows.PROMPT, pos)
 pos = widgets.position_picker(tokens, pos, window)
-if window[0] != result["start"]:  # the prompt's run is kept: a few ms
-    result = predictions(window[0], windows.PROMPT)
-st.session_state["prompt_window_start"] = window[0]
+result = predictions(window[0], windows.PROMPT)  # the prompt's run is kept: a few ms each
 at_pos = result if window[0] <= pos < window[1] else predictions(pos, 1)
+with strip:
+    st.markdown(tokens_html(tokens, result["loss"], pos), unsafe_allow_html=True)
+    mean = result["mean_loss"]
+    st.caption(
+        f"{len(tokens)} tokens (BOS first)"
+        + (f" · mean loss {mean:.3f} nats" if mean is not None else "")
+        + " · hover a token for its position, id and loss"
+    )
 
 fig = predictions_figure(result, selected_pos=pos, window=window)
 widgets.figure(
