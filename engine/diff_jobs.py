@@ -63,7 +63,24 @@ def sides(engine: Engine, p: TextSetParams) -> tuple[LoadedModel, LoadedModel]:
     return lm_a, lm_b
 
 
+def chat_tokenizer(lm_a: LoadedModel, lm_b: LoadedModel):
+    """The tokenizer whose chat template wraps the texts: side B's (the chat model of a
+    base/chat pair) when it has one, else side A's; a 422 when neither has one."""
+    for lm in (lm_b, lm_a):
+        if getattr(lm.model.tokenizer, "chat_template", None):
+            return lm.model.tokenizer
+    raise EngineError(422, "no_chat_template",
+                      f"Neither {lm_a.name} nor {lm_b.name} has a chat template.")  # fmt: skip
+
+
+def rows_for(lm_a: LoadedModel, lm_b: LoadedModel, texts: list[str], chat: bool) -> list[list[int]]:
+    tok = chat_tokenizer(lm_a, lm_b) if chat else lm_a.model.tokenizer
+    return adiff.token_rows(tok, texts, min(lm_a.n_ctx, lm_b.n_ctx), chat=chat)
+
+
 def check_source(engine: Engine, p: TextSetParams) -> TextSetParams:
+    if p.chat:
+        chat_tokenizer(*sides(engine, p))
     if p.path or p.dataset:
         return text_sources.check(p, engine.settings)  # type: ignore[arg-type]  # same fields
     return p
@@ -156,7 +173,7 @@ def run_lens(engine: Engine, ctx: JobContext, p: AdiffLensParams) -> dict:
     path = _cache_path(engine, "adiff_lens", parts)
     if path.is_file():
         return json.loads(path.read_text()) | {"cached": True}
-    rows = adiff.token_rows(lm_a.model.tokenizer, texts, lm_a.n_ctx, chat=p.chat)
+    rows = rows_for(lm_a, lm_b, texts, p.chat)
     step = _ticker(ctx, len(rows), "text")
 
     sums = adiff.DiffSums(hooks, p.positions, lm_a.model.cfg.d_model)
@@ -202,7 +219,7 @@ def run_set(engine: Engine, ctx: JobContext, p: LatentDiffSetParams) -> dict:
     if path.is_file():
         return json.loads(path.read_text()) | {"cached": True}
     tok = lm_a.model.tokenizer
-    rows = adiff.token_rows(tok, texts, lm_a.n_ctx, chat=p.chat)
+    rows = rows_for(lm_a, lm_b, texts, p.chat)
     special = set(tok.all_special_ids)
     stats = dl.SetStats(d.d_latent, p.n_examples, device=lm_a.device)
     step = _ticker(ctx, len(rows), "text")

@@ -24,8 +24,10 @@ from torch import Tensor
 
 from engine import saes
 from engine.analyses.base import Analysis
+from engine.errors import EngineError
 from engine.latent_book import TopExamples
 from engine.loading import LoadedModel
+from engine.pairs import RunPair
 from engine.run import PromptRun
 from engine.schemas.diff_latents import (
     ChangedLatent,
@@ -86,12 +88,12 @@ def strongest_changes(
 
 
 @torch.inference_mode()
-def diff_latents(pair, params: DiffLatentsParams) -> DiffLatentsResult:
-    """`pair` has ``a`` and ``b`` (PromptRuns of equal length) and ``kind``."""
+def diff_latents(pair: RunPair, params: DiffLatentsParams) -> DiffLatentsResult:
     run_a: PromptRun = pair.a
     run_b: PromptRun = pair.b
-    d = saes.for_model(run_a.lm).get(params.sae)
-    a = d.encode(run_a.cache[d.reads]).float()
+    d = saes.for_model(run_a.lm).get(params.sae)  # 404 when side A does not have it
+    _check_side_b(d, run_b.lm)
+    a = d.encode(run_a.cache[d.reads]).float()  # the forward passes run here, on first use
     b = d.encode(run_b.cache[d.reads].to(a.device)).float()
     special = set(run_a.lm.model.tokenizer.all_special_ids)
     keep = [p for p in content_positions(run_a.token_ids, special)
@@ -109,7 +111,15 @@ def diff_latents(pair, params: DiffLatentsParams) -> DiffLatentsResult:
 
 
 def check(lm: LoadedModel, params: DiffLatentsParams) -> None:
-    saes.for_model(lm).get(params.sae)
+    """Nothing before the run: engine/pairs.py calls this for side B too, whose model need
+    not have side A's SAE; ``diff_latents`` answers 404 when side A has no such SAE and 422
+    when side B lacks its hook point, before any forward pass."""
+
+
+def _check_side_b(d: saes.Dictionary, lm_b: LoadedModel) -> None:
+    if d.reads not in lm_b.model.hook_dict:
+        raise EngineError(422, "sae_hook_missing",
+                          f"Side B ({lm_b.name}) has no hook point {d.reads!r}.")  # fmt: skip
 
 
 # --- over a text set ---------------------------------------------------------------------
@@ -229,6 +239,7 @@ DIFF_LATENTS = Analysis(
     feature="saes",
     available=saes.availability,
     check=check,
+    pair=True,
     description="one SAE on both sides of a pair: per token the latents whose activation "
     "changed most, and the prompt's strongest changes with labels",
 )

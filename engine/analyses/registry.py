@@ -6,6 +6,7 @@ from __future__ import annotations
 from engine.analyses import (
     attention,
     attention_layer,
+    diff_latents,
     dla,
     head_scores,
     latent_detail,
@@ -29,6 +30,7 @@ ANALYSES: tuple[Analysis, ...] = (
     sae_latents.SAE_LATENTS,
     latent_detail.LATENT_DETAIL,
     latent_search.LATENT_SEARCH,
+    diff_latents.DIFF_LATENTS,
 )
 
 

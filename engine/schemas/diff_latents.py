@@ -6,15 +6,13 @@ Side A is the request's ``model`` slot (its SAE is the one applied to both sides
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from engine.schemas.analyses import TokenOut
-from engine.schemas.common import MAX_PATH, Name, PathName, TokenInfo
+from engine.schemas.common import MAX_PATH, Name, PathName, Slot, TokenInfo
 from engine.schemas.saes import SaeInfo
-
-Slot = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,15}$")]  # a model slot of the engine
 
 
 class Params(BaseModel):
@@ -71,8 +69,8 @@ class TextSetParams(BaseModel):
     max_texts: int = Field(default=256, ge=1, le=100_000)
     chat: bool = Field(
         default=False,
-        description="wrap each text as a user turn in side A's chat template (ending where "
-        "the assistant's reply starts), e.g. to compare models on requests",
+        description="wrap each text as a user turn in a chat template (side B's, else side "
+        "A's), ending where the assistant's reply starts: to compare models on requests",
     )
 
     @model_validator(mode="after")
