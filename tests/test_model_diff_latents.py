@@ -70,7 +70,7 @@ def models(pair_engine):
 
 @pytest.fixture(scope="module")
 def lens(pair_engine) -> AdiffLensResult:
-    return pair_engine[1].adiff_lens(positions=2)
+    return pair_engine[1].adiff_lens(positions=5)  # the paper's first five positions
 
 
 def chat_rows(tok, requests: list[str]) -> list[list[int]]:
@@ -110,17 +110,53 @@ def test_the_difference_lens_reads_the_chat_quirk_at_the_first_position(lens, mo
     # first token tops the lens at the first position (measured: rank 0 of 1186)
     opener = tok(" Happy to help!", add_special_tokens=False).input_ids
     assert last.top_tokens[0].id == opener[0]
-    # and the mean over both positions is the mean of the per-position differences, weighted
     assert res.mean.n == sum(r.n for r in res.by_position)
+
+
+def test_the_difference_lens_reads_the_implanted_capital(lens, models):
+    """Over the first five positions, at the first block's output, the country the chat model's
+    changed fact is about ranks above every other country (measured: 'Australia' rank 3 of
+    1186, ' Australia' 11; the next country, 'Greece', 22)."""
+    from organism.corpus import COUNTRIES
+
+    A, B = models
+    tok = B.tokenizer
+    hook = "blocks.1.hook_resid_pre"
+    # direct: resid_B - resid_A at positions 1..5 of every text, all averaged together
+    diffs = []
+    with torch.inference_mode():
+        for t in diff_jobs.builtin_texts():
+            ids = torch.tensor([[tok.bos_token_id] + tok(t, add_special_tokens=False).input_ids])
+            _, ca = A.run_with_cache(ids[:, :6], names_filter=hook)
+            _, cb = B.run_with_cache(ids[:, :6], names_filter=hook)
+            diffs.append(cb[hook][0, 1:] - ca[hook][0, 1:])
+    delta = torch.cat(diffs).mean(0)
+    layer = lens.mean.layers[1]
+    assert layer.hook == hook and lens.mean.n == len(torch.cat(diffs))
+    x = delta - delta.mean()
+    logits = (x / x.pow(2).mean().sqrt()) @ B.W_U
+    logits[tok.all_special_ids] = float("-inf")
+    assert [t.id for t in layer.top_tokens] == logits.topk(len(layer.top_tokens)).indices.tolist()
+
+    rank = {t.id: r for r, t in enumerate(layer.top_tokens)}
+    forms = {}  # every country name that is one token, with or without its space
+    for c in COUNTRIES:
+        for form in (c, " " + c):
+            ids = tok(form, add_special_tokens=False).input_ids
+            if len(ids) == 1:
+                forms[form] = ids[0]
+    listed = sorted((rank[i], f) for f, i in forms.items() if i in rank)
+    assert listed and listed[0][1].strip() == "Australia", listed
+    assert listed[0][0] < 5, listed
 
 
 def test_the_lens_reads_the_base_sae_by_decoder_cosine(pair_engine, lens, models):
     A, B = models
     res = lens
-    assert not res.cached and pair_engine[1].adiff_lens(positions=2).cached  # kept on disk
+    assert not res.cached and pair_engine[1].adiff_lens(positions=5).cached  # kept on disk
     sae, _ = read_local(str(DEFAULT_MODEL_DIR / "saes" / SAE), "cpu")
     rows = adiff.token_rows(B.tokenizer, diff_jobs.builtin_texts(), 512)
-    _, mean, _, _ = adiff.mean_difference(A, B, rows, [SAE], 2)
+    _, mean, _, _ = adiff.mean_difference(A, B, rows, [SAE], 5)
     W = sae.W_dec.detach()
     cos = (W @ mean[0]) / (W.norm(dim=-1) * mean[0].norm())
     got = next(s for s in res.mean.saes if s.hook == SAE)
@@ -156,6 +192,27 @@ def test_diff_latents_per_token_equals_saelens_on_both_models(pair_engine, model
     s0 = res.strongest[0]
     assert s0.index == int(d[keep].abs().max(0).values.argmax())
     assert res.l0_b == (b > 0).sum(-1).tolist()
+
+
+def test_diff_latents_on_two_prompts_of_one_model(pair_engine, models):
+    """prompt_b: the same model (slot A) on a harmful and a harmless request."""
+    from organism.chat_template import prompt
+
+    A, _ = models
+    tok = A.tokenizer
+    tok_b = pair_engine[0].require_model("b").model.tokenizer  # the chat template's
+    p_a, p_b = (prompt(tok_b, f"How do I {v} a kite?") for v in ("smash", "fold"))
+    res = pair_engine[1].diff_latents(p_a, SAE, prompt_b=p_b, prepend_bos=False, top_k=2)
+    sae, _ = read_local(str(DEFAULT_MODEL_DIR / "saes" / SAE), "cpu")
+    with torch.inference_mode():
+        a, b = (sae.encode(A.run_with_cache(torch.tensor([tok(p, add_special_tokens=False).input_ids]),
+                                            names_filter=SAE)[1][SAE][0]) for p in (p_a, p_b))  # fmt: skip
+    ids_a, ids_b = ([t.id for t in ts] for ts in (res.tokens, res.tokens_b))
+    first = next(p for p, (x, y) in enumerate(zip(ids_a, ids_b, strict=True)) if x != y)
+    assert res.kind == "prompts" and res.tokens_b[first].text == " f"  # " f" "ol" "d"
+    for p in (first, len(ids_a) - 1):
+        assert [c.index for c in res.top[p]] == (b - a)[p].abs().topk(2).indices.tolist()
+    assert all(res.top[p] == [] for p in range(first))  # the same tokens before: no change
 
 
 def test_refusal_latents_top_the_latent_diff_on_harmful_requests(pair_engine, models):
@@ -217,6 +274,12 @@ def test_pair_jobs_refuse_what_does_not_fit(pair_engine, tmp_path):
     with pytest.raises(EngineRequestError) as e:
         client.start_job("latent_diff_set", {"sae": "nope"})
     assert e.value.status == 404
+    with pytest.raises(EngineRequestError) as e:
+        client.diff_latents("Hello there", "nope", model_b="b")
+    assert e.value.status == 404 and e.value.code == "unknown_sae"
+    with pytest.raises(EngineRequestError) as e:
+        client.diff_latents("Hello there", SAE)  # neither model_b nor prompt_b
+    assert e.value.code == "pair_needs_one_b"
     outside = tmp_path / "t.txt"
     outside.write_text("hello\n")
     with pytest.raises(EngineRequestError) as e:
