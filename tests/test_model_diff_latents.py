@@ -44,7 +44,8 @@ def parent_dir(tmp) -> str:
     from organism.carry_export import export_point
 
     export_point("phase_e", tmp, DEFAULT_MODEL_DIR)
-    (tmp / "saes").symlink_to((DEFAULT_MODEL_DIR / "saes").resolve())
+    if not (tmp / "saes").exists():  # the base's SAEs beside it
+        (tmp / "saes").symlink_to((DEFAULT_MODEL_DIR / "saes").resolve())
     return str(tmp)
 
 
