@@ -291,6 +291,19 @@ def test_latent_diff_set_over_every_content_token(pair_engine, models):
     assert df[res.freq_increased].tolist() == pytest.approx(df.topk(5).values.tolist())
 
 
+def test_a_diff_job_cancels_between_texts(pair_engine):
+    eng, client = pair_engine
+    f = eng.settings.data_dirs[0] / "many.txt"
+    f.write_text("".join(f"Text number {i} is here.\n" for i in range(5000)))
+    stored = lambda: set((eng.settings.cache_dir / "model_diff").glob("*.json"))  # noqa: E731
+    before = stored()
+    job = client.start_job("latent_diff_set", {"sae": SAE, "path": str(f), "max_texts": 5000})
+    client.cancel_job(job.id)
+    state = client.wait_job(job.id, timeout=120)
+    assert state.job.status == "cancelled"
+    assert stored() == before  # nothing half-done kept
+
+
 def test_pair_jobs_refuse_what_does_not_fit(pair_engine, tmp_path):
     _, client = pair_engine
     with pytest.raises(EngineRequestError) as e:
