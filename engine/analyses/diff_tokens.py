@@ -20,7 +20,10 @@ from engine.pairs import RunPair
 from engine.schemas.diff import DiffTokensParams, DiffTokensResult, TokenChange
 from engine.schemas.windows import clamp_window
 
-CHUNK = 256  # positions per log-softmax: a long prompt on a big vocabulary never holds pos x vocab
+# logits per chunk of positions (1 MB of float32): its temporaries stay in the CPU's caches
+# and are reused, where whole [pos, vocab] temporaries are fresh memory each time (256 x 50257:
+# 62 ms in chunks of 4 rows, 138 ms at once)
+CHUNK = 1 << 18
 
 
 @torch.inference_mode()
@@ -33,8 +36,9 @@ def kl_and_top1(
     sum_v p_A(v) = 1 it is sum_v p_A(v) (a_v - b_v) - lse_A + lse_B: the maxima that keep the
     exponentials finite are the top-1 tokens, so one pass over the vocabulary gives all three."""
     kl, top_a, top_b = [], [], []
-    for s in range(0, logits_a.shape[0], chunk):
-        a, b = logits_a[s : s + chunk].float(), logits_b[s : s + chunk].float()
+    rows = max(1, chunk // logits_a.shape[-1])
+    for s in range(0, logits_a.shape[0], rows):
+        a, b = logits_a[s : s + rows].float(), logits_b[s : s + rows].float()
         max_a, arg_a = a.max(-1)
         max_b, arg_b = b.max(-1)
         e_a = (a - max_a[:, None]).exp_()  # p_A * sum_a
