@@ -78,19 +78,13 @@ def diff_tokens(pair: RunPair, params: DiffTokensParams) -> DiffTokensResult:
     rows = torch.cat([torch.arange(start, stop, device=kl.device), largest])
     ranks = rank_of(pair.b.logits[rows], whole["top_a"][rows]).tolist()  # the window's, then
     rank_in_b = dict(zip(rows.tolist(), ranks, strict=True))  # the largest changes'
-    changes = []
-    for pos in largest.tolist():
-        (a1,) = top_predictions(pair.a.logits, tok, 1, pos, pos + 1)
-        (b1,) = top_predictions(pair.b.logits, tok, 1, pos, pos + 1)
-        changes.append(
-            TokenChange(
-                pos=pos,
-                kl=float(kl[pos]),
-                top_a=a1[0],
-                top_b=b1[0],
-                rank_in_b=rank_in_b[pos],
-            )
-        )
+    at = largest.tolist()
+    top1_a = top_predictions(pair.a.logits[largest], tok, 1)  # [change][1]
+    top1_b = top_predictions(pair.b.logits[largest], tok, 1)
+    changes = [
+        TokenChange(pos=pos, kl=float(kl[pos]), top_a=a[0], top_b=b[0], rank_in_b=rank_in_b[pos])
+        for pos, a, b in zip(at, top1_a, top1_b, strict=True)
+    ]
     return DiffTokensResult(
         **pair_info(pair),
         start=start,
