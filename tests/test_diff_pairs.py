@@ -209,6 +209,9 @@ def test_refusals_say_why(eng, tmp_path):
             ask(eng, "diff_tokens", FACT, DiffTokensResult, model_b="t")
         assert e.value.status == 422 and e.value.code == "not_comparable"
         assert "tokenizers differ" in e.value.message and "'a' and 't'" in e.value.message
+        listed = {m.slot: m for m in eng.models()}  # what the app shows before asking
+        assert listed["b"].comparable and not listed["t"].comparable
+        assert "tokenizers differ" in listed["t"].reason
     finally:
         eng.unload("t")
 
