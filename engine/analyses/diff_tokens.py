@@ -38,7 +38,8 @@ def kl_and_top1(
     kl, top_a, top_b = [], [], []
     rows = max(1, chunk // logits_a.shape[-1])
     for s in range(0, logits_a.shape[0], rows):
-        a, b = logits_a[s : s + rows].float(), logits_b[s : s + rows].float()
+        a = logits_a[s : s + rows].float()
+        b = logits_b[s : s + rows].to(a.device, torch.float32)  # B may live on another device
         max_a, arg_a = a.max(-1)
         max_b, arg_b = b.max(-1)
         e_a = (a - max_a[:, None]).exp_()  # p_A * sum_a
@@ -62,7 +63,7 @@ def whole_prompt(pair: RunPair) -> dict[str, Tensor]:
     key = ("diff_tokens", pair.b.lm.fingerprint, tuple(pair.b.token_ids))
     if key not in pair.a.memo:
         kl, top_a, top_b = kl_and_top1(pair.a.logits, pair.b.logits)
-        pair.a.memo[key] = {"kl": kl, "top_a": top_a, "top_b": top_b}
+        pair.a.memo[key] = {"kl": kl, "top_a": top_a, "top_b": top_b.to(top_a.device)}
     return pair.a.memo[key]
 
 
@@ -76,11 +77,14 @@ def diff_tokens(pair: RunPair, params: DiffTokensParams) -> DiffTokensResult:
     kl = whole["kl"]
     largest = kl.topk(min(TOP_CHANGES, n)).indices
     rows = torch.cat([torch.arange(start, stop, device=kl.device), largest])
-    ranks = rank_of(pair.b.logits[rows], whole["top_a"][rows]).tolist()  # the window's, then
+    on_b = pair.b.logits.device
+    ranks = rank_of(
+        pair.b.logits[rows.to(on_b)], whole["top_a"][rows].to(on_b)
+    ).tolist()  # the window's, then
     rank_in_b = dict(zip(rows.tolist(), ranks, strict=True))  # the largest changes'
     at = largest.tolist()
     top1_a = top_predictions(pair.a.logits[largest], tok, 1)  # [change][1]
-    top1_b = top_predictions(pair.b.logits[largest], tok, 1)
+    top1_b = top_predictions(pair.b.logits[largest.to(on_b)], tok, 1)
     changes = [
         TokenChange(pos=pos, kl=float(kl[pos]), top_a=a[0], top_b=b[0], rank_in_b=rank_in_b[pos])
         for pos, a, b in zip(at, top1_a, top1_b, strict=True)
