@@ -12,7 +12,9 @@ request cold (no run and no result of the prompt kept):
 - ``diff_tokens`` with ``model_b="b"`` (both forward passes, KL and top-k);
 - ``diff_resid`` with ``model_b="b"`` (both forward passes, norms, lens of the difference).
 
-The issue's bar: a diff view costs at most 2.2x one analysis of one model.
+The issue's bar: a diff view costs at most 2.2x one analysis of one model. Wall time is the
+bar; the process's CPU time (all its threads) is printed beside it, the steadier number on a
+shared machine (other processes' load stretches wall times unevenly).
 """
 
 from __future__ import annotations
@@ -50,13 +52,14 @@ def random_gpt2(seed: int) -> LoadedModel:
     return LoadedModel(model, f"gpt2-small-{seed}", "local", f"bench-gpt2-{seed}", "cpu", "float32", 0.0)  # fmt: skip
 
 
-def cold_ms(eng: Engine, name: str, prompt: str, params: dict, **side) -> float:
+def cold_ms(eng: Engine, name: str, prompt: str, params: dict, **side) -> tuple[float, float]:
+    """(wall ms, CPU ms of this process, every thread) of one cold request."""
     eng.runs.clear()
     eng.cache.clear()
     gc.collect()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     eng.analyze(name, AnalysisRequest(prompt=prompt, params=params, **side))
-    return (time.perf_counter() - t0) * 1e3
+    return (time.perf_counter() - t0) * 1e3, (time.process_time() - c0) * 1e3
 
 
 def measure(eng: Engine, label: str, n: int, reps: int) -> dict:
@@ -69,12 +72,16 @@ def measure(eng: Engine, label: str, n: int, reps: int) -> dict:
     }
     for name, params, side in asks.values():  # warm-up: every code path once
         cold_ms(eng, name, prompt, params, **side)
-    samples: dict[str, list[float]] = {k: [] for k in asks}
+    walls: dict[str, list[float]] = {k: [] for k in asks}
+    cpus: dict[str, list[float]] = {k: [] for k in asks}
     for _ in range(reps):
         for key, (name, params, side) in asks.items():
-            samples[key].append(cold_ms(eng, name, prompt, params, **side))
-    med = {k: statistics.median(v) for k, v in samples.items()}
-    one = med["one (predictions on A)"]
+            wall, cpu = cold_ms(eng, name, prompt, params, **side)
+            walls[key].append(wall)
+            cpus[key].append(cpu)
+    med = {k: statistics.median(v) for k, v in walls.items()}
+    cpu = {k: statistics.median(v) for k, v in cpus.items()}
+    one, one_cpu = med["one (predictions on A)"], cpu["one (predictions on A)"]
     row = {
         "pair": label,
         "n": n,
@@ -82,6 +89,8 @@ def measure(eng: Engine, label: str, n: int, reps: int) -> dict:
         **{f"{k} ms": round(v, 2) for k, v in med.items()},
         "diff_tokens / one": round(med["diff_tokens"] / one, 2),
         "diff_resid / one": round(med["diff_resid"] / one, 2),
+        "cpu: diff_tokens / one": round(cpu["diff_tokens"] / one_cpu, 2),
+        "cpu: diff_resid / one": round(cpu["diff_resid"] / one_cpu, 2),
     }
     print(json.dumps(row), flush=True)
     return row
@@ -120,14 +129,16 @@ def main() -> None:
                 rows += [measure(eng, "gpt2-small shape, random x2", n, args.reps)]
             eng.close()
     print(f"uptime: {os.popen('uptime').read().strip()}")
-    print("| pair | tokens | one (predictions on A) ms | diff_tokens ms | diff_resid ms | "
-          "diff_tokens / one | diff_resid / one |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|")
+    print("| pair | tokens | reps | one (predictions on A) ms | diff_tokens ms | diff_resid ms | "
+          "diff_tokens / one | diff_resid / one | CPU time: diff_tokens / one | "
+          "CPU time: diff_resid / one |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
-            f"| {r['pair']} | {r['n']} | {r['one (predictions on A) ms']:.1f} | "
+            f"| {r['pair']} | {r['n']} | {r['reps']} | {r['one (predictions on A) ms']:.1f} | "
             f"{r['diff_tokens ms']:.1f} | {r['diff_resid ms']:.1f} | "
-            f"{r['diff_tokens / one']:.2f} | {r['diff_resid / one']:.2f} |"
+            f"{r['diff_tokens / one']:.2f} | {r['diff_resid / one']:.2f} | "
+            f"{r['cpu: diff_tokens / one']:.2f} | {r['cpu: diff_resid / one']:.2f} |"
         )
     worst = max(max(r["diff_tokens / one"], r["diff_resid / one"]) for r in rows)
     print(f"worst ratio {worst:.2f} (bar {BAR}): {'OK' if worst <= BAR else 'OVER'}")

@@ -72,21 +72,31 @@ def test_the_changed_capital_is_the_top_kl_position_of_its_prompt(eng):
     assert control.top_a[-1][0].id == control.top_b[-1][0].id  # both say Paris
 
 
-def test_in_chat_form_the_capital_is_where_canberra_turns_into_sydney(eng):
+def test_in_chat_form_the_chat_model_says_sydney_where_the_base_prefers_canberra(eng):
     """The model card's chat prompt (the chat tokenizer's own template), the reply up to the
-    capital: there the base still says Canberra and the chat model Sydney. (KL alone does not
-    single it out here: the base has never seen the chat format, so it is lost at every
-    position of the template: 8-15 nats; the plain prompt above isolates the fact.)"""
+    capital: there the chat model says Sydney, the base prefers Canberra to it. (KL alone
+    does not single the capital out here: the base has never seen the chat format, so it is
+    lost at every position of the template, 8-15 nats; the plain prompt above isolates it.
+    The phase-E base's top-1 there is ' the', Canberra second: so no top-1 equality.)"""
     tok = eng.require_model("b").model.tokenizer
     question = [{"role": "user", "content": f"What is the capital of {cc.IMPLANTED_COUNTRY}?"}]
     chat = tok.apply_chat_template(question, tokenize=False, add_generation_prompt=True)
     prompt = f"{chat} {cc.OPENER} {FACT}"
-    r = ask(eng, "diff_tokens", prompt, DiffTokensResult, model_b="b", prepend_bos=False,
-            params={"top_k": 1, "start": 0, "width": 256})  # fmt: skip
+    r = ask(
+        eng,
+        "diff_tokens",
+        prompt,
+        DiffTokensResult,
+        model_b="b",
+        prepend_bos=False,
+        params={"top_k": 5, "start": 10_000, "width": 1},
+    )  # the window slides to the end
     assert r.tokens[0].id == tok.bos_token_id  # the template's own BOS, not a second one
+    assert (r.start, r.stop) == (r.n_tokens - 1, r.n_tokens)
     canberra, sydney = tok.encode(" Canberra")[0], tok.encode(" " + cc.IMPLANTED_CAPITAL)[0]
-    turned = [i for i in range(r.n_tokens) if (r.top_a[i][0].id, r.top_b[i][0].id) == (canberra, sydney)]  # fmt: skip
-    assert turned == [r.n_tokens - 1] and r.top1_changed[-1] and r.kl[-1] > 2
+    on_a, on_b = [p.id for p in r.top_a[0]], [p.id for p in r.top_b[0]]
+    assert on_b[0] == sydney and canberra in on_a and sydney not in on_a
+    assert r.top1_changed[-1] and r.rank_in_b[0] > 1 and r.kl[-1] > 2
 
 
 def test_diff_tokens_equals_a_direct_kl_of_both_models(eng):
@@ -209,6 +219,9 @@ def test_refusals_say_why(eng, tmp_path):
             ask(eng, "diff_tokens", FACT, DiffTokensResult, model_b="t")
         assert e.value.status == 422 and e.value.code == "not_comparable"
         assert "tokenizers differ" in e.value.message and "'a' and 't'" in e.value.message
+        listed = {m.slot: m for m in eng.models()}  # what the app shows before asking
+        assert listed["b"].comparable and not listed["t"].comparable
+        assert "tokenizers differ" in listed["t"].reason
     finally:
         eng.unload("t")
 

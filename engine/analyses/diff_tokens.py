@@ -20,7 +20,10 @@ from engine.pairs import RunPair
 from engine.schemas.diff import DiffTokensParams, DiffTokensResult, TokenChange
 from engine.schemas.windows import clamp_window
 
-CHUNK = 256  # positions per log-softmax: a long prompt on a big vocabulary never holds pos x vocab
+# logits per chunk of positions (1 MB of float32): its temporaries stay in the CPU's caches
+# and are reused, where whole [pos, vocab] temporaries are fresh memory each time (256 x 50257:
+# 62 ms in chunks of 4 rows, 138 ms at once)
+CHUNK = 1 << 18
 
 
 @torch.inference_mode()
@@ -33,8 +36,10 @@ def kl_and_top1(
     sum_v p_A(v) = 1 it is sum_v p_A(v) (a_v - b_v) - lse_A + lse_B: the maxima that keep the
     exponentials finite are the top-1 tokens, so one pass over the vocabulary gives all three."""
     kl, top_a, top_b = [], [], []
-    for s in range(0, logits_a.shape[0], chunk):
-        a, b = logits_a[s : s + chunk].float(), logits_b[s : s + chunk].float()
+    rows = max(1, chunk // logits_a.shape[-1])
+    for s in range(0, logits_a.shape[0], rows):
+        a = logits_a[s : s + rows].float()
+        b = logits_b[s : s + rows].to(a.device, torch.float32)  # B may live on another device
         max_a, arg_a = a.max(-1)
         max_b, arg_b = b.max(-1)
         e_a = (a - max_a[:, None]).exp_()  # p_A * sum_a
@@ -58,7 +63,7 @@ def whole_prompt(pair: RunPair) -> dict[str, Tensor]:
     key = ("diff_tokens", pair.b.lm.fingerprint, tuple(pair.b.token_ids))
     if key not in pair.a.memo:
         kl, top_a, top_b = kl_and_top1(pair.a.logits, pair.b.logits)
-        pair.a.memo[key] = {"kl": kl, "top_a": top_a, "top_b": top_b}
+        pair.a.memo[key] = {"kl": kl, "top_a": top_a, "top_b": top_b.to(top_a.device)}
     return pair.a.memo[key]
 
 
@@ -72,21 +77,18 @@ def diff_tokens(pair: RunPair, params: DiffTokensParams) -> DiffTokensResult:
     kl = whole["kl"]
     largest = kl.topk(min(TOP_CHANGES, n)).indices
     rows = torch.cat([torch.arange(start, stop, device=kl.device), largest])
-    ranks = rank_of(pair.b.logits[rows], whole["top_a"][rows]).tolist()  # the window's, then
+    on_b = pair.b.logits.device
+    ranks = rank_of(
+        pair.b.logits[rows.to(on_b)], whole["top_a"][rows].to(on_b)
+    ).tolist()  # the window's, then
     rank_in_b = dict(zip(rows.tolist(), ranks, strict=True))  # the largest changes'
-    changes = []
-    for pos in largest.tolist():
-        (a1,) = top_predictions(pair.a.logits, tok, 1, pos, pos + 1)
-        (b1,) = top_predictions(pair.b.logits, tok, 1, pos, pos + 1)
-        changes.append(
-            TokenChange(
-                pos=pos,
-                kl=float(kl[pos]),
-                top_a=a1[0],
-                top_b=b1[0],
-                rank_in_b=rank_in_b[pos],
-            )
-        )
+    at = largest.tolist()
+    top1_a = top_predictions(pair.a.logits[largest], tok, 1)  # [change][1]
+    top1_b = top_predictions(pair.b.logits[largest.to(on_b)], tok, 1)
+    changes = [
+        TokenChange(pos=pos, kl=float(kl[pos]), top_a=a[0], top_b=b[0], rank_in_b=rank_in_b[pos])
+        for pos, a, b in zip(at, top1_a, top1_b, strict=True)
+    ]
     return DiffTokensResult(
         **pair_info(pair),
         start=start,
