@@ -74,8 +74,10 @@ def _check_graph(engine: Engine, p: GraphParams) -> GraphParams:
 
 
 def _load_model(engine: Engine, ctx: JobContext, p: LoadModelRequest) -> dict:
-    ctx.progress(0.05, f"loading {p.name}")
-    info = engine.load(p.name, dtype=p.dtype, device=p.device, max_context=p.max_context)
+    ctx.progress(0.05, f"loading {p.name} into slot {p.slot!r}")
+    info = engine.load(
+        p.name, dtype=p.dtype, device=p.device, max_context=p.max_context, slot=p.slot
+    )
     return info.model_dump()
 
 
