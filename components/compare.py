@@ -83,24 +83,17 @@ def side_of(value: str | None, can_diff: bool) -> str:
 # --- engine calls with the model slot -------------------------------------------------------
 def analyze(client: EngineClient, name: str, prompt: str, model: str = "a", **params: Any) -> dict:
     """An analysis on slot `model` (the request's ``model`` field, issue 14)."""
-    body: dict[str, Any] = {"prompt": prompt, "prepend_bos": True, "params": params}
-    if model != "a":
-        body["model"] = model
-    return client.request("POST", f"/analysis/{name}", body)
+    return client.analyze(name, prompt, model=model, **params)
 
 
 def pair(client: EngineClient, name: str, prompt: str, cmp: Comparison, **params: Any) -> dict:
     """A pair analysis (diff_tokens, diff_resid, diff_components, diff_latents) of A and B:
     the request names side B with ``model_b`` or ``prompt_b`` next to ``prompt``."""
-    body = {"prompt": prompt, "prepend_bos": True, "params": params, **cmp.pair()}
-    return client.request("POST", f"/analysis/{name}", body)
+    return client.analyze(name, prompt, **cmp.pair(), **params)
 
 
 def tokenize(client: EngineClient, prompt: str, model: str = "a") -> dict:
-    body = {"prompt": prompt, "prepend_bos": True}
-    if model != "a":
-        body["model"] = model
-    return client.request("POST", "/tokenize", body)
+    return client.tokenize(prompt, True, model=model)
 
 
 def link_query(query: dict[str, list[str]], **changes: Any) -> str:
@@ -125,7 +118,7 @@ def model_info(client: EngineClient, slot: str) -> dict | None:
     kept = st.session_state.setdefault("_slot_info", {})
     key = f"{slot}:{current().model_b}"  # another model B: asked again
     if key not in kept:
-        kept[key] = client.request("GET", f"/capabilities?model={slot}").get("model")
+        kept[key] = client.capabilities(model=slot).get("model")
     return kept[key]
 
 
@@ -174,7 +167,7 @@ def sidebar_panel(client: EngineClient) -> None:
 def _ensure_model_b(client: EngineClient, name: str) -> None:
     """Load `name` into slot b unless it is there (a shared link loads it on first open)."""
     try:
-        loaded = {m["slot"]: m["model"] for m in client.request("GET", "/models")}
+        loaded = {m.slot: m.model.model_dump() for m in client.models()}
     except EngineRequestError as e:
         st.warning(md(e.message), icon=":material/warning:")
         return
@@ -204,12 +197,8 @@ def _same_ref(info: dict, name: str) -> bool:
 
 
 def load_model_b(client: EngineClient, name: str) -> None:
-    from engine.schemas.jobs import JobStatus
-
-    job = client.start_job("load_model", {"name": name, "slot": SLOT_B})
-    done = client.wait_job(job.id)
-    if done.job.status != JobStatus.done:
-        raise EngineRequestError(422, "load_failed", done.job.error or done.job.message)
+    client.load_model(name, slot=SLOT_B)
+    st.session_state.pop("_slot_info", None)
 
 
 def side_toggle(*, can_diff: bool = True, why_not: str | None = None) -> str:
