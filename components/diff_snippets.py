@@ -42,3 +42,7 @@ def components(result: dict, cmp: Comparison) -> BundleSpec | None:
 
 def pattern_diff(layer: int, head: int, start: int, a: dict, b: dict, cmp: Comparison):
     return None
+
+
+def generation(body: dict, events: list[dict], cmp: Comparison) -> BundleSpec | None:
+    return None

@@ -15,8 +15,8 @@ import torch
 from engine.errors import EngineError
 from engine.loading import LoadedModel
 from engine.pairs import tokenizer_mismatch
-from engine.schemas.steering import SteerRequest
-from engine.steering import Continuation, Resolved, Step, _hooks, _kl
+from engine.schemas.steering import SteeringVector, SteerRequest
+from engine.steering import Continuation, Resolved, Step, _hooks, _kl, resolve
 
 
 def check_pair(lm_a: LoadedModel, lm_b: LoadedModel, slot_a: str, slot_b: str) -> None:
@@ -29,6 +29,25 @@ def check_pair(lm_a: LoadedModel, lm_b: LoadedModel, slot_a: str, slot_b: str) -
             f"Slots {slot_a!r} and {slot_b!r} cannot generate side by side: {why}.",
             {"reason": why},
         )  # fmt: skip
+
+
+def resolve_on(
+    lm: LoadedModel, vectors: list[SteeringVector], primary: LoadedModel | None
+) -> list[Resolved]:
+    """`vectors` resolved on `lm`; a latent of an SAE (or a condition's SAE) attached to the
+    primary model only is read from it (a fine-tune's slot usually has no SAEs of its own: the
+    base's dictionaries read its activations, as ``diff_latents`` does), when the widths match."""
+    out = []
+    for v in vectors:
+        try:
+            out += resolve(lm, [v])
+        except EngineError as e:
+            if e.code != "unknown_sae" or primary is None or primary is lm:
+                raise
+            if primary.model.cfg.d_model != lm.model.cfg.d_model:
+                raise
+            out += resolve(primary, [v])
+    return out
 
 
 def _follow(run: Continuation, token: int) -> None:

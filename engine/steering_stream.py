@@ -55,7 +55,8 @@ def events(engine: Engine, req: SteerRequest) -> AsyncIterator[bytes]:
     """Check the request now (errors answer 4xx), then stream its events as NDJSON lines."""
     lm = engine.require_model(req.model)
     ids, _ = engine.tokenize(req.prompt, req.prepend_bos, req.model)
-    resolved = engine.compute(steering.resolve, lm, req.vectors)
+    primary = engine.require_model()
+    resolved = engine.compute(steering_models.resolve_on, lm, req.vectors, primary)
     pair = _pair(engine, req, lm)  # side-by-side generation from two models (issue 14)
     start = StreamEvent(type="start", vectors=[r.info() for r in resolved], prompt_tokens=len(ids))
     stop = threading.Event()
@@ -137,4 +138,5 @@ def _pair(engine: Engine, req: SteerRequest, lm) -> tuple | None:
         return None
     lm_b = engine.require_model(req.model_b)
     steering_models.check_pair(lm, lm_b, req.model, req.model_b)
-    return lm_b, engine.compute(steering.resolve, lm_b, req.vectors)
+    primary = engine.require_model()
+    return lm_b, engine.compute(steering_models.resolve_on, lm_b, req.vectors, primary)

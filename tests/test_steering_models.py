@@ -89,3 +89,20 @@ def test_steering_runs_on_the_slot_it_names(pair):
     assert [e["base"]["id"] for e in on_a] == [e["base"]["id"] for e in side]
     bad = api.post("/steering/generate", json={**body, "model_b": "c"})
     assert bad.status_code == 404 and "slot" in bad.json()["error"]["message"]
+
+
+def test_model_b_steers_with_a_latent_of_the_base_models_sae(pair):
+    """The chat slot has no SAEs of its own: a latent of the base's SAE steers it (its decoder
+    row added to B's residual stream), here greedy after the fact prompt."""
+    api, client = pair
+    sae = next(s.id for s in client.saes())
+    vec = {"kind": "sae_latent", "sae": sae, "index": 0}
+    body = {"prompt": PROMPT, "max_new_tokens": 4, "temperature": 0, "stop_at_eos": False,
+            "model": "b"}  # fmt: skip
+    still = [e for e in stream(api, {**body, "vectors": [{**vec, "coefficient": 0}]})
+             if e["type"] == "token"]  # fmt: skip
+    assert all(e["steered"]["id"] == e["base"]["id"] and e["kl"] == 0 for e in still)
+    moved = [e for e in stream(api, {**body, "vectors": [{**vec, "coefficient": 200}]})
+             if e["type"] == "token"]  # fmt: skip
+    assert moved[0]["kl"] > 0
+    assert [e["base"]["id"] for e in moved] == [e["base"]["id"] for e in still]
