@@ -247,24 +247,44 @@ def pattern_diff_figure(
 
 
 # --- latents --------------------------------------------------------------------------------
-def latent_rows(result: dict) -> list[dict]:
-    """The changed latents of a ``diff_latents`` or ``latent_diff_set`` answer as figure rows
-    {index, label, a, b, example}, in the engine's order (largest change first)."""
+def strongest_rows(result: dict) -> list[dict]:
+    """A ``diff_latents`` answer's strongest changes over the prompt as figure rows
+    {index, label, a, b, delta, pos}, largest |B − A| first."""
+    return [{"index": x["index"], "label": x["label"], "a": x["a"], "b": x["b"],
+             "delta": x["delta"], "pos": x["pos"]} for x in result["strongest"]]  # fmt: skip
+
+
+def latent_rows_at(result: dict, pos: int) -> list[dict]:
+    """The largest changes at one position of a ``diff_latents`` answer."""
+    top = result["top"]
+    return [dict(x) for x in top[pos]] if 0 <= pos < len(top) else []
+
+
+def set_rows(result: dict) -> list[dict]:
+    """A ``latent_diff_set`` answer's increased then decreased latents as figure rows (mean
+    activations), each with its first example's text around the change."""
     out = []
-    for lt in result.get("latents", []):
-        a = lt.get("act_a", lt.get("mean_a", lt.get("a")))
-        b = lt.get("act_b", lt.get("mean_b", lt.get("b")))
-        examples = lt.get("examples") or []
-        example = examples[0] if examples and isinstance(examples[0], str) else None
-        out.append({"index": lt["index"], "label": lt.get("label") or "", "a": a, "b": b,
-                    "example": example})  # fmt: skip
+    for x in [*result["increased"], *result["decreased"]]:
+        ex = x["examples"][0] if x["examples"] else None
+        out.append({"index": x["index"], "label": x["label"], "a": x["mean_a"], "b": x["mean_b"],
+                    "delta": x["delta"], "example": "".join(ex["tokens"]) if ex else None})  # fmt: skip
     return out
+
+
+def adiff_rows(result: dict) -> tuple[list[str], list[list[dict]]]:
+    """An ``adiff_lens`` answer's mean reading as (row labels, [row][rank] {text, logit})."""
+    layers = result["mean"]["layers"]
+    rows = [f"{x['hook']} (‖Δ‖ {x['norm']:.2f})" for x in layers]
+    top = [[{"text": t["text"], "logit": v} for t, v in zip(x["top_tokens"], x["top_values"],
+                                                             strict=True)] for x in layers]  # fmt: skip
+    return rows, top
 
 
 def latent_changes_figure(latents: list[dict], *, title: str, subtitle: str) -> go.Figure:
     """Horizontal bars: each latent's activation on A and on B (its label on the axis), the
     largest change on top. A latent: {index, label, a, b} (a/b: activation or mean)."""
-    names = [f"#{lt['index']} {plot_text(lt.get('label') or '')}"[:48] for lt in latents][::-1]
+    names = [f"#{lt['index']} {plot_text(lt.get('label') or '')}"[:48]
+             + (f" @{lt['pos']}" if lt.get("pos") is not None else "") for lt in latents][::-1]  # fmt: skip
     fig = go.Figure()
     fig.add_bar(y=names, x=[lt["a"] for lt in latents][::-1], orientation="h", name="A",
                 marker_color=A_COLOR)  # fmt: skip

@@ -9,8 +9,9 @@ import streamlit as st
 from components import compare, diff_snippets, shell, state, widgets
 from components import diff_figures as dfig
 from components.compare import Comparison
+from components.safe import md
 from components.theme import show_token
-from engine.client import EngineClient
+from engine.client import EngineClient, EngineRequestError
 
 TOP_K = 8  # predictions of each side at a position
 LENS_K = 6  # tokens of the difference lens per residual stream read
@@ -133,3 +134,38 @@ def components_panel(
         "(each through its own final layer norm scale); hover a head for both values."
     )
     return res
+
+
+def latent_rows(
+    client: EngineClient, prompt: str, sae: str, rows: list[dict], *, key: str = "prompt"
+) -> None:
+    """One line per changed latent: label, A → B, an example (its own shipped top example
+    when the row has none), and links to its latent panel and to steering it on A or on B."""
+    for row in rows:
+        example = row.get("example") or _shipped_example(client, prompt, sae, row["index"])
+        c1, c2, c3, c4 = st.columns([6, 1.4, 1.3, 1.3], vertical_alignment="center")
+        c1.markdown(
+            f"**#{row['index']}** {md(row.get('label') or '(no label)')} · A {row['a']:.3g} → "
+            f"B {row['b']:.3g}" + (f" · at pos {row['pos']}" if row.get("pos") is not None else "")
+            + (f"  \n:gray[e.g. {md(example[:120])}]" if example else "")
+        )  # fmt: skip
+        c2.link_button("Latent panel", compare.link("latents", sae=sae, latent=row["index"]),
+                       icon=":material/scatter_plot:")  # fmt: skip
+        for col, side in ((c3, "a"), (c4, "b")):
+            col.link_button(
+                f"Steer {side.upper()}",
+                compare.link("steering", side=side, add_latent=f"sae:{sae}:{row['index']}"),
+                icon=":material/tune:", help=f"steer model {side.upper()} with this latent",
+            )  # fmt: skip
+
+
+def _shipped_example(client: EngineClient, prompt: str, sae: str, index: int) -> str | None:
+    """The latent's strongest shipped example (its text), when it has one."""
+    try:
+        d = client.analyze("latent_detail", prompt, sae=sae, index=index)
+    except EngineRequestError:
+        return None
+    ex = (d.get("examples") or [None])[0]
+    if not ex:
+        return None
+    return "".join(ex["tokens"]) if isinstance(ex, dict) and "tokens" in ex else str(ex)

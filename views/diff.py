@@ -40,74 +40,77 @@ ids = [s.id for s in saes]
 sae = state.get("sae") if state.get("sae") in ids else ids[0]
 sae = st.selectbox("SAE (model A's, applied to both sides' activations at its hook)", ids,
                    index=ids.index(sae), key="w_diff_sae")  # fmt: skip
-lat = shell.call(compare.pair, client, "diff_latents", prompt, cmp, sae=sae, pos=pos, top_k=10)
-changed = dfig.latent_rows(lat)
+lat = shell.call(compare.pair, client, "diff_latents", prompt, cmp, sae=sae, top_k=8,
+                 n_strongest=10)  # fmt: skip
+changed = dfig.strongest_rows(lat)
 if changed:
     widgets.figure(
         dfig.latent_changes_figure(
-            changed, title=f"Latents whose activation changed most at pos {pos}",
-            subtitle=f"{sae} · A and B activations, largest |B − A| on top",
+            changed, title="Latents whose activation changed most on this prompt",
+            subtitle=f"{sae} · each at the token where |B − A| is largest",
         ),
-        name="diff_latents", params={"pos": pos, "sae": sae},
+        name="diff_latents", params={"sae": sae},
         bundle=diff_snippets.latents(lat, changed, cmp),
     )  # fmt: skip
-    for row in changed:
-        c1, c2, c3, c4 = st.columns([5, 1.3, 1.3, 1.3], vertical_alignment="center")
-        c1.markdown(
-            f"**#{row['index']}** {md(row.get('label') or '(no label)')} · A {row['a']:.2f} → "
-            f"B {row['b']:.2f}" + (f" · e.g. {md(row['example'])}" if row.get("example") else "")
-        )
-        c2.link_button("Latent panel", compare.link("latents", sae=sae, latent=row["index"]),
-                       icon=":material/scatter_plot:")  # fmt: skip
-        for col, side in ((c3, "a"), (c4, "b")):
-            col.link_button(
-                f"Steer on {side.upper()}",
-                compare.link("steering", side=side, add_latent=f"sae:{sae}:{row['index']}"),
-                icon=":material/tune:",
-            )
+    diff_panels.latent_rows(client, prompt, sae, changed)
 else:
-    st.caption("No latent changed at this position.")
+    st.caption("No latent's activation changed on this prompt.")
+here = dfig.latent_rows_at(lat, pos)
+if here:
+    st.markdown(f"**At pos {pos}** (the selected token): " + " · ".join(
+        f"#{r['index']} {r['a']:.2f} → {r['b']:.2f}" for r in here[:6]))  # fmt: skip
 
 st.subheader("Over a text set")
+if not cmp.model_b:
+    st.caption("The text-set jobs compare two models; prompt B is one prompt.")
+    st.stop()
 st.caption(
-    "The activation-difference lens (mean resid_B − resid_A per layer over neutral texts, read "
-    "through the unembedding and the SAE) and each latent's mean activation and firing "
-    "frequency change: jobs on the engine, with progress, cached by their inputs."
+    "The activation-difference lens (mean resid_B − resid_A of the first tokens of neutral "
+    "texts, read through the unembedding and the SAE's decoder directions) and each latent's "
+    "mean activation and firing frequency change: jobs on the engine, with progress and "
+    "cancel, cached by their inputs."
 )
-texts = st.text_input("Texts (a file in the engine's data directories; empty: its neutral set)",
-                      key="w_diff_texts")  # fmt: skip
-job_params = {**cmp.pair(), "sae": sae, **({"path": texts} if texts else {})}
+texts = st.text_input("Texts (a file in the engine's data directories; empty: the built-in "
+                      "neutral set)", key="w_diff_texts")  # fmt: skip
+source = {"model_b": compare.SLOT_B, **({"path": texts} if texts else {})}
 j1, j2 = st.columns(2)
 if j1.button("Activation-difference lens", icon=":material/play_arrow:"):
-    job_box.start(client, "adiff_job", "adiff_lens", job_params)
+    job_box.start(client, "adiff_job", "adiff_lens", {**source, "top_k": 10})
 if j2.button("Latent changes over the set", icon=":material/play_arrow:"):
-    job_box.start(client, "ldiff_job", "latent_diff_set", job_params)
-if out := job_box.follow(client, "adiff_job", "the activation-difference lens"):
-    if out.job.status == "done":
-        st.session_state["adiff_result"] = out.result
-    else:
-        st.error(out.job.error or out.job.message)
-if out := job_box.follow(client, "ldiff_job", "the latent changes job"):
-    if out.job.status == "done":
-        st.session_state["ldiff_result"] = out.result
-    else:
-        st.error(out.job.error or out.job.message)
-if adiff := st.session_state.get("adiff_result"):
+    job_box.start(client, "ldiff_job", "latent_diff_set", {**source, "sae": sae, "n_top": 10})
+for key, what in (("adiff_job", "the activation-difference lens"),
+                  ("ldiff_job", "the latent changes job")):  # fmt: skip
+    if out := job_box.follow(client, key, what):
+        if out.job.status == "done":
+            st.session_state[f"{key}:result"] = out.result
+        else:
+            st.error(out.job.error or out.job.message)
+if adiff := st.session_state.get("adiff_job:result"):
+    rows, top = dfig.adiff_rows(adiff)
     widgets.figure(
         dfig.layer_tokens_figure(
-            adiff["rows"], adiff["lens"], title="Activation-difference lens",
-            subtitle=f"top tokens of W_U · mean(resid_B − resid_A) over {adiff['n_texts']} texts",
+            rows, top, title="Activation-difference lens",
+            subtitle=f"{adiff['normalisation']} · {adiff['over']}",
         ),
-        name="diff_adiff_lens", params={"texts": adiff.get("source", "neutral set")},
+        name="diff_adiff_lens", params={"texts": adiff["over"]},
         bundle=diff_snippets.adiff_lens(adiff),
     )  # fmt: skip
-if ldiff := st.session_state.get("ldiff_result"):
-    rows_set = dfig.latent_rows(ldiff)
+    for reading in adiff["mean"]["saes"]:
+        st.caption(
+            f"{md(reading['sae'])}: latents best aligned with the mean difference: "
+            + ", ".join(
+                f"#{x['index']} {md(x['label'][:40])} ({x['cosine']:.2f})"
+                for x in reading["latents"][:6]
+            )  # fmt: skip
+        )
+if ldiff := st.session_state.get("ldiff_job:result"):
+    rows_set = dfig.set_rows(ldiff)
     widgets.figure(
         dfig.latent_changes_figure(
-            rows_set, title="Latents whose mean activation changed most over the set",
-            subtitle=f"{ldiff.get('sae', sae)} · over {ldiff.get('n_texts', '?')} texts",
+            rows_set, title="Latents whose mean activation changed most over the texts",
+            subtitle=f"{ldiff['sae']['id']} · {ldiff['over']}",
         ),
-        name="diff_latent_set", params={"sae": ldiff.get("sae", sae)},
+        name="diff_latent_set", params={"sae": ldiff["sae"]["id"]},
         bundle=diff_snippets.latent_set(ldiff, rows_set),
     )  # fmt: skip
+    diff_panels.latent_rows(client, prompt, ldiff["sae"]["id"], rows_set, key="set")
