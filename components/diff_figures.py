@@ -10,6 +10,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from components.dla_figures import bar_terms
 from components.heatmaps import add_click_grid, cell, token_ticks
 from components.safe import plot_text
 from components.theme import ACCENT, DIVERGING, SEQUENTIAL, apply, show_token
@@ -136,7 +137,8 @@ def diff_lens_figure(rows: list[str], top: list[list[dict]], *, pos: int, token:
     """The difference lens at one position: for each residual stream read, the top tokens of
     unembed(resid_B − resid_A) (no ln_final), as a [row][rank] grid coloured by the logit."""
     k = max((len(r) for r in top), default=0)
-    z = [[r[i]["logit"] if i < len(r) else None for i in range(k)] for r in top]
+    val = lambda t: t["logit"] if "logit" in t else t["value"]  # noqa: E731
+    z = [[val(r[i]) if i < len(r) else None for i in range(k)] for r in top]
     text = [[_tok(r[i]["text"]) if i < len(r) else "" for i in range(k)] for r in top]
     fig = go.Figure(
         go.Heatmap(
@@ -193,12 +195,11 @@ def heads_change_figure(
 
 
 def component_terms(result: dict) -> list[tuple[str, float, float]]:
-    """(name, on A, on B) of each non-head term of a ``diff_components`` answer: embeddings,
-    each layer's attention (its heads summed) and MLP, and the total."""
-    out = [(t["name"], t["a"], t["b"]) for t in result.get("terms", [])]
-    if "total_a" in result:
-        out.append(("total", result["total_a"], result["total_b"]))
-    return out
+    """(name, on A, on B) of each bar of the DLA view (``dla_figures.bar_terms``: embeddings,
+    each MLP, all heads, the biases) of a ``diff_components`` answer, and the total."""
+    a, b = result["a"], result["b"]
+    out = [(n, va, vb) for (n, va), (_, vb) in zip(bar_terms(a), bar_terms(b), strict=True)]
+    return [*out, ("total", a["total"], b["total"])]
 
 
 def terms_change_figure(terms: list[tuple[str, float, float]], *, target: str) -> go.Figure:
@@ -301,13 +302,13 @@ def latent_changes_figure(latents: list[dict], *, title: str, subtitle: str) -> 
 
 # --- side-by-side generation ----------------------------------------------------------------
 def generation_kl_figure(kls: list[float], labels: tuple[str, str] = ("A", "B")) -> go.Figure:
-    """KL between model A's and model B's next-token distributions at each generated step."""
+    """KL(A || B) of the two models' next-token distributions at each step of A's text."""
     fig = go.Figure(go.Scatter(x=list(range(len(kls))), y=kls, mode="lines+markers",
                                line=dict(color=B_COLOR)))  # fmt: skip
     fig.update_layout(
-        title=dict(text=f"Next-token KL divergence, {labels[1]} ‖ {labels[0]}",
-                   subtitle=dict(text="step 0 is the prompt's own next token; later steps compare "
-                                 "each model's next token after its own continuation")),
+        title=dict(text=f"Next-token KL divergence, {labels[0]} ‖ {labels[1]}, along {labels[0]}'s text",
+                   subtitle=dict(text=f"step 0 is after the prompt; step t, after the prompt and "
+                                 f"{labels[0]}'s first t tokens, read by both models")),
         xaxis_title="generated step", yaxis_title="KL (nats)", height=300,
     )  # fmt: skip
     return apply(fig)

@@ -32,18 +32,21 @@ def tokens_panel(
     start, _ = widgets.position_window(len(tokens), width, pos)
     kl = shell.call(compare.pair, client, "diff_tokens", prompt, cmp, top_k=TOP_K, start=start,
                     width=width)  # fmt: skip
-    top = dfig.top_position(kl["kl"], kl["start"])
+    window_kl = kl["kl"][kl["start"] : kl["stop"]]
     widgets.figure(
-        dfig.kl_strip_figure(kl["tokens"][kl["start"] : kl["stop"]], kl["kl"], start=kl["start"],
+        dfig.kl_strip_figure(kl["tokens"][kl["start"] : kl["stop"]], window_kl, start=kl["start"],
                              selected_pos=pos),
         name=f"{key}_kl", params={"positions": f"{kl['start']}-{kl['stop'] - 1}"},
         on_click=lambda p: {"pos": int(p["x"])} if "x" in p else {},
         bundle=diff_snippets.kl_tokens(kl, cmp),
     )  # fmt: skip
-    if top is not None:
+    if kl["top_changes"]:
+        top = kl["top_changes"][0]
         st.caption(
-            f"Largest KL in the window at pos {top} ({show_token(tokens[top]['text'])}): "
-            f"{kl['kl'][top - kl['start']]:.3f} nats. Click a bar to select a position."
+            f"Largest KL over the prompt after pos {top['pos']} "
+            f"({show_token(tokens[top['pos']]['text'])}): {top['kl']:.3f} nats, A predicts "
+            f"{show_token(top['top_a']['text'])}, B {show_token(top['top_b']['text'])} · mean "
+            f"{kl['mean_kl']:.3f} nats. Click a bar to select a position."
         )
     pos = widgets.position_picker(tokens, pos, (kl["start"], kl["stop"]))
     at = kl if kl["start"] <= pos < kl["stop"] else shell.call(
@@ -61,10 +64,9 @@ def tokens_panel(
     with right:
         st.markdown(f"**Changed predictions after pos {pos}**")
         st.dataframe(dfig.changed_table(at["top_a"][i], at["top_b"][i]), hide_index=True)
-        rank = at["rank_b"][i]
         st.caption(
-            f"KL(A ‖ B) here: {at['kl'][i]:.3f} nats · A's top token is "
-            + (f"rank {rank + 1} on B" if rank is not None else "outside B's top ranks")
+            f"KL(A ‖ B) here: {at['kl'][pos]:.3f} nats · A's top token is rank "
+            f"{at['rank_in_b'][i]} on B"
         )
     return tokens, pos, kl
 
@@ -83,7 +85,7 @@ def resid_panel(
     a, b = st.columns([3, 2], gap="large")
     with a:
         widgets.figure(
-            dfig.resid_norms_figure(rows, res["norms"], res["tokens"][res["start"] : res["stop"]],
+            dfig.resid_norms_figure(rows, res["norm"], res["tokens"],
                                     start=res["start"], selected=(row, pos)),
             name=f"{key}_resid_norms", params={"pos": pos},
             on_click=lambda p: {"pos": int(p["x"]), "layer": int(p["y"])} if "y" in p else {},
@@ -91,7 +93,7 @@ def resid_panel(
         )  # fmt: skip
     with b:
         widgets.figure(
-            dfig.diff_lens_figure(rows, res["lens"], pos=res["pos"],
+            dfig.diff_lens_figure(rows, res["lens_up"], pos=res["pos"],
                                   token=tokens[res["pos"]]["text"]),
             name=f"{key}_lens", params={"pos": res["pos"]},
             bundle=diff_snippets.diff_lens(res, cmp),
@@ -110,14 +112,15 @@ def components_panel(
     change (``diff_components``)."""
     res = shell.call(compare.pair, client, "diff_components", prompt, cmp, pos=pos,
                      target=target, baseline=baseline)  # fmt: skip
-    n_heads = len(res["heads_a"][0]) if res["heads_a"] else 1
-    layer = min(max(state.get("layer") or 0, 0), len(res["heads_a"]) - 1)
+    heads_a, heads_b = res["a"]["heads"], res["b"]["heads"]
+    n_heads = len(heads_a[0]) if heads_a else 1
+    layer = min(max(state.get("layer") or 0, 0), len(heads_a) - 1)
     head = min(max(state.get("head") or 0, 0), n_heads - 1)
     target_text = res["target"]["text"]
     left, right = st.columns([1, 1], gap="large")
     with left:
         widgets.figure(
-            dfig.heads_change_figure(res["heads_a"], res["heads_b"], target=target_text,
+            dfig.heads_change_figure(heads_a, heads_b, target=target_text,
                                      selected=(layer, head)),
             name="dla_diff_heads", params={"pos": pos, "target": repr(target_text)},
             on_click=lambda p: {"layer": int(p["y"]), "head": int(p["x"])} if "y" in p else {},
@@ -130,8 +133,10 @@ def components_panel(
             bundle=diff_snippets.components(res, cmp),
         )  # fmt: skip
     st.caption(
-        f"Each component's direct effect on the target's logit at pos {pos}, read on A and on B "
-        "(each through its own final layer norm scale); hover a head for both values."
+        f"Each component's direct effect on {res['metric']} at pos {pos}, read on A and on B "
+        f"(each through its own final layer norm scale); hover a head for both values. The "
+        f"model's value moves by {res['model_value_delta']:+.3f}. Largest changes: "
+        + ", ".join(f"{c['name']} {c['delta']:+.2f}" for c in res["top_changes"][:6])
     )
     return res
 
