@@ -201,7 +201,9 @@ def load_model_b(client: EngineClient, name: str) -> None:
     st.session_state.pop("_slot_info", None)
 
 
-def side_toggle(*, can_diff: bool = True, why_not: str | None = None) -> str:
+def side_toggle(
+    *, can_diff: bool = True, why_not: str | None = None, diff_label: str = "difference (B − A)"
+) -> str:
     """The view's A / B / difference toggle (``side=``); A when nothing is compared. Where the
     difference is not offered, `why_not` says why under the toggle."""
     cmp = current()
@@ -219,7 +221,7 @@ def side_toggle(*, can_diff: bool = True, why_not: str | None = None) -> str:
     name_a = ((caps.get("model") or {}).get("name")) or "A"
     side = st.segmented_control(
         "Show", options, key="w_side", on_change=changed,
-        format_func=lambda s: "difference (B − A)" if s == "diff" else cmp.label(s, name_a),
+        format_func=lambda s: diff_label if s == "diff" else cmp.label(s, name_a),
     )  # fmt: skip
     if not can_diff and why_not:
         st.caption(f"No difference here: {why_not}")

@@ -25,6 +25,7 @@ cmp = compare.current()
 side = compare.side_toggle(  # compare mode: steer model A or B, or generate from both
     can_diff=bool(cmp.model_b),
     why_not="side-by-side generation compares two models; prompt B is steered on its own.",
+    diff_label="A and B side by side",
 )
 prompt, slot = cmp.run_on("a" if side == "diff" else side, prompt)
 both = side == "diff"  # side by side: A's and B's continuations, the vectors on both
