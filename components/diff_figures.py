@@ -49,20 +49,19 @@ def kl_strip_figure(
     fig = go.Figure(
         go.Bar(
             x=xs, y=[v if v is not None else 0 for v in kls], marker_color=colors,
-            text=[f"{v:.2f}" if v is not None else "" for v in kls], textposition="outside",
+            text=[("max " if x == top else "") + (f"{v:.2f}" if v is not None else "")
+                  for x, v in zip(xs, kls, strict=True)], textposition="outside",
             customdata=[_tok(t) for t in texts],
             hovertemplate="pos %{x} (%{customdata}): KL %{y:.4f} nats<extra></extra>",
         )
     )  # fmt: skip
     fig.update_xaxes(**token_ticks(texts, start=start), tickangle=-60)
-    fig.update_yaxes(title="KL (nats)", rangemode="tozero")
+    top_v = max((v for v in kls if v is not None), default=0.0)
+    fig.update_yaxes(title="KL (nats)", range=[0, 1.15 * top_v if top_v > 0 else 1])
     fig.update_layout(
         title=dict(text=title, subtitle=dict(text=subtitle)), height=360, bargap=0.15,
         clickmode="event+select",
     )  # fmt: skip
-    if top is not None:
-        fig.add_annotation(x=top, y=kls[top - start], text="max", showarrow=True, arrowhead=2,
-                           ay=-34, font=dict(color=ACCENT))  # fmt: skip
     return apply(fig)
 
 
@@ -128,7 +127,7 @@ def resid_norms_figure(
     fig.update_layout(
         title=dict(text="Norm of the residual difference, resid_B − resid_A",
                    subtitle=dict(text="per residual stream read and position · click a cell")),
-        height=160 + 26 * len(rows),
+        height=170 + 40 * len(rows),
     )  # fmt: skip
     return apply(fig)
 

@@ -48,7 +48,7 @@ def test_kl_strip_marks_the_top_position_and_carries_the_values():
     assert list(bar.x) == [1, 2, 3] and list(bar.y) == kls
     assert dfig.top_position(kls, 1) == 3 and bar.marker.color[2] == dfig.ACCENT
     assert bar.marker.color[1] == "#111"  # the selected one
-    assert fig.layout.annotations[0].x == 3
+    assert list(bar.text) == ["0.10", "0.30", "max 9.20"]
     assert list(fig.layout.xaxis.ticktext) == ["1:The", "2:·capital", "3:·is"]
     assert dfig.top_position([None, None]) is None
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import compare, diff_snippets, shell, snippets, state, widgets, windows
+from components import compare as ab  # compare mode; `compare` here is the second head
+from components import diff_snippets, shell, snippets, state, widgets, windows
 from components.attention_figures import (
     head_key,
     head_label,
@@ -24,15 +25,15 @@ link = shell.engine_link()
 prompt = state.get("prompt")
 model = st.session_state["capabilities"]["model"]
 st.title("Attention")
-cmp = compare.current()
-side = compare.side_toggle()  # compare mode: A, B, or a head's pattern B − A
+cmp = ab.current()
+side = ab.side_toggle()  # compare mode: A, B, or a head's pattern B − A
 prompt_a = prompt
 prompt, slot = cmp.run_on("a" if side == "diff" else side, prompt)
-on_side = compare.figure_side(link.client, side, prompt) if side == "b" else {}
+on_side = ab.figure_side(link.client, side, prompt) if side == "b" else {}
 model = on_side.get("model_info") or model
 n_layers, n_heads = model["n_layers"], model["n_heads"]
 
-scores = shell.call(compare.analyze, link.client, "head_scores", prompt, slot)
+scores = shell.call(ab.analyze, link.client, "head_scores", prompt, slot)
 tokens = scores["tokens"]
 pos = state.clamp_pos(len(tokens))
 layer, head = state.clamp("layer", n_layers), state.clamp("head", n_heads)
@@ -92,14 +93,14 @@ st.subheader("Attention pattern" + (" (side by side)" if compare else ""))
 n_tokens = len(tokens)
 start, stop = widgets.position_window(n_tokens, windows.ATTENTION, pos)
 answers = [
-    shell.call(compare.analyze, link.client, "attention_pattern", prompt, slot, layer=la, head=h,
+    shell.call(ab.analyze, link.client, "attention_pattern", prompt, slot, layer=la, head=h,
                start=start, width=windows.ATTENTION, overview=windows.OVERVIEW)
     for la, h in shown
 ]  # fmt: skip
 if side == "diff":  # the same head on side B, drawn as B − A
     prompt_b, slot_b = cmp.run_on("b", prompt_a)
     for (la, h), a_res in zip(shown, answers, strict=True):
-        b_res = shell.call(compare.analyze, link.client, "attention_pattern", prompt_b, slot_b,
+        b_res = shell.call(ab.analyze, link.client, "attention_pattern", prompt_b, slot_b,
                            layer=la, head=h, start=start, width=windows.ATTENTION,
                            overview=windows.OVERVIEW)  # fmt: skip
         if b_res["n_tokens"] != a_res["n_tokens"]:
@@ -151,7 +152,7 @@ if over_col is not None:
 st.subheader(f"All heads of layer {layer}")
 st.caption("circuitsvis: hover a head to enlarge it, click to lock it; hover a token for its row.")
 layer_res = shell.call(
-    compare.analyze, link.client, "attention_layer", prompt, slot, layer=layer,
+    ab.analyze, link.client, "attention_layer", prompt, slot, layer=layer,
     start=max(start, stop - windows.CIRCUITSVIS), width=windows.CIRCUITSVIS,
 )  # the last positions of the pattern's window  # fmt: skip
 if layer_res["n_tokens"] > windows.CIRCUITSVIS:

@@ -24,7 +24,7 @@ if not cmp.active:
     )
     st.stop()
 labels = diff_panels.labels(cmp)
-st.caption(f"A = {md(labels[0])} · B = {md(labels[1])}" + (
+st.caption(f"{md(labels[0])} · {md(labels[1])}" + (
     f" · prompt B: {md(cmp.prompt_b)!s}" if cmp.prompt_b else ""))  # fmt: skip
 
 tokens, pos, _ = diff_panels.tokens_panel(client, prompt, cmp, windows.DIFF)
@@ -32,7 +32,11 @@ st.subheader("Residual stream difference")
 diff_panels.resid_panel(client, prompt, cmp, tokens, pos, windows.DIFF)
 
 st.subheader("Latents that changed")
+caps = st.session_state["capabilities"]
 saes = shell.call(client.saes)
+if "diff_latents" not in caps["analyses"]:
+    st.info("This engine has no latent diffs (analysis diff_latents).")
+    st.stop()
 if not saes:
     st.info("No SAE is attached to model A: attach one on the SAE latents page.")
     st.stop()
@@ -61,6 +65,9 @@ if here:
         f"#{r['index']} {r['a']:.2f} → {r['b']:.2f}" for r in here[:6]))  # fmt: skip
 
 st.subheader("Over a text set")
+if not {"adiff_lens", "latent_diff_set"} <= set(caps["jobs"]):
+    st.info("This engine has no text-set diff jobs (adiff_lens, latent_diff_set).")
+    st.stop()
 if not cmp.model_b:
     st.caption("The text-set jobs compare two models; prompt B is one prompt.")
     st.stop()
