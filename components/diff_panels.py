@@ -17,6 +17,12 @@ TOP_K = 8  # predictions of each side at a position
 LENS_K = 6  # tokens of the difference lens per residual stream read
 
 
+def side_code(client: EngineClient, cmp: Comparison) -> str:
+    """The bundles' snippet lines that run side B (model B as the engine loaded it)."""
+    info = compare.model_info(client, compare.SLOT_B) if cmp.model_b else None
+    return diff_snippets.side_b(cmp, info)
+
+
 def labels(cmp: Comparison) -> tuple[str, str]:
     name = ((st.session_state.get("capabilities") or {}).get("model") or {}).get("name", "A")
     return cmp.label("a", name), cmp.label("b")
@@ -38,7 +44,7 @@ def tokens_panel(
                              selected_pos=pos),
         name=f"{key}_kl", params={"positions": f"{kl['start']}-{kl['stop'] - 1}"},
         on_click=lambda p: {"pos": int(p["x"])} if "x" in p else {},
-        bundle=diff_snippets.kl_tokens(kl, cmp),
+        bundle=diff_snippets.kl_tokens(kl, side_code(client, cmp)),
     )  # fmt: skip
     if kl["top_changes"]:
         top = kl["top_changes"][0]
@@ -59,7 +65,7 @@ def tokens_panel(
             dfig.changed_predictions_figure(at["top_a"][i], at["top_b"][i], pos=pos,
                                             token=tokens[pos]["text"], labels=labels(cmp)),
             name=f"{key}_predictions", params={"pos": pos},
-            bundle=diff_snippets.changed_predictions(at, i, cmp),
+            bundle=diff_snippets.changed_predictions(at, i, side_code(client, cmp)),
         )  # fmt: skip
     with right:
         st.markdown(f"**Changed predictions after pos {pos}**")
@@ -89,14 +95,14 @@ def resid_panel(
                                     start=res["start"], selected=(row, pos)),
             name=f"{key}_resid_norms", params={"pos": pos},
             on_click=lambda p: {"pos": int(p["x"]), "layer": int(p["y"])} if "y" in p else {},
-            bundle=diff_snippets.resid_norms(res, cmp),
+            bundle=diff_snippets.resid_norms(res, side_code(client, cmp)),
         )  # fmt: skip
     with b:
         widgets.figure(
             dfig.diff_lens_figure(rows, res["lens_up"], pos=res["pos"],
                                   token=tokens[res["pos"]]["text"]),
             name=f"{key}_lens", params={"pos": res["pos"]},
-            bundle=diff_snippets.diff_lens(res, cmp),
+            bundle=diff_snippets.diff_lens(res, side_code(client, cmp)),
         )  # fmt: skip
     st.caption(
         "The lens of a difference reads W_U · (resid_B − resid_A) without the final layer norm: "
@@ -124,13 +130,13 @@ def components_panel(
                                      selected=(layer, head)),
             name="dla_diff_heads", params={"pos": pos, "target": repr(target_text)},
             on_click=lambda p: {"layer": int(p["y"]), "head": int(p["x"])} if "y" in p else {},
-            bundle=diff_snippets.components(res, cmp),
+            bundle=diff_snippets.components(res, side_code(client, cmp)),
         )  # fmt: skip
     with right:
         widgets.figure(
             dfig.terms_change_figure(dfig.component_terms(res), target=target_text),
             name="dla_diff_terms", params={"pos": pos, "target": repr(target_text)},
-            bundle=diff_snippets.components(res, cmp),
+            bundle=diff_snippets.components(res, side_code(client, cmp)),
         )  # fmt: skip
     st.caption(
         f"Each component's direct effect on {res['metric']} at pos {pos}, read on A and on B "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from components import compare as ab  # compare mode; `compare` here is the second head
-from components import diff_snippets, shell, snippets, state, widgets, windows
+from components import diff_panels, diff_snippets, shell, snippets, state, widgets, windows
 from components.attention_figures import (
     head_key,
     head_label,
@@ -99,6 +99,7 @@ answers = [
 ]  # fmt: skip
 if side == "diff":  # the same head on side B, drawn as B − A
     prompt_b, slot_b = cmp.run_on("b", prompt_a)
+    side_b = diff_panels.side_code(link.client, cmp)
     for (la, h), a_res in zip(shown, answers, strict=True):
         b_res = shell.call(ab.analyze, link.client, "attention_pattern", prompt_b, slot_b,
                            layer=la, head=h, start=start, width=windows.ATTENTION,
@@ -113,7 +114,7 @@ if side == "diff":  # the same head on side B, drawn as B − A
                                 head=head_label(head_key(la, h)), selected_pos=pos),
             name=f"attention_diff_L{la}H{h}", params={"head": f"L{la}H{h}", "pos": pos},
             on_click=lambda p: {"pos": int(p["y"])} if "y" in p else {},
-            bundle=diff_snippets.pattern_diff(la, h, start, a_res, b_res, cmp),
+            bundle=diff_snippets.pattern_diff(la, h, start, a_res, b_res, side_b),
         )  # fmt: skip
     st.caption("Side B's pattern minus side A's, position by position (the same head of both "
                "models, or of the two prompts); the head scores above are side A's.")  # fmt: skip

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import compare, diff_panels, diff_snippets, job_box, shell, state, widgets, windows
+from components import compare, diff_panels, job_box, shell, state, widgets, windows
 from components import diff_figures as dfig
 from components.safe import md
 
@@ -54,7 +54,7 @@ if changed:
             subtitle=f"{sae} · each at the token where |B − A| is largest",
         ),
         name="diff_latents", params={"sae": sae},
-        bundle=diff_snippets.latents(lat, changed, cmp),
+        bundle=None,  # diff_latents' snippet: once diff14b's analysis is wired
     )  # fmt: skip
     diff_panels.latent_rows(client, prompt, sae, changed)
 else:
@@ -100,7 +100,7 @@ if adiff := st.session_state.get("adiff_job:result"):
             subtitle=f"{adiff['normalisation']} · {adiff['over']}",
         ),
         name="diff_adiff_lens", params={"texts": adiff["over"]},
-        bundle=diff_snippets.adiff_lens(adiff),
+        bundle=None,
     )  # fmt: skip
     for reading in adiff["mean"]["saes"]:
         st.caption(
@@ -118,6 +118,6 @@ if ldiff := st.session_state.get("ldiff_job:result"):
             subtitle=f"{ldiff['sae']['id']} · {ldiff['over']}",
         ),
         name="diff_latent_set", params={"sae": ldiff["sae"]["id"]},
-        bundle=diff_snippets.latent_set(ldiff, rows_set),
+        bundle=None,
     )  # fmt: skip
     diff_panels.latent_rows(client, prompt, ldiff["sae"]["id"], rows_set, key="set")

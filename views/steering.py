@@ -215,7 +215,7 @@ note.caption(
 if got["kl"] and both:
     widgets.figure(generation_kl_figure(got["kl"], ("A", "B")), name="steering_models_kl",
                    params={"vectors": len(vectors), "seed": int(seed), "temperature": stemp},
-                   bundle=diff_snippets.generation(body, events, cmp))  # fmt: skip
+                   bundle=diff_snippets.generation(body, events, diff_panels.side_code(client, cmp)))  # fmt: skip
 elif got["kl"]:
     widgets.figure(kl_figure(got["kl"]), name="steering_kl",
                    params={"vectors": len(vectors), "seed": int(seed), "temperature": stemp},
