@@ -83,10 +83,9 @@ def test_model_pair_snippets_recompute_their_data(pair, tmp_path, monkeypatch):
     # one script holding every body: the models load once (the bodies use distinct names)
     merged = bundles.BundleSpec(
         data={f"{i}_{k}": a for i, s in enumerate(specs) for k, a in s.data.items()},
-        code="\n".join(
-            f"{s.code}\ndata_{i} = data\n" for i, s in enumerate(specs)
-        ) + "\ndata = {f'{i}_{k}': v for i in range(%d) for k, v in globals()[f'data_{i}'].items()}\n"
-        % len(specs),
+        code="\n".join(f"{s.code}\ndata_{i} = data\n" for i, s in enumerate(specs))
+        + f"\nN_SPECS = {len(specs)}\n"
+        + "data = {f'{i}_{k}': v for i in range(N_SPECS) for k, v in globals()[f'data_{i}'].items()}\n",
     )  # fmt: skip
     same(merged, run(eng, merged, tmp_path))
     assert kl["kl"][5] == max(kl["kl"])  # and the data is the capital's
