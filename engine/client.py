@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from engine.graphs.schemas import GraphCost, GraphInfo
 from engine.patience import EngineRequestError, EngineUnavailable, JobLost, Patience
 from engine.schemas.analyses import AnalysisRequest
+from engine.schemas.diff_latents import AdiffLensResult, DiffLatentsResult, LatentDiffSetResult
 from engine.schemas.jobs import JobInfo, JobResult, JobStatus
 from engine.schemas.model import ModelInfo, SlotInfo
 from engine.schemas.saes import NeuronpediaLabel, SaeInfo
@@ -277,6 +278,35 @@ class EngineClient:
 
     def clear_cache(self) -> dict:
         return self.request("POST", "/cache/clear")
+
+    # --- model diffing: latent diffs and the activation-difference lens (issue 14) ---------
+    def diff_latents(
+        self, prompt: str, sae: str, *, model: str = "a", model_b: str | None = None,
+        prompt_b: str | None = None, prepend_bos: bool = True, **params: Any,
+    ) -> DiffLatentsResult:  # fmt: skip
+        """One SAE of slot `model` on both sides of a pair (`model_b` or `prompt_b`)."""
+        req = AnalysisRequest(prompt=prompt, prepend_bos=prepend_bos, model=model,
+                              model_b=model_b, prompt_b=prompt_b, params={"sae": sae, **params})  # fmt: skip
+        return self.analysis("diff_latents", req, DiffLatentsResult)
+
+    def _job_result(self, kind: str, params: dict, result: type[R], timeout: float) -> R:
+        job = self.start_job(kind, params)
+        state = self.wait_job(job.id, timeout=timeout)
+        if state.job.status != JobStatus.done:
+            raise EngineRequestError(422, f"{kind}_failed", state.job.error or state.job.message)
+        return result.model_validate(state.result)
+
+    def adiff_lens(self, timeout: float = 600.0, **params: Any) -> AdiffLensResult:
+        """The ``adiff_lens`` job (params: engine/schemas/diff_latents.AdiffLensParams), waited
+        for; ``start_job("adiff_lens", params)`` to follow its progress instead."""
+        return self._job_result("adiff_lens", params, AdiffLensResult, timeout)
+
+    def latent_diff_set(
+        self, sae: str, timeout: float = 600.0, **params: Any
+    ) -> LatentDiffSetResult:
+        """The ``latent_diff_set`` job (params: LatentDiffSetParams), waited for."""
+        return self._job_result("latent_diff_set", {"sae": sae, **params}, LatentDiffSetResult,
+                                timeout)  # fmt: skip
 
     def close(self) -> None:
         self.patience.close()

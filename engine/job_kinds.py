@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Any
 import torch
 from pydantic import BaseModel
 
-from engine import latent_examples, paths, validation
+from engine import diff_jobs, latent_examples, paths, validation
 from engine.errors import EngineError
 from engine.graphs.schemas import GraphParams
 from engine.graphs.service import run_attribution_job, transcoder_capability
 from engine.jobs import JobContext
 from engine.loading import is_local_model_dir
+from engine.schemas.diff_latents import AdiffLensParams, LatentDiffSetParams
 from engine.schemas.jobs import BatchLossParams, BatchLossResult
 from engine.schemas.model import LoadModelRequest
 from engine.schemas.saes import ExamplesJobParams
@@ -115,5 +116,17 @@ JOB_KINDS: dict[str, JobKind] = {
         latent_examples.run,
         "top-activating examples of an SAE over a text file or dataset",
         latent_examples.check,
+    ),  # fmt: skip
+    "adiff_lens": JobKind(
+        AdiffLensParams,
+        diff_jobs.run_lens,
+        "activation-difference lens of two models on neutral texts (model diffing)",
+        diff_jobs.check_lens,
+    ),  # fmt: skip
+    "latent_diff_set": JobKind(
+        LatentDiffSetParams,
+        diff_jobs.run_set,
+        "one SAE on two models over a text set: latents that fire more or less",
+        diff_jobs.check_set,
     ),  # fmt: skip
 }

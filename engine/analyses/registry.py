@@ -7,6 +7,7 @@ from engine.analyses import (
     attention,
     attention_layer,
     diff_components,
+    diff_latents,
     diff_resid,
     diff_tokens,
     dla,
@@ -36,6 +37,7 @@ ANALYSES: tuple[Analysis, ...] = (
     diff_tokens.DIFF_TOKENS,
     diff_resid.DIFF_RESID,
     diff_components.DIFF_COMPONENTS,
+    diff_latents.DIFF_LATENTS,
 )
 
 
