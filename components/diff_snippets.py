@@ -15,7 +15,7 @@ from pathlib import Path
 from components.bundles import Array, BundleSpec, ModelRef, load_code
 from components.compare import Comparison
 from components.engine_source import engine_source
-from components.snippets import DLA, PREDICTIONS
+from components.snippets import DLA, PREDICTIONS, relative_path
 
 KL = engine_source(("engine.analyses.diff_tokens", ("CHUNK", "kl_per_position")))
 RESID = engine_source(("engine.analyses.diff_resid", ("resid_hooks", "resid_stack", "diff_lens")))
@@ -217,4 +217,104 @@ def generation(body: dict, events: list[dict], b: str) -> BundleSpec:
         data = {{"kl": [_kl(la, lr) for (_, la), (_, lr) in zip(a, read)],
                  "a_id": [t for t, _ in a], "b_id": [t for t, _ in b]}}
         """,
+    )  # fmt: skip
+
+
+ADIFF = engine_source(
+    ("engine.adiff", ("resid_hooks", "token_rows", "DiffSums", "mean_difference", "normalised",
+                      "unembed_read")),
+)  # fmt: skip
+NEUTRAL = Path(__file__).resolve().parent.parent / "engine" / "neutral_texts.txt"
+
+
+def _load_sae(info: dict) -> str:
+    """Snippet lines that load side A's SAE with SAELens (as the SAE latents view's bundle)."""
+    if info.get("release"):
+        return f"sae = SAE.from_pretrained({info['release']!r}, {info['sae_id']!r})"
+    return f"sae = SAE.load_from_disk({relative_path(info.get('path') or '')!r})"
+
+
+def latents(result: dict, rows: list[dict], b: str) -> BundleSpec:
+    """The prompt's strongest latent changes: each latent's activation on A and on B at the
+    token where it changed most (side A's SAE encoding both sides' activations)."""
+    where = [(r["pos"], r["index"]) for r in rows]
+    return _spec(
+        {"a": Array(("latent",), [r["a"] for r in rows]),
+         "b": Array(("latent",), [r["b"] for r in rows])},
+        "", b,
+        f"""
+        from sae_lens import SAE
+
+        {_load_sae(result["sae"])}
+        HOOK = sae.cfg.metadata.hook_name
+        WHERE = {where!r}  # (pos, latent) of each bar
+        acts_a = sae.encode(cache[HOOK][0])  # [pos, d_sae]
+        acts_b = sae.encode(cache_b[HOOK][0])
+        data = {{"a": [float(acts_a[p, i]) for p, i in WHERE],
+                 "b": [float(acts_b[p, i]) for p, i in WHERE]}}
+        """,
+        labels={"latent": [f"#{r['index']} {r['label']}" for r in rows]},
+    )  # fmt: skip
+
+
+def builtin_texts(n: int) -> list[str] | None:
+    """The engine's built-in neutral texts (the text-set jobs' default), the first `n`."""
+    if not NEUTRAL.is_file():
+        return None
+    return [t for t in NEUTRAL.read_text(encoding="utf-8").splitlines() if t.strip()][:n]
+
+
+def adiff_lens(result: dict, texts: list[str], b: str) -> BundleSpec:
+    """The activation-difference lens over the built-in texts: the mean of resid_B − resid_A
+    over their first positions at each layer, read through side B's unembedding
+    (``engine/adiff.py``: ``mean_difference``, ``unembed_read``)."""
+    layers = result["mean"]["layers"]
+    k = len(layers[0]["top_tokens"]) if layers else 1
+    return _spec(
+        {"top_id": Array(("row", "rank"), [[t["id"] for t in x["top_tokens"]] for x in layers]),
+         "top_value": Array(("row", "rank"), [x["top_values"] for x in layers]),
+         "norm": Array(("row",), [x["norm"] for x in layers])},
+        ADIFF, b,
+        f"""
+        TEXTS = {texts!r}
+        POSITIONS, K = {result["positions"]}, {k}
+        hooks = resid_hooks(model.cfg.n_layers)
+        rows = token_rows(model.tokenizer, TEXTS, min(model.cfg.n_ctx, model_b.cfg.n_ctx))
+        _, mean, _, _ = mean_difference(model, model_b, rows, hooks, POSITIONS)  # [hook, d]
+        skip = set(model_b.tokenizer.all_special_ids)
+        reads = [unembed_read(model_b, mean[j], K, skip) for j in range(len(hooks))]
+        data = {{"top_id": [r[0] for r in reads], "top_value": [r[1] for r in reads],
+                 "norm": mean.norm(dim=-1).tolist()}}
+        """,
+        labels={"row": [x["hook"] for x in layers]},
+    )  # fmt: skip
+
+
+def latent_set(result: dict, rows: list[dict], texts: list[str], b: str) -> BundleSpec:
+    """Each listed latent's mean activation on A and on B over every content token of the
+    built-in texts (side A's SAE on both sides' activations)."""
+    return _spec(
+        {"mean_a": Array(("latent",), [r["a"] for r in rows]),
+         "mean_b": Array(("latent",), [r["b"] for r in rows])},
+        "", b,
+        f"""
+        from sae_lens import SAE
+
+        {_load_sae(result["sae"])}
+        HOOK = sae.cfg.metadata.hook_name
+        TEXTS = {texts!r}
+        LATENTS = {[r["index"] for r in rows]!r}
+        special = set(model.tokenizer.all_special_ids)
+        sum_a = sum_b = 0.0
+        n = 0
+        for text in TEXTS:
+            ids = [model.tokenizer.bos_token_id] + model.tokenizer(text, add_special_tokens=False)["input_ids"]
+            x = torch.tensor([ids[: model.cfg.n_ctx]])
+            keep = torch.tensor([t not in special for t in x[0].tolist()])[:, None]
+            a = sae.encode(model.run_with_cache(x)[1][HOOK][0]) * keep
+            b = sae.encode(model_b.run_with_cache(x)[1][HOOK][0]) * keep
+            sum_a, sum_b, n = sum_a + a.double().sum(0), sum_b + b.double().sum(0), n + int(keep.sum())
+        data = {{"mean_a": (sum_a / n)[LATENTS].tolist(), "mean_b": (sum_b / n)[LATENTS].tolist()}}
+        """,
+        labels={"latent": [f"#{r['index']} {r['label']}" for r in rows]},
     )  # fmt: skip

@@ -12,6 +12,7 @@ import torch
 from fastapi.testclient import TestClient
 
 from components import bundles, diff_snippets
+from components import diff_figures as dfig
 from components.compare import Comparison
 from engine.api import create_app
 from engine.client import EngineClient
@@ -118,3 +119,33 @@ def test_side_by_side_generation_snippet_regenerates(pair, tmp_path, monkeypatch
                              REPO_ROOT)  # fmt: skip
     spec = diff_snippets.generation(body, events, b)
     same(spec, run(eng, spec, tmp_path), atol=1e-3)
+
+
+def test_latent_and_text_set_snippets(pair, tmp_path, monkeypatch):
+    """The prompt's strongest latent changes, and the two text-set jobs over a few built-in
+    texts: the snippets recompute them (SAELens, and engine/adiff.py's own functions)."""
+    eng, api = pair
+    monkeypatch.chdir(REPO_ROOT)
+    b = diff_snippets.side_b(Comparison(model_b=str(CHAT_DIR)), eng.model_info("b").model_dump(),
+                             REPO_ROOT)  # fmt: skip
+    sae = eng.require_model().session.saes.infos()[0].id
+    lat = ask(eng, "diff_latents", {"model_b": "b"}, sae=sae, n_strongest=4)
+    rows = dfig.strongest_rows(lat)
+    texts = diff_snippets.builtin_texts(6)
+    job = {"model_b": "b", "max_texts": 6}
+
+    def result(kind: str, params: dict) -> dict:
+        started = api.post(f"/jobs/{kind}", json=params).json()
+        done = api.get(f"/jobs/{started['id']}/wait", params={"timeout": 300}).json()
+        assert done["job"]["status"] == "done", done
+        return done["result"]
+
+    adiff = result("adiff_lens", {**job, "top_k": 3})
+    ldiff = result("latent_diff_set", {**job, "sae": sae, "n_top": 3})
+    specs = [
+        diff_snippets.latents(lat, rows, b),
+        diff_snippets.adiff_lens(adiff, texts, b),
+        diff_snippets.latent_set(ldiff, dfig.set_rows(ldiff), texts, b),
+    ]
+    for spec in specs:
+        same(spec, run(eng, spec, tmp_path), atol=1e-3)

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import compare, diff_panels, job_box, shell, state, widgets, windows
+from components import compare, diff_panels, diff_snippets, job_box, shell, state, widgets, windows
 from components import diff_figures as dfig
 from components.safe import md
 
+MAX_TEXTS = 64  # texts of a text-set job (the built-in neutral set has 64)
 link = shell.engine_link()
 client = link.client
 prompt = state.get("prompt")
@@ -54,7 +55,7 @@ if changed:
             subtitle=f"{sae} · each at the token where |B − A| is largest",
         ),
         name="diff_latents", params={"sae": sae},
-        bundle=None,  # diff_latents' snippet: once diff14b's analysis is wired
+        bundle=diff_snippets.latents(lat, changed, diff_panels.side_code(client, cmp)),
     )  # fmt: skip
     diff_panels.latent_rows(client, prompt, sae, changed)
 else:
@@ -79,7 +80,9 @@ st.caption(
 )
 texts = st.text_input("Texts (a file in the engine's data directories; empty: the built-in "
                       "neutral set)", key="w_diff_texts")  # fmt: skip
-source = {"model_b": compare.SLOT_B, **({"path": texts} if texts else {})}
+source = {"model_b": compare.SLOT_B, "max_texts": MAX_TEXTS, **({"path": texts} if texts else {})}
+# the bundles' snippets recompute over the built-in texts (a file is read on the engine's side)
+builtin = None if texts else diff_snippets.builtin_texts(MAX_TEXTS)
 j1, j2 = st.columns(2)
 if j1.button("Activation-difference lens", icon=":material/play_arrow:"):
     job_box.start(client, "adiff_job", "adiff_lens", {**source, "top_k": 10})
@@ -100,7 +103,8 @@ if adiff := st.session_state.get("adiff_job:result"):
             subtitle=f"{adiff['normalisation']} · {adiff['over']}",
         ),
         name="diff_adiff_lens", params={"texts": adiff["over"]},
-        bundle=None,
+        bundle=diff_snippets.adiff_lens(adiff, builtin, diff_panels.side_code(client, cmp))
+        if builtin else None,
     )  # fmt: skip
     for reading in adiff["mean"]["saes"]:
         st.caption(
@@ -118,6 +122,7 @@ if ldiff := st.session_state.get("ldiff_job:result"):
             subtitle=f"{ldiff['sae']['id']} · {ldiff['over']}",
         ),
         name="diff_latent_set", params={"sae": ldiff["sae"]["id"]},
-        bundle=None,
+        bundle=diff_snippets.latent_set(ldiff, rows_set, builtin, diff_panels.side_code(client, cmp))
+        if builtin else None,
     )  # fmt: skip
     diff_panels.latent_rows(client, prompt, ldiff["sae"]["id"], rows_set, key="set")
