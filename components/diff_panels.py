@@ -154,14 +154,14 @@ def latent_rows(
     when the row has none), and links to its latent panel and to steering it on A or on B."""
     for row in rows:
         example = row.get("example") or _shipped_example(client, prompt, sae, row["index"])
-        c1, c2, c3, c4 = st.columns([6, 1.4, 1.3, 1.3], vertical_alignment="center")
+        c1, c2, c3, c4 = st.columns([5, 1.2, 1.2, 1.2], vertical_alignment="center")
         c1.markdown(
             f"**#{row['index']}** {md(row.get('label') or '(no label)')} · A {row['a']:.3g} → "
             f"B {row['b']:.3g}" + (f" · at pos {row['pos']}" if row.get("pos") is not None else "")
             + (f"  \n:gray[e.g. {md(example[:120])}]" if example else "")
         )  # fmt: skip
-        c2.link_button("Latent panel", compare.link("latents", sae=sae, latent=row["index"]),
-                       icon=":material/scatter_plot:")  # fmt: skip
+        c2.link_button("Panel", compare.link("latents", sae=sae, latent=row["index"]),
+                       icon=":material/scatter_plot:", help="this latent's panel (SAE latents)")  # fmt: skip
         for col, side in ((c3, "a"), (c4, "b")):
             col.link_button(
                 f"Steer {side.upper()}",
