@@ -78,10 +78,10 @@ def changed_predictions_figure(
             text=[f"{p:.3f}" for p in probs], textposition="outside", showlegend=False,
             hovertemplate="%{y}: p = %{x:.4f}<extra></extra>", row=1, col=col,
         )  # fmt: skip
-        fig.update_xaxes(range=[0, 1.15], title="probability", row=1, col=col)
+        fig.update_xaxes(range=[0, 1.35], title="probability", row=1, col=col)
     fig.update_layout(
-        title=dict(text=f"Top next tokens after pos {pos} ({_tok(token)})",
-                   subtitle=dict(text="left: side A · right: side B")),
+        title=dict(text=f"Top next tokens after pos {pos} ({_tok(token)})"),
+        margin_t=90,
         height=120 + 34 * max(len(top_a), len(top_b), 1),
     )  # fmt: skip
     return apply(fig)
