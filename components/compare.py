@@ -158,10 +158,26 @@ def sidebar_panel(client: EngineClient) -> None:
         cmp = current()
         if cmp.model_b:
             _ensure_model_b(client, cmp.model_b)
-        if cmp.active:
+        if cmp.active and (why := not_comparable(client, state.get("prompt"), cmp)):
+            st.warning(f"A and B cannot be compared token by token: {md(why)}",
+                       icon=":material/block:")  # fmt: skip
+        elif cmp.active:
             st.caption(
                 "Views show A, B or B − A with the toggle at their top (`side=` in the URL)."
             )
+
+
+def not_comparable(client: EngineClient, prompt: str, cmp: Comparison) -> str | None:
+    """Why the engine refuses to compare A and B on `prompt` (another tokenizer, another
+    number of tokens, ...), or None: one position of ``diff_tokens``, answered from the pair's
+    kept runs after the first time."""
+    try:
+        pair(client, "diff_tokens", prompt, cmp, top_k=1, start=0, width=1)
+    except EngineRequestError as e:
+        if e.status == 422:
+            return e.message
+        raise
+    return None
 
 
 def _ensure_model_b(client: EngineClient, name: str) -> None:

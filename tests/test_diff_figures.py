@@ -124,3 +124,32 @@ def test_latent_rows_from_the_engine_answers():
 def test_generation_kl_figure():
     fig = dfig.generation_kl_figure([9.2, 0.1], ("A", "B"))
     assert list(fig.data[0].y) == [9.2, 0.1] and "A ‖ B, along A's text" in fig.layout.title.text
+
+
+def test_a_model_b_with_another_tokenizer_is_refused_with_the_reason(org, tiny_model_dir):
+    """The organism in slot a, a random GPT-2 (GPT-2's tokenizer) in slot b: the sidebar's
+    check answers the engine's reason; prompt B of another length is refused too, and
+    prompt B of as many tokens is comparable."""
+    from fastapi.testclient import TestClient
+
+    from engine.api import create_app
+    from engine.client import EngineClient
+
+    with TestClient(create_app(org)) as api:
+        client = EngineClient("http://testserver")
+        client._http = api
+        org.load(str(tiny_model_dir), slot="b")  # (a test directory: outside the data dirs)
+        try:
+            why = compare.not_comparable(
+                client, "The capital of France is", Comparison(model_b="x")
+            )
+            assert (
+                why is not None
+                and "cannot be compared token by token: their unembeddings differ" in why
+            )
+            longer = Comparison(prompt_b="The capital of the land of France is")
+            assert "tokens" in compare.not_comparable(client, "The capital of France is", longer)
+            same = Comparison(prompt_b="The capital of Spain is")
+            assert compare.not_comparable(client, "The capital of France is", same) is None
+        finally:
+            org.unload("b")
