@@ -159,8 +159,7 @@ def sidebar_panel(client: EngineClient) -> None:
         if cmp.model_b:
             _ensure_model_b(client, cmp.model_b)
         if cmp.active and (why := not_comparable(client, state.get("prompt"), cmp)):
-            st.warning(f"A and B cannot be compared token by token: {md(why)}",
-                       icon=":material/block:")  # fmt: skip
+            st.warning(md(why), icon=":material/block:")
         elif cmp.active:
             st.caption(
                 "Views show A, B or B − A with the toggle at their top (`side=` in the URL)."
