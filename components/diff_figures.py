@@ -26,6 +26,14 @@ def _texts(tokens: list) -> list[str]:
     return [t["text"] if isinstance(t, dict) else t for t in tokens]
 
 
+def pair_tokens(tokens: list[dict], tokens_b: list[dict] | None) -> list[str]:
+    """Each position's token; "A→B" where prompt B has another token there."""
+    if not tokens_b:
+        return _texts(tokens)
+    return [a["text"] if a["text"] == b["text"] else f"{a['text']}→{b['text']}"
+            for a, b in zip(tokens, tokens_b, strict=True)]  # fmt: skip
+
+
 def top_position(kls: list[float | None], start: int = 0) -> int | None:
     """The position (absolute) with the largest KL, None when there is none."""
     best = max(((v, i) for i, v in enumerate(kls) if v is not None), default=None)

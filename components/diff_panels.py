@@ -40,8 +40,8 @@ def tokens_panel(
                     width=width)  # fmt: skip
     window_kl = kl["kl"][kl["start"] : kl["stop"]]
     widgets.figure(
-        dfig.kl_strip_figure(kl["tokens"][kl["start"] : kl["stop"]], window_kl, start=kl["start"],
-                             selected_pos=pos),
+        dfig.kl_strip_figure(dfig.pair_tokens(kl["tokens"], kl.get("tokens_b"))[kl["start"] : kl["stop"]],
+                             window_kl, start=kl["start"], selected_pos=pos),
         name=f"{key}_kl", params={"positions": f"{kl['start']}-{kl['stop'] - 1}"},
         on_click=lambda p: {"pos": int(p["x"])} if "x" in p else {},
         bundle=diff_snippets.kl_tokens(kl, side_code(client, cmp)),

@@ -51,6 +51,9 @@ def test_kl_strip_marks_the_top_position_and_carries_the_values():
     assert list(bar.text) == ["0.10", "0.30", "max 9.20"]
     assert list(fig.layout.xaxis.ticktext) == ["1:The", "2:·capital", "3:·is"]
     assert dfig.top_position([None, None]) is None
+    b = [*TOKENS[:3], {"pos": 3, "id": 9, "text": " was"}]
+    assert dfig.pair_tokens(TOKENS, b)[2:] == [" capital", " is→ was"]
+    assert dfig.pair_tokens(TOKENS, None)[0] == "<bos>"
 
 
 def test_changed_predictions_table_and_figure():
