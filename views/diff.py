@@ -100,12 +100,14 @@ if adiff := st.session_state.get("adiff_job:result"):
     widgets.figure(
         dfig.layer_tokens_figure(
             rows, top, title="Activation-difference lens",
-            subtitle=f"{adiff['normalisation']} · {adiff['over']}",
+            subtitle=f"mean resid_B − resid_A over the first {adiff['positions']} tokens of "
+            f"{adiff['over']}, through B's unembedding",
         ),
         name="diff_adiff_lens", params={"texts": adiff["over"]},
         bundle=diff_snippets.adiff_lens(adiff, builtin, diff_panels.side_code(client, cmp))
         if builtin else None,
     )  # fmt: skip
+    st.caption(md(adiff["normalisation"]))
     for reading in adiff["mean"]["saes"]:
         st.caption(
             f"{md(reading['sae'])}: latents best aligned with the mean difference: "
@@ -119,7 +121,7 @@ if ldiff := st.session_state.get("ldiff_job:result"):
     widgets.figure(
         dfig.latent_changes_figure(
             rows_set, title="Latents whose mean activation changed most over the texts",
-            subtitle=f"{ldiff['sae']['id']} · {ldiff['over']}",
+            subtitle=f"{ldiff['sae']['id']} · {ldiff['over']} · rose most (top), fell most (bottom)",
         ),
         name="diff_latent_set", params={"sae": ldiff["sae"]["id"]},
         bundle=diff_snippets.latent_set(ldiff, rows_set, builtin, diff_panels.side_code(client, cmp))
