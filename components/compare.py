@@ -241,3 +241,9 @@ def side_toggle(
     if not can_diff and why_not:
         st.caption(f"No difference here: {why_not}")
     return side_of(side, can_diff)
+
+
+def not_here(why: str) -> None:
+    """In compare mode, a view without the A / B / difference toggle says why."""
+    if current().active:
+        st.caption(f":material/compare_arrows: Compare mode: {why}")
