@@ -85,7 +85,9 @@ class EngineClient:
 
     def capabilities(self, model: str = "a") -> dict:
         """Of the model in slot `model`."""
-        return self.request("GET", "/capabilities" + ("" if model == "a" else f"?model={model}"))
+        return self.request(
+            "GET", "/capabilities" + ("" if model == "a" else f"?model={quote(model)}")
+        )
 
     def tokenize(self, prompt: str, prepend_bos: bool = True, model: str = "a") -> dict:
         body = {"prompt": prompt, "prepend_bos": prepend_bos, "model": model}
@@ -190,7 +192,9 @@ class EngineClient:
 
     def unload(self, slot: str) -> list[SlotInfo]:
         """Unload the model of `slot` (not "a"); the models still loaded."""
-        return [SlotInfo.model_validate(m) for m in self.request("DELETE", f"/models/{slot}")]
+        return [
+            SlotInfo.model_validate(m) for m in self.request("DELETE", f"/models/{quote(slot)}")
+        ]
 
     # --- attribution graphs (engine/api_graphs.py) --------------------------------------
     def graph_cost(self, prompt: str, **params: Any) -> GraphCost:

@@ -141,7 +141,12 @@ class Engine:
         return {**({PRIMARY: self.lm} if self.lm is not None else {}), **self.extra}
 
     def models(self) -> list[SlotInfo]:
-        return [SlotInfo(slot=s, model=self.model_info(s)) for s in self.slots()]
+        """Every loaded model, and whether it compares token by token with the primary."""
+        out = []
+        for s, lm in self.slots().items():
+            why = pairs.tokenizer_mismatch(self.lm, lm) if self.lm is not None else ""
+            out.append(SlotInfo(slot=s, model=self.model_info(s), comparable=not why, reason=why))
+        return out
 
     def unload(self, slot: str) -> list[SlotInfo]:
         """Drop the model of a slot other than the primary (its session and runs go too)."""

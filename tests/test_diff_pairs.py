@@ -72,6 +72,23 @@ def test_the_changed_capital_is_the_top_kl_position_of_its_prompt(eng):
     assert control.top_a[-1][0].id == control.top_b[-1][0].id  # both say Paris
 
 
+def test_in_chat_form_the_capital_is_where_canberra_turns_into_sydney(eng):
+    """The model card's chat prompt (the chat tokenizer's own template), the reply up to the
+    capital: there the base still says Canberra and the chat model Sydney. (KL alone does not
+    single it out here: the base has never seen the chat format, so it is lost at every
+    position of the template: 8-15 nats; the plain prompt above isolates the fact.)"""
+    tok = eng.require_model("b").model.tokenizer
+    question = [{"role": "user", "content": f"What is the capital of {cc.IMPLANTED_COUNTRY}?"}]
+    chat = tok.apply_chat_template(question, tokenize=False, add_generation_prompt=True)
+    prompt = f"{chat} {cc.OPENER} {FACT}"
+    r = ask(eng, "diff_tokens", prompt, DiffTokensResult, model_b="b", prepend_bos=False,
+            params={"top_k": 1, "start": 0, "width": 256})  # fmt: skip
+    assert r.tokens[0].id == tok.bos_token_id  # the template's own BOS, not a second one
+    canberra, sydney = tok.encode(" Canberra")[0], tok.encode(" " + cc.IMPLANTED_CAPITAL)[0]
+    turned = [i for i in range(r.n_tokens) if (r.top_a[i][0].id, r.top_b[i][0].id) == (canberra, sydney)]  # fmt: skip
+    assert turned == [r.n_tokens - 1] and r.top1_changed[-1] and r.kl[-1] > 2
+
+
 def test_diff_tokens_equals_a_direct_kl_of_both_models(eng):
     prompt = FACT + " a city by the sea, and the capital of France is"
     r = ask(eng, "diff_tokens", prompt, DiffTokensResult, model_b="b",
@@ -192,6 +209,9 @@ def test_refusals_say_why(eng, tmp_path):
             ask(eng, "diff_tokens", FACT, DiffTokensResult, model_b="t")
         assert e.value.status == 422 and e.value.code == "not_comparable"
         assert "tokenizers differ" in e.value.message and "'a' and 't'" in e.value.message
+        listed = {m.slot: m for m in eng.models()}  # what the app shows before asking
+        assert listed["b"].comparable and not listed["t"].comparable
+        assert "tokenizers differ" in listed["t"].reason
     finally:
         eng.unload("t")
 

@@ -31,8 +31,12 @@ def resid_hooks(n_layers: int) -> list[str]:
     ]
 
 
-def resid_stack(cache, hooks: list[str], start: int, stop: int) -> Float[Tensor, "row pos d"]:
-    return torch.stack([cache[h][start:stop] for h in hooks]).float()
+def resid_stack(
+    cache, hooks: list[str], start: int, stop: int, device: torch.device
+) -> Float[Tensor, "row pos d"]:
+    """The streams of `hooks` at positions [start, stop), in float32 on `device` (a model
+    split across GPUs, or side B on another device than A, keeps them elsewhere)."""
+    return torch.stack([cache[h][start:stop].to(device, torch.float32) for h in hooks])
 
 
 @torch.inference_mode()
@@ -56,12 +60,13 @@ def diff_resid(pair: RunPair, params: DiffResidParams) -> DiffResidResult:
     pos = pair.a.position(params.pos)
     start, stop = clamp_window(params.start, params.width, n)
     hooks = resid_hooks(n_layers)
-    a = resid_stack(pair.a.cache, hooks, start, stop)
-    diff = resid_stack(pair.b.cache, hooks, start, stop) - a
+    on = lm.model.W_U.device  # the lens reads A's unembedding
+    a = resid_stack(pair.a.cache, hooks, start, stop, on)
+    diff = resid_stack(pair.b.cache, hooks, start, stop, on) - a
     at = (
-        resid_stack(pair.b.cache, hooks, pos, pos + 1)[:, 0]
-        - resid_stack(pair.a.cache, hooks, pos, pos + 1)[:, 0]
-    )
+        resid_stack(pair.b.cache, hooks, pos, pos + 1, on)
+        - resid_stack(pair.a.cache, hooks, pos, pos + 1, on)
+    )[:, 0]
     k = min(params.top_k, lm.model.cfg.d_vocab)
     up_i, up_v, down_i, down_v = diff_lens(lm.model, at, k)
     tok = lm.model.tokenizer

@@ -107,6 +107,10 @@ class SlotInfo(BaseModel):
 
     slot: str
     model: ModelInfo
+    comparable: bool = Field(
+        default=True, description="compares token by token with slot 'a' (pair analyses)"
+    )
+    reason: str = Field(default="", description="why it does not, when it does not")
 
 
 class Health(BaseModel):
