@@ -125,10 +125,10 @@ def mean_difference(
 def normalised(model: HookedTransformer, delta: Float[Tensor, "... d"]) -> Float[Tensor, "... d"]:
     """The final norm's normalisation of `delta` itself, without its bias (see the module)."""
     x = delta.float()
-    if model.cfg.normalization_type in ("LN", "LNPre"):
+    if getattr(model.cfg, "normalization_type", None) in ("LN", "LNPre"):
         x = x - x.mean(-1, keepdim=True)
     x = x / x.pow(2).mean(-1, keepdim=True).sqrt().clamp(min=1e-12)
-    w = getattr(model.ln_final, "w", None)
+    w = getattr(getattr(model, "ln_final", None), "w", None)
     return x * w.float().to(x.device) if w is not None else x
 
 

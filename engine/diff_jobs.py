@@ -168,8 +168,10 @@ def run_lens(engine: Engine, ctx: JobContext, p: AdiffLensParams) -> dict:
     tick = _ticker(ctx, 1, "")
     texts, name, where = read_texts(engine, p, lambda: tick())
     hooks, n_lens = lens_hooks(lm_a)
+    sae_keys = [i.id for i in saes.for_model(lm_a).infos()]  # the SAEs it reads through
     parts = {"a": lm_a.fingerprint, "b": lm_b.fingerprint, "texts": name, "hooks": hooks,
-             "params": p.model_dump(mode="json", exclude={"model", "model_b"}), "v": 1}  # fmt: skip
+             "saes": sae_keys, "params": p.model_dump(mode="json", exclude={"model", "model_b"}),
+             "v": 1}  # fmt: skip
     path = _cache_path(engine, "adiff_lens", parts)
     if path.is_file():
         return json.loads(path.read_text()) | {"cached": True}

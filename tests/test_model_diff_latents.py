@@ -44,7 +44,8 @@ def parent_dir(tmp) -> str:
     from organism.carry_export import export_point
 
     export_point("phase_e", tmp, DEFAULT_MODEL_DIR)
-    (tmp / "saes").symlink_to((DEFAULT_MODEL_DIR / "saes").resolve())
+    if not (tmp / "saes").exists():  # the base's SAEs beside it
+        (tmp / "saes").symlink_to((DEFAULT_MODEL_DIR / "saes").resolve())
     return str(tmp)
 
 
@@ -248,9 +249,12 @@ def test_refusal_latents_top_the_latent_diff_on_harmful_requests(pair_engine, mo
     ma, mb = la.mean(0), lb.mean(0)
     want = (mb - ma).topk(10).indices.tolist()
     assert [c.index for c in res.increased] == want
-    for c in res.increased[:3]:
+    fa, fb = (la > 0).float().mean(0), (lb > 0).float().mean(0)
+    for c in res.increased[:3] + res.decreased[:3]:
         assert c.mean_a == pytest.approx(float(ma[c.index]), abs=1e-4)
         assert c.mean_b == pytest.approx(float(mb[c.index]), abs=1e-4)
+        assert (c.freq_a, c.freq_b) == pytest.approx((float(fa[c.index]), float(fb[c.index])))
+    assert [c.index for c in res.decreased] == (ma - mb).topk(10).indices.tolist()
     top5 = [c.index for c in res.increased[:5]]
     hits = [i for i in top5 if i in refusal]
     print(json.dumps({"top5_increased": top5, "refusal_top10": sorted(refusal), "hits": hits,
@@ -264,6 +268,40 @@ def test_refusal_latents_top_the_latent_diff_on_harmful_requests(pair_engine, mo
     ex = res.increased[0].examples[0]
     assert ex.text == int(per_text.argmax())
     assert ex.deltas[ex.max_pos] == pytest.approx(float(per_text.max()), abs=1e-3)
+
+
+def test_latent_diff_set_over_every_content_token(pair_engine, models):
+    A, B = models
+    tok = A.tokenizer
+    res = pair_engine[1].latent_diff_set(SAE, max_texts=6, n_top=5, n_examples=1)
+    sae, _ = read_local(str(DEFAULT_MODEL_DIR / "saes" / SAE), "cpu")
+    acts_a, acts_b = [], []
+    with torch.inference_mode():
+        for t in diff_jobs.builtin_texts()[:6]:
+            ids = torch.tensor([[tok.bos_token_id] + tok(t, add_special_tokens=False).input_ids])
+            acts_a.append(sae.encode(A.run_with_cache(ids, names_filter=SAE)[1][SAE][0, 1:]))
+            acts_b.append(sae.encode(B.run_with_cache(ids, names_filter=SAE)[1][SAE][0, 1:]))
+    a, b = torch.cat(acts_a), torch.cat(acts_b)  # every token but the BOS
+    assert res.where == "all" and res.n_tokens == a.shape[0]
+    d = b.mean(0) - a.mean(0)
+    assert [c.index for c in res.increased] == d.topk(5).indices.tolist()
+    assert res.increased[0].delta == pytest.approx(float(d.max()), abs=1e-4)
+    df = (b > 0).float().mean(0) - (a > 0).float().mean(0)
+    # by frequency gain (ties in either order)
+    assert df[res.freq_increased].tolist() == pytest.approx(df.topk(5).values.tolist())
+
+
+def test_a_diff_job_cancels_between_texts(pair_engine):
+    eng, client = pair_engine
+    f = eng.settings.data_dirs[0] / "many.txt"
+    f.write_text("".join(f"Text number {i} is here.\n" for i in range(5000)))
+    stored = lambda: set((eng.settings.cache_dir / "model_diff").glob("*.json"))  # noqa: E731
+    before = stored()
+    job = client.start_job("latent_diff_set", {"sae": SAE, "path": str(f), "max_texts": 5000})
+    client.cancel_job(job.id)
+    state = client.wait_job(job.id, timeout=120)
+    assert state.job.status == "cancelled"
+    assert stored() == before  # nothing half-done kept
 
 
 def test_pair_jobs_refuse_what_does_not_fit(pair_engine, tmp_path):
