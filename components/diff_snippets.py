@@ -10,6 +10,7 @@ A) and ``side_b`` (``model_b``, ``tokens_b``, ``logits_b``, ``cache_b``), and de
 from __future__ import annotations
 
 import textwrap
+from functools import cache
 from pathlib import Path
 
 from components.bundles import Array, BundleSpec, ModelRef, load_code
@@ -17,9 +18,31 @@ from components.compare import Comparison
 from components.engine_source import engine_source
 from components.snippets import DLA, PREDICTIONS, relative_path
 
-KL = engine_source(("engine.analyses.diff_tokens", ("CHUNK", "kl_per_position")))
-RESID = engine_source(("engine.analyses.diff_resid", ("resid_hooks", "resid_stack", "diff_lens")))
-SAMPLE = engine_source(("engine.steering", ("_sample", "_kl")))
+# The engine's own functions the snippets run, read from their files when a bundle is made
+# (components.engine_source; the tests run every snippet, so a renamed function fails there)
+SOURCES = {
+    "kl": (("engine.analyses.diff_tokens", ("CHUNK", "kl_and_top1")),),
+    "resid": (("engine.analyses.diff_resid", ("resid_hooks", "resid_stack", "diff_lens")),),
+    "sample": (("engine.steering", ("_sample", "_kl")),),
+    "adiff": (
+        (
+            "engine.adiff",
+            (
+                "resid_hooks",
+                "token_rows",
+                "DiffSums",
+                "mean_difference",
+                "normalised",
+                "unembed_read",
+            ),
+        ),
+    ),  # fmt: skip
+}
+
+
+@cache
+def source(name: str) -> str:
+    return engine_source(*SOURCES[name])
 
 
 def side_b(cmp: Comparison, info_b: dict | None, cwd: Path | None = None) -> str:
@@ -50,13 +73,13 @@ def _spec(data: dict[str, Array], engine: str, b: str, body: str, **kw) -> Bundl
 
 
 def kl_tokens(result: dict, b: str) -> BundleSpec:
-    """KL strip: KL(A || B) after each position of the window (``kl_per_position``)."""
+    """KL strip: KL(A || B) after each position of the window (``kl_and_top1``)."""
     start, stop = result["start"], result["stop"]
     return _spec(
-        {"kl": Array(("pos",), result["kl"][start:stop])}, KL, b,
+        {"kl": Array(("pos",), result["kl"][start:stop])}, source("kl"), b,
         f"""
         START, STOP = {start}, {stop}  # the positions drawn
-        kl = kl_per_position(logits[0], logits_b[0])  # [pos], nats
+        kl, _, _ = kl_and_top1(logits[0], logits_b[0])  # [pos], nats
         data = {{"kl": kl[START:STOP].tolist()}}
         """,
         labels={"pos": [t["text"] for t in result["tokens"][start:stop]]},
@@ -88,12 +111,13 @@ def changed_predictions(result: dict, i: int, b: str) -> BundleSpec:
 def resid_norms(result: dict, b: str) -> BundleSpec:
     """‖resid_B − resid_A‖ per residual stream read and position (``resid_stack``)."""
     return _spec(
-        {"norm": Array(("row", "pos"), result["norm"])}, RESID, b,
+        {"norm": Array(("row", "pos"), result["norm"])}, source("resid"), b,
         f"""
         START, STOP = {result["start"]}, {result["stop"]}
         hooks = resid_hooks(model.cfg.n_layers)  # resid_pre of every block, the last resid_post
         ca, cb = cache.remove_batch_dim(), cache_b.remove_batch_dim()
-        diff = resid_stack(cb, hooks, START, STOP) - resid_stack(ca, hooks, START, STOP)
+        dev = model.cfg.device
+        diff = resid_stack(cb, hooks, START, STOP, dev) - resid_stack(ca, hooks, START, STOP, dev)
         data = {{"norm": diff.norm(dim=-1).tolist()}}  # [row, pos]
         """,
         labels={"row": list(result["rows"]), "pos": [t["text"] for t in result["tokens"]]},
@@ -107,12 +131,13 @@ def diff_lens(result: dict, b: str) -> BundleSpec:
     return _spec(
         {"lens_id": Array(("row", "rank"), [[t["id"] for t in r] for r in up]),
          "lens_value": Array(("row", "rank"), [[t["value"] for t in r] for r in up])},
-        RESID, b,
+        source("resid"), b,
         f"""
         POS, K = {result["pos"]}, {len(up[0]) if up else 1}
         hooks = resid_hooks(model.cfg.n_layers)
         ca, cb = cache.remove_batch_dim(), cache_b.remove_batch_dim()
-        at = resid_stack(cb, hooks, POS, POS + 1)[:, 0] - resid_stack(ca, hooks, POS, POS + 1)[:, 0]
+        dev = model.cfg.device
+        at = (resid_stack(cb, hooks, POS, POS + 1, dev) - resid_stack(ca, hooks, POS, POS + 1, dev))[:, 0]
         up_id, up_value, _, _ = diff_lens(model, at, K)
         data = {{"lens_id": up_id.tolist(), "lens_value": up_value.tolist()}}
         """,
@@ -186,7 +211,7 @@ def generation(body: dict, events: list[dict], b: str) -> BundleSpec:
         {"kl": Array(("step",), [e["kl"] for e in steps]),
          "a_id": Array(("step",), [e["base"]["id"] if e.get("base") else None for e in steps]),
          "b_id": Array(("step",), [e["steered"]["id"] if e.get("steered") else None for e in steps])},
-        SAMPLE, b,
+        source("sample"), b,
         f"""
         N, TEMPERATURE, TOP_K, SEED = {len(steps)}, {body.get("temperature", 0.8)}, {body.get("top_k")}, {body.get("seed", 0)}
         EOS = {"model.tokenizer.eos_token_id" if body.get("stop_at_eos", True) else "None"}
@@ -220,10 +245,6 @@ def generation(body: dict, events: list[dict], b: str) -> BundleSpec:
     )  # fmt: skip
 
 
-ADIFF = engine_source(
-    ("engine.adiff", ("resid_hooks", "token_rows", "DiffSums", "mean_difference", "normalised",
-                      "unembed_read")),
-)  # fmt: skip
 NEUTRAL = Path(__file__).resolve().parent.parent / "engine" / "neutral_texts.txt"
 
 
@@ -274,7 +295,7 @@ def adiff_lens(result: dict, texts: list[str], b: str) -> BundleSpec:
         {"top_id": Array(("row", "rank"), [[t["id"] for t in x["top_tokens"]] for x in layers]),
          "top_value": Array(("row", "rank"), [x["top_values"] for x in layers]),
          "norm": Array(("row",), [x["norm"] for x in layers])},
-        ADIFF, b,
+        source("adiff"), b,
         f"""
         TEXTS = {texts!r}
         POSITIONS, K = {result["positions"]}, {k}
