@@ -219,7 +219,7 @@ def terms_change_figure(terms: list[tuple[str, float, float]], *, target: str) -
     fig.update_yaxes(title="direct effect (logit)")
     fig.update_layout(
         title=dict(text=f"Direct effect on logit({_tok(target)}), A and B",
-                   subtitle=dict(text="attention (all heads) and MLP of each layer")),
+                   subtitle=dict(text="the DLA view's bars on each side: embeddings, each MLP, all heads, biases, total")),
         barmode="group", height=380, legend=dict(orientation="h", y=1.02, x=1, xanchor="right"),
     )  # fmt: skip
     return apply(fig)
