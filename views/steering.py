@@ -178,7 +178,8 @@ def show(box, text: str, css: str) -> None:
 body = {"prompt": prompt, "vectors": vectors, "max_new_tokens": slen, "temperature": stemp,
         "seed": int(seed), "model": slot, **({"model_b": compare.SLOT_B} if both else {})}  # fmt: skip
 left, right = st.columns(2, gap="large")
-names = diff_panels.labels(cmp) if both else ("Baseline", "Steered")
+on_b = f" ({cmp.label('b')})" if side == "b" and cmp.active else ""  # steering model B
+names = diff_panels.labels(cmp) if both else (f"Baseline{on_b}", f"Steered{on_b}")
 left.markdown(f"**{md(names[0])}**" + (" (steered)" if both and vectors else ""))
 right.markdown(f"**{md(names[1])}**" + (" (steered)" if both and vectors else ""))
 box_b, box_s, note = left.empty(), right.empty(), st.empty()
@@ -219,7 +220,8 @@ if got["kl"] and both:
 elif got["kl"]:
     widgets.figure(kl_figure(got["kl"]), name="steering_kl",
                    params={"vectors": len(vectors), "seed": int(seed), "temperature": stemp},
-                   bundle=kl_bundle(body, events))  # fmt: skip
+                   bundle=kl_bundle(body, events),
+                   **compare.figure_side(client, side, prompt))  # fmt: skip
 
 
 def imported() -> None:
