@@ -78,6 +78,11 @@ def test_diff_page_finds_the_changed_capital(pair_page, app_server):
     assert want["top_changes"][0]["top_b"]["text"].strip().startswith("S")  # Sydney's first token
     assert "Canberra" in want["top_changes"][0]["top_a"]["text"]
     page.get_by_text("Latents that changed").first.wait_for()
+    # each changed latent links to its panel and to steering it on B, the comparison kept
+    steer_b = page.get_by_role("link", name="Steer B").first.get_attribute("href")
+    assert "side=b" in steer_b and "add_latent=sae%3A" in steer_b and "model_b=" in steer_b
+    panel = page.get_by_role("link", name="Panel").first.get_attribute("href")
+    assert panel.startswith("latents?") and "latent=" in panel and "model_b=" in panel
     screenshot(page, "diff_page", 3400)
     # a click on the first bar selects its position (URL pos=0), and the page follows
     page.set_viewport_size({"width": 1400, "height": 1000})
