@@ -22,6 +22,7 @@ pages = [
     st.Page("views/steering.py", title="Steering", icon=":material/tune:"),
     st.Page("views/tour.py", title="Tours", icon=":material/tour:"),
 ]
+pages.insert(-1, st.Page("views/diff.py", title="Diff", icon=":material/compare_arrows:"))
 nav = st.navigation(pages)
 tour_bar.show(pages, nav)
 state.write_url()

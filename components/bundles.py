@@ -58,27 +58,34 @@ class ModelRef:
         return cls(ref=ref, local=local, dtype=info.get("dtype") or "float32")
 
 
-def _header(model: ModelRef, prompt: str, title: str) -> str:
+def load_code(model: ModelRef, var: str = "model", const: str = "MODEL") -> str:
+    """The lines that load `model` into `var` as the engine loads it (a second model of a
+    comparison bundle loads with ``var="model_b"``)."""
     dtype = "" if model.dtype == "float32" else f", dtype=torch.{model.dtype}"
     if model.local:
         load = f"""\
-            MODEL = {model.ref!r}  # a local Hugging Face directory
+            {const} = {model.ref!r}  # a local Hugging Face directory
 
             # Loaded as the Interpscope engine loads it (engine/loading.py): LayerNorm folded,
             # writing weights and unembedding centred, value biases folded.
-            cfg = loading.get_pretrained_model_config(MODEL, fold_ln=True{dtype})
-            model = HookedTransformer(cfg)
-            model.load_and_process_state_dict(
-                loading.get_pretrained_state_dict(MODEL, cfg, None{dtype}),
+            cfg = loading.get_pretrained_model_config({const}, fold_ln=True{dtype})
+            {var} = HookedTransformer(cfg)
+            {var}.load_and_process_state_dict(
+                loading.get_pretrained_state_dict({const}, cfg, None{dtype}),
                 fold_ln=True, center_writing_weights=True, center_unembed=True,
                 fold_value_biases=True,
             )"""
     else:
         load = f"""\
-            MODEL = {model.ref!r}
+            {const} = {model.ref!r}
 
             # from_pretrained's defaults are the engine's processing (LayerNorm folded, ...).
-            model = HookedTransformer.from_pretrained(MODEL{dtype})"""
+            {var} = HookedTransformer.from_pretrained({const}{dtype})"""
+    return textwrap.dedent(load)
+
+
+def _header(model: ModelRef, prompt: str, title: str) -> str:
+    load = load_code(model)
     return (
         textwrap.dedent(
             f'''\
@@ -95,7 +102,7 @@ def _header(model: ModelRef, prompt: str, title: str) -> str:
         PROMPT = {prompt!r}
         '''
         ).replace("import torch\n\n", "import torch\n")
-        + textwrap.dedent(load)
+        + load
         + textwrap.dedent(
             """
         model.eval()

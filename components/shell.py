@@ -9,7 +9,7 @@ from typing import Any
 
 import streamlit as st
 
-from components import state
+from components import compare, state
 from components.connection import EngineLink
 from components.safe import md
 from engine.client import EngineRequestError, EngineUnavailable
@@ -141,6 +141,7 @@ def sidebar(link: EngineLink) -> dict:
             st.warning("No model loaded.")
         _prompt_box()
         _model_switcher(link)
+        compare.sidebar_panel(link.client)  # compare mode (issue 14): model B or prompt B
         with st.expander("Cache"):
             stats = call(link.client.cache_stats)
             st.caption(cache_summary(stats))

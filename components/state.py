@@ -45,6 +45,10 @@ FIELDS: dict[str, type] = {
     "slen": int,  # Steering: new tokens generated
     "stemp": float,  # Steering: sampling temperature (0 = greedy)
     "sseed": int,  # Steering: sampling seed, shared by baseline and steered
+    # Compare mode (issue 14): model B (loaded into the engine's slot "b") or prompt B
+    "model_b": str,  # a second model: a TransformerLens name or a local directory
+    "prompt_b": str,  # a second prompt on the same model (compared position by position)
+    "side": str,  # what the views show: "a", "b" or "diff" (where a view can)
 }
 # Steering also takes ``add_latent=sae:<hook>:<index>`` / ``transcoder:<layer>:<index>``: a
 # command, not state: the page adds that latent to ``steer`` and drops the param.

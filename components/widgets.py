@@ -112,14 +112,17 @@ def figure(
     on_click: OnClick | None = None,
     bundle: BundleSpec | None = None,
     prompt: str | None = None,
+    model_info: dict | None = None,
 ) -> None:
     """Show `fig` with PNG (3x) and SVG downloads stamped with model, prompt and `params`,
     and with `bundle`, a zip of the images, the data and a snippet that recomputes it.
-    `prompt` is the figure's prompt where it is not the view's (a saved graph's).
+    `prompt` is the figure's prompt where it is not the view's (a saved graph's), `model_info`
+    its model where it is not the primary one (compare mode's model B).
     With `on_click`, clicking a point sets the view state it returns. In presenter mode the
     figure takes the large-font template and the downloads are left out."""
     caps = st.session_state.get("capabilities") or {}
-    model = (caps.get("model") or {}).get("name", "unknown model")
+    info = model_info or caps.get("model")
+    model = (info or {}).get("name", "unknown model")
     prompt = state.get("prompt") if prompt is None else prompt
     caption = caption_text(model, prompt, params)
     shown, theme = fig, "streamlit"
@@ -144,7 +147,8 @@ def figure(
         st.plotly_chart(shown, config=config, key=key, theme=theme)
     st.caption(md(caption))
     if not presenter.active():
-        _downloads(fig, name=name, caption=caption, params=params, bundle=bundle, prompt=prompt)
+        _downloads(fig, name=name, caption=caption, params=params, bundle=bundle, prompt=prompt,
+                   info=info)  # fmt: skip
 
 
 def _downloads(
@@ -155,6 +159,7 @@ def _downloads(
     params: dict,
     bundle: BundleSpec | None,
     prompt: str,
+    info: dict | None = None,
 ) -> None:
     row = st.container(horizontal=True)
     for fmt in ("png", "svg"):
@@ -168,7 +173,6 @@ def _downloads(
             on_click="ignore",
         )
     if bundle is not None:
-        info = (st.session_state.get("capabilities") or {}).get("model")
         row.download_button(
             "Figure bundle",
             data=lambda: figure_bundle(

@@ -13,6 +13,7 @@ ATTENTION = 40  # positions in an attention pattern (queries and keys)
 CIRCUITSVIS = 32  # positions in circuitsvis's view of every head of a layer
 LENS = 20  # positions in the logit lens (a token of text in each cell)
 OVERVIEW = 64  # cells a side of the attention overview at most (about 4 px each in its column)
+DIFF = 32  # positions in the Diff page's KL strip and residual-difference grid
 PROMPT = 20  # positions in the Prompt view's figure (a token in each cell) and position pickers
 
 

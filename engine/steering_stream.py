@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
-from engine import steering
+from engine import steering, steering_models
 from engine.schemas.steering import SteerRequest, StreamEvent, StreamToken
 
 if TYPE_CHECKING:
@@ -53,9 +53,11 @@ class TextSoFar:
 
 def events(engine: Engine, req: SteerRequest) -> AsyncIterator[bytes]:
     """Check the request now (errors answer 4xx), then stream its events as NDJSON lines."""
-    lm = engine.require_model()
-    ids, _ = engine.tokenize(req.prompt, req.prepend_bos)
-    resolved = engine.compute(steering.resolve, lm, req.vectors)
+    lm = engine.require_model(req.model)
+    ids, _ = engine.tokenize(req.prompt, req.prepend_bos, req.model)
+    primary = engine.require_model()
+    resolved = engine.compute(steering_models.resolve_on, lm, req.vectors, primary)
+    pair = _pair(engine, req, lm)  # side-by-side generation from two models (issue 14)
     start = StreamEvent(type="start", vectors=[r.info() for r in resolved], prompt_tokens=len(ids))
     stop = threading.Event()
 
@@ -78,7 +80,12 @@ def events(engine: Engine, req: SteerRequest) -> AsyncIterator[bytes]:
 
         try:
             base, steered = TextSoFar(lm.model.tokenizer), TextSoFar(lm.model.tokenizer)
-            for s in steering.generate_pair(lm, ids, resolved, req, stop):
+            steps = (
+                steering_models.generate_models(lm, pair[0], ids, resolved, pair[1], req, stop)
+                if pair is not None
+                else steering.generate_pair(lm, ids, resolved, req, stop)
+            )
+            for s in steps:
                 n += 1
                 emit(StreamEvent(type="token", step=s.step, base=base.push(s.base),
                                  steered=steered.push(s.steered), kl=s.kl))  # fmt: skip
@@ -123,3 +130,13 @@ def events(engine: Engine, req: SteerRequest) -> AsyncIterator[bytes]:
             stop.set()  # the reader left (a slider moved): the worker stops at its next step
 
     return lines()
+
+
+def _pair(engine: Engine, req: SteerRequest, lm) -> tuple | None:
+    """With ``model_b``: slot B's model and the vectors resolved on it (checked now: 4xx)."""
+    if req.model_b is None:
+        return None
+    lm_b = engine.require_model(req.model_b)
+    steering_models.check_pair(lm, lm_b, req.model, req.model_b)
+    primary = engine.require_model()
+    return lm_b, engine.compute(steering_models.resolve_on, lm_b, req.vectors, primary)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import shell, snippets, state, widgets, windows
+from components import compare as ab  # compare mode; `compare` here is the second head
+from components import diff_panels, diff_snippets, shell, snippets, state, widgets, windows
 from components.attention_figures import (
     head_key,
     head_label,
@@ -16,16 +17,23 @@ from components.attention_figures import (
     score_of,
     scores_table,
 )
+from components.diff_figures import pattern_diff_figure
 from components.windows import centred_on
 from engine.schemas.arrays import unpack
 
 link = shell.engine_link()
 prompt = state.get("prompt")
 model = st.session_state["capabilities"]["model"]
-n_layers, n_heads = model["n_layers"], model["n_heads"]
 st.title("Attention")
+cmp = ab.current()
+side = ab.side_toggle()  # compare mode: A, B, or a head's pattern B − A
+prompt_a = prompt
+prompt, slot = cmp.run_on("a" if side == "diff" else side, prompt)
+on_side = ab.figure_side(link.client, side, prompt) if side == "b" else {}
+model = on_side.get("model_info") or model
+n_layers, n_heads = model["n_layers"], model["n_heads"]
 
-scores = shell.call(link.client.analyze, "head_scores", prompt)
+scores = shell.call(ab.analyze, link.client, "head_scores", prompt, slot)
 tokens = scores["tokens"]
 pos = state.clamp_pos(len(tokens))
 layer, head = state.clamp("layer", n_layers), state.clamp("head", n_heads)
@@ -72,7 +80,7 @@ with left:
     fig = head_scores_figure(scores, score, selected=shown[0], compare=second)
     widgets.figure(
         fig, name="attention_head_scores", params={"score": score}, on_click=clicked,
-        bundle=snippets.head_scores(scores, score),
+        bundle=snippets.head_scores(scores, score), **on_side,
     )  # fmt: skip
 with right:
     st.markdown("**Scores of the selected heads on this prompt**")
@@ -85,10 +93,32 @@ st.subheader("Attention pattern" + (" (side by side)" if compare else ""))
 n_tokens = len(tokens)
 start, stop = widgets.position_window(n_tokens, windows.ATTENTION, pos)
 answers = [
-    shell.call(link.client.analyze, "attention_pattern", prompt, layer=la, head=h,
+    shell.call(ab.analyze, link.client, "attention_pattern", prompt, slot, layer=la, head=h,
                start=start, width=windows.ATTENTION, overview=windows.OVERVIEW)
     for la, h in shown
 ]  # fmt: skip
+if side == "diff":  # the same head on side B, drawn as B − A
+    prompt_b, slot_b = cmp.run_on("b", prompt_a)
+    side_b = diff_panels.side_code(link.client, cmp)
+    for (la, h), a_res in zip(shown, answers, strict=True):
+        b_res = shell.call(ab.analyze, link.client, "attention_pattern", prompt_b, slot_b,
+                           layer=la, head=h, start=start, width=windows.ATTENTION,
+                           overview=windows.OVERVIEW)  # fmt: skip
+        if b_res["n_tokens"] != a_res["n_tokens"]:
+            st.warning("Prompt B has another number of tokens: patterns compare position by "
+                       "position, so there is no difference to draw.")  # fmt: skip
+            st.stop()
+        widgets.figure(
+            pattern_diff_figure(a_res["tokens"], unpack(a_res["pattern"]).tolist(),
+                                unpack(b_res["pattern"]).tolist(), start=start,
+                                head=head_label(head_key(la, h)), selected_pos=pos),
+            name=f"attention_diff_L{la}H{h}", params={"head": f"L{la}H{h}", "pos": pos},
+            on_click=lambda p: {"pos": int(p["y"])} if "y" in p else {},
+            bundle=diff_snippets.pattern_diff(la, h, start, a_res, b_res, side_b),
+        )  # fmt: skip
+    st.caption("Side B's pattern minus side A's, position by position (the same head of both "
+               "models, or of the two prompts); the head scores above are side A's.")  # fmt: skip
+    st.stop()
 blocks = [pattern_block(a) for a in answers]
 window_tokens = answers[0]["tokens"]
 st.caption(
@@ -107,6 +137,7 @@ with pat_col:
         },
         on_click=lambda p: {"pos": int(p["y"])} if "y" in p else {},
         bundle=snippets.patterns(shown, [b[1] for b in blocks], window_tokens, start),
+        **on_side,
     )
 if over_col is not None:
     with over_col:
@@ -122,7 +153,7 @@ if over_col is not None:
 st.subheader(f"All heads of layer {layer}")
 st.caption("circuitsvis: hover a head to enlarge it, click to lock it; hover a token for its row.")
 layer_res = shell.call(
-    link.client.analyze, "attention_layer", prompt, layer=layer,
+    ab.analyze, link.client, "attention_layer", prompt, slot, layer=layer,
     start=max(start, stop - windows.CIRCUITSVIS), width=windows.CIRCUITSVIS,
 )  # the last positions of the pattern's window  # fmt: skip
 if layer_res["n_tokens"] > windows.CIRCUITSVIS:

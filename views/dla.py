@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import shell, snippets, state, token_refs, widgets, windows
+from components import compare, diff_panels, shell, snippets, state, token_refs, widgets, windows
 from components.dla_figures import bar_terms, heads_figure, terms_figure
 
 link = shell.engine_link()
 prompt = state.get("prompt")
 model = st.session_state["capabilities"]["model"]
 st.title("Direct logit attribution")
+cmp = compare.current()
+side = compare.side_toggle()  # compare mode: A, B, or each component's change (B − A)
+prompt, slot = cmp.run_on("a" if side == "diff" else side, prompt)
+on_side = compare.figure_side(link.client, side, prompt) if side == "b" else {}
+model = on_side.get("model_info") or model
 
-tokens = shell.call(link.client.tokenize, prompt)["tokens"]
+tokens = shell.call(compare.tokenize, link.client, prompt, slot)["tokens"]
 pos = state.clamp_pos(len(tokens))
 pos = widgets.position_picker(
     tokens, pos, widgets.position_window(len(tokens), windows.PROMPT, pos)
 )
-preds = shell.call(link.client.analyze, "predictions", prompt, top_k=8, start=pos, width=1)
+preds = shell.call(compare.analyze, link.client, "predictions", prompt, slot, top_k=8, start=pos,
+                   width=1)  # fmt: skip
 suggestions = {p["id"]: p["text"] for p in preds["top"][0]}
 a, b = st.columns(2)
 with a:
@@ -36,8 +42,18 @@ def wire(ref: str | None) -> str | int | None:
     return token_refs.to_wire(ref) if ref else None
 
 
+if side == "diff":
+    diff_panels.components_panel(link.client, prompt, cmp, pos, wire(target), wire(baseline))
+    st.stop()
 res = shell.call(
-    link.client.analyze, "dla", prompt, pos=pos, target=wire(target), baseline=wire(baseline)
+    compare.analyze,
+    link.client,
+    "dla",
+    prompt,
+    slot,
+    pos=pos,
+    target=wire(target),
+    baseline=wire(baseline),
 )
 layer = state.clamp("layer", model["n_layers"])
 head = state.clamp("head", model["n_heads"])
@@ -52,11 +68,12 @@ with left:
         params=params,
         on_click=lambda p: {"layer": int(p["y"]), "head": int(p["x"])} if "y" in p else {},
         bundle=snippets.dla_heads(res),
+        **on_side,
     )
 with right:
     widgets.figure(
         terms_figure(res, selected_layer=layer), name="dla_terms", params=params,
-        bundle=snippets.dla_terms(res, bar_terms(res) + [("total", res["total"])]),
+        bundle=snippets.dla_terms(res, bar_terms(res) + [("total", res["total"])]), **on_side,
     )  # fmt: skip
 st.caption(
     f"Each term is the component's output at pos {pos}, centred and divided by the final layer "

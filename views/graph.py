@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import streamlit as st
 
+from components import compare, graph_snippets, job_box, shell, state, token_refs, widgets
 from components import graph_figures as gf
 from components import graph_panel as panel
-from components import graph_snippets, job_box, shell, state, token_refs, widgets
 from components.safe import md
 
 link = shell.engine_link()
@@ -16,6 +16,11 @@ prompt = state.get("prompt")
 caps = st.session_state["capabilities"]
 has_tc = caps["features"]["transcoders"]["available"]
 st.title("Attribution graph")
+compare.not_here(
+    "this page shows model A only: a graph is one model's circuit (made with its "
+    "transcoders), and two graphs do not subtract node by node. The Diff page and DLA's "
+    "difference side compare the two models' components."
+)
 
 
 def show_graph(slug: str) -> None:

@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
-from components import job_box, shell, snippets, state, widgets
+from components import compare, job_box, shell, snippets, state, widgets
 from components import latent_figures as lf
 from components.latent_panel import show_latent_panel
 from components.safe import md
@@ -17,6 +17,10 @@ link = shell.engine_link()
 client = link.client
 prompt = state.get("prompt")
 st.title("SAE latents")
+compare.not_here(
+    "this page shows model A's SAEs on model A; the latents whose activation changes "
+    "between A and B are on the Diff page (A's SAE applied to both)."
+)
 
 
 def attach_form(open_: bool) -> None:

@@ -4,24 +4,39 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import shell, snippets, state, widgets, windows
+from components import compare, diff_panels, shell, snippets, state, widgets, windows
 from components.prompt_figures import predictions_figure, predictions_table, tokens_html
 
 link = shell.engine_link()
 prompt = state.get("prompt")
 st.title("Prompt")
+cmp = compare.current()
+side = compare.side_toggle()  # compare mode: A, B or the difference (KL, changed predictions)
+if side == "diff":
+    diff_panels.tokens_panel(link.client, prompt, cmp, windows.PROMPT, key="prompt_diff")
+    st.stop()
+prompt, slot = cmp.run_on(side, prompt)
 top_k = st.slider("Predictions shown per position (top-k)", 1, 10, 5)
 
 
 def predictions(start: int, width: int) -> dict:
     """Every token and its loss, and the top-k after the positions `start` on (`width`)."""
     return shell.call(
-        link.client.analyze, "predictions", prompt, top_k=top_k, start=start, width=width
+        compare.analyze,
+        link.client,
+        "predictions",
+        prompt,
+        slot,
+        top_k=top_k,
+        start=start,
+        width=width,
     )
 
 
 strip = st.container()  # the tokens and their loss, drawn once the predictions are in
-tokens = shell.call(link.client.tokenize, prompt)["tokens"]  # the window needs their number
+tokens = shell.call(compare.tokenize, link.client, prompt, slot)[
+    "tokens"
+]  # the window needs their number
 pos = state.clamp_pos(len(tokens))
 window = widgets.position_window(len(tokens), windows.PROMPT, pos)
 pos = widgets.position_picker(tokens, pos, window)
@@ -43,6 +58,7 @@ widgets.figure(
     params={"top_k": top_k, "pos": pos},
     on_click=lambda p: {"pos": int(p["x"])} if "x" in p else {},
     bundle=snippets.predictions(result, top_k),
+    **compare.figure_side(link.client, side, prompt),
 )
 left, right = st.columns([2, 3])
 with left:

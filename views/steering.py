@@ -7,8 +7,9 @@ import time
 
 import streamlit as st
 
-from components import shell, state, widgets
+from components import compare, diff_panels, diff_snippets, shell, state, widgets
 from components import steering_setup as ss
+from components.diff_figures import generation_kl_figure
 from components.safe import h, md
 from components.steering_figures import kl_figure
 from components.steering_snippets import kl_bundle
@@ -20,6 +21,14 @@ prompt = state.get("prompt")
 model = st.session_state["capabilities"]["model"]
 hooks = ss.steerable_hooks(model["n_layers"])
 st.title("Steering")
+cmp = compare.current()
+side = compare.side_toggle(  # compare mode: steer model A or B, or generate from both
+    can_diff=bool(cmp.model_b),
+    why_not="side-by-side generation compares two models; prompt B is steered on its own.",
+    diff_label="A and B side by side",
+)
+prompt, slot = cmp.run_on("a" if side == "diff" else side, prompt)
+both = side == "diff"  # side by side: A's and B's continuations, the vectors on both
 setup = ss.from_url(state.get("steer"))
 vectors: list[dict] = setup["vectors"]
 rev = st.session_state.setdefault("steer_rev", 0)
@@ -167,10 +176,12 @@ def show(box, text: str, css: str) -> None:
 
 
 body = {"prompt": prompt, "vectors": vectors, "max_new_tokens": slen, "temperature": stemp,
-        "seed": int(seed)}  # fmt: skip
+        "seed": int(seed), "model": slot, **({"model_b": compare.SLOT_B} if both else {})}  # fmt: skip
 left, right = st.columns(2, gap="large")
-left.markdown("**Baseline**")
-right.markdown("**Steered**")
+on_b = f" ({cmp.label('b')})" if side == "b" and cmp.active else ""  # steering model B
+names = diff_panels.labels(cmp) if both else (f"Baseline{on_b}", f"Steered{on_b}")
+left.markdown(f"**{md(names[0])}**" + (" (steered)" if both and vectors else ""))
+right.markdown(f"**{md(names[1])}**" + (" (steered)" if both and vectors else ""))
 box_b, box_s, note = left.empty(), right.empty(), st.empty()
 events: list[dict] = []
 t0, first = time.perf_counter(), None
@@ -200,12 +211,17 @@ applied = "; ".join(
 note.caption(
     (f"first token after {first * 1e3:.0f} ms · " if first is not None else "")
     + (f"{end['tokens_per_s']:.0f} tokens/s per continuation · " if end.get("tokens_per_s") else "")
-    + (applied or "no vectors: the two continuations are the same")
+    + (applied or ("no vectors" if both else "no vectors: the two continuations are the same"))
 )
-if got["kl"]:
+if got["kl"] and both:
+    widgets.figure(generation_kl_figure(got["kl"], ("A", "B")), name="steering_models_kl",
+                   params={"vectors": len(vectors), "seed": int(seed), "temperature": stemp},
+                   bundle=diff_snippets.generation(body, events, diff_panels.side_code(client, cmp)))  # fmt: skip
+elif got["kl"]:
     widgets.figure(kl_figure(got["kl"]), name="steering_kl",
                    params={"vectors": len(vectors), "seed": int(seed), "temperature": stemp},
-                   bundle=kl_bundle(body, events))  # fmt: skip
+                   bundle=kl_bundle(body, events),
+                   **compare.figure_side(client, side, prompt))  # fmt: skip
 
 
 def imported() -> None:

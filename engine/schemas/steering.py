@@ -12,7 +12,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.schemas.common import MAX_PATH, SEED_MAX, Finite, Name, PromptRequest, Text
+from engine.schemas.common import MAX_PATH, SEED_MAX, Finite, Name, PromptRequest, Slot, Text
 from engine.schemas.saes import DictionaryRef
 
 
@@ -71,6 +71,10 @@ class SteerRequest(PromptRequest):
     top_k: int | None = Field(default=None, ge=1, le=100_000)
     seed: int = Field(default=0, ge=0, le=SEED_MAX, description="0 to 2**32 - 1")
     stop_at_eos: bool = True
+    # issue 14: side-by-side generation. With model_b, the stream's ``base`` is slot `model`'s
+    # continuation and ``steered`` slot `model_b`'s (same seed and sampling, the vectors on
+    # both), and ``kl`` is KL(A || B) of the two models' next tokens along A's text.
+    model_b: Slot | None = Field(default=None, description="generate beside this slot's model")
 
 
 class ResolvedVector(BaseModel):

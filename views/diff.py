@@ -1,0 +1,130 @@
+"""Diff: where model B (or prompt B) differs from A on the prompt: per-token KL, the changed
+predictions, the residual difference and its lens, the latents that changed; and, over a text
+set, the activation-difference lens and the latents' mean changes (jobs)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from components import compare, diff_panels, diff_snippets, job_box, shell, state, widgets, windows
+from components import diff_figures as dfig
+from components.safe import md
+
+MAX_TEXTS = 64  # texts of a text-set job (the built-in neutral set has 64)
+link = shell.engine_link()
+client = link.client
+prompt = state.get("prompt")
+st.title("Diff")
+cmp = compare.current()
+if not cmp.active:
+    st.info(
+        "Nothing to compare yet: in the sidebar's **Compare** panel, pick model B (another model "
+        "directory or name, e.g. `assets/organism-chat`) or prompt B (the same model on another "
+        "prompt of as many tokens).",
+        icon=":material/compare_arrows:",
+    )
+    st.stop()
+labels = diff_panels.labels(cmp)
+st.caption(f"{md(labels[0])} · {md(labels[1])}" + (
+    f" · prompt B: {md(cmp.prompt_b)!s}" if cmp.prompt_b else ""))  # fmt: skip
+
+tokens, pos, _ = diff_panels.tokens_panel(client, prompt, cmp, windows.DIFF)
+st.subheader("Residual stream difference")
+diff_panels.resid_panel(client, prompt, cmp, tokens, pos, windows.DIFF)
+
+st.subheader("Latents that changed")
+caps = st.session_state["capabilities"]
+saes = shell.call(client.saes)
+if "diff_latents" not in caps["analyses"]:
+    st.info("This engine has no latent diffs (analysis diff_latents).")
+    st.stop()
+if not saes:
+    st.info("No SAE is attached to model A: attach one on the SAE latents page.")
+    st.stop()
+ids = [s.id for s in saes]
+sae = state.get("sae") if state.get("sae") in ids else ids[0]
+sae = st.selectbox("SAE (model A's, applied to both sides' activations at its hook)", ids,
+                   index=ids.index(sae), key="w_diff_sae")  # fmt: skip
+lat = shell.call(compare.pair, client, "diff_latents", prompt, cmp, sae=sae, top_k=8,
+                 n_strongest=10)  # fmt: skip
+changed = dfig.strongest_rows(lat)
+if changed:
+    widgets.figure(
+        dfig.latent_changes_figure(
+            changed, title="Latents whose activation changed most on this prompt",
+            subtitle=f"{sae} · each at the token where |B − A| is largest",
+        ),
+        name="diff_latents", params={"sae": sae},
+        bundle=diff_snippets.latents(lat, changed, diff_panels.side_code(client, cmp)),
+    )  # fmt: skip
+    diff_panels.latent_rows(client, prompt, sae, changed)
+else:
+    st.caption("No latent's activation changed on this prompt.")
+here = dfig.latent_rows_at(lat, pos)
+if here:
+    st.markdown(f"**At pos {pos}** (the selected token): " + " · ".join(
+        f"#{r['index']} {r['a']:.2f} → {r['b']:.2f}" for r in here[:6]))  # fmt: skip
+
+st.subheader("Over a text set")
+if not {"adiff_lens", "latent_diff_set"} <= set(caps["jobs"]):
+    st.info("This engine has no text-set diff jobs (adiff_lens, latent_diff_set).")
+    st.stop()
+if not cmp.model_b:
+    st.caption("The text-set jobs compare two models; prompt B is one prompt.")
+    st.stop()
+st.caption(
+    "The activation-difference lens (mean resid_B − resid_A of the first tokens of neutral "
+    "texts, read through the unembedding and the SAE's decoder directions) and each latent's "
+    "mean activation and firing frequency change: jobs on the engine, with progress and "
+    "cancel, cached by their inputs."
+)
+texts = st.text_input("Texts (a file in the engine's data directories; empty: the built-in "
+                      "neutral set)", key="w_diff_texts")  # fmt: skip
+source = {"model_b": compare.SLOT_B, "max_texts": MAX_TEXTS, **({"path": texts} if texts else {})}
+# the bundles' snippets recompute over the built-in texts (a file is read on the engine's side)
+builtin = None if texts else diff_snippets.builtin_texts(MAX_TEXTS)
+j1, j2 = st.columns(2)
+if j1.button("Activation-difference lens", icon=":material/play_arrow:"):
+    job_box.start(client, "adiff_job", "adiff_lens", {**source, "top_k": 10})
+if j2.button("Latent changes over the set", icon=":material/play_arrow:"):
+    job_box.start(client, "ldiff_job", "latent_diff_set", {**source, "sae": sae, "n_top": 10})
+for key, what in (("adiff_job", "the activation-difference lens"),
+                  ("ldiff_job", "the latent changes job")):  # fmt: skip
+    if out := job_box.follow(client, key, what):
+        if out.job.status == "done":
+            st.session_state[f"{key}:result"] = out.result
+        else:
+            st.error(out.job.error or out.job.message)
+if adiff := st.session_state.get("adiff_job:result"):
+    rows, top = dfig.adiff_rows(adiff)
+    widgets.figure(
+        dfig.layer_tokens_figure(
+            rows, top, title="Activation-difference lens",
+            subtitle=f"mean resid_B − resid_A over the first {adiff['positions']} tokens of "
+            f"{adiff['over']}, through B's unembedding",
+        ),
+        name="diff_adiff_lens", params={"texts": adiff["over"]},
+        bundle=diff_snippets.adiff_lens(adiff, builtin, diff_panels.side_code(client, cmp))
+        if builtin else None,
+    )  # fmt: skip
+    st.caption(md(adiff["normalisation"]))
+    for reading in adiff["mean"]["saes"]:
+        st.caption(
+            f"{md(reading['sae'])}: latents best aligned with the mean difference: "
+            + ", ".join(
+                f"#{x['index']} {md(x['label'][:40])} ({x['cosine']:.2f})"
+                for x in reading["latents"][:6]
+            )  # fmt: skip
+        )
+if ldiff := st.session_state.get("ldiff_job:result"):
+    rows_set = dfig.set_rows(ldiff)
+    widgets.figure(
+        dfig.latent_changes_figure(
+            rows_set, title="Latents whose mean activation changed most over the texts",
+            subtitle=f"{ldiff['sae']['id']} · {ldiff['over']} · rose most (top), fell most (bottom)",
+        ),
+        name="diff_latent_set", params={"sae": ldiff["sae"]["id"]},
+        bundle=diff_snippets.latent_set(ldiff, rows_set, builtin, diff_panels.side_code(client, cmp))
+        if builtin else None,
+    )  # fmt: skip
+    diff_panels.latent_rows(client, prompt, ldiff["sae"]["id"], rows_set, key="set")
