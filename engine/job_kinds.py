@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from pydantic import BaseModel
 
-from engine import latent_examples, paths, validation
+from engine import latent_examples, paths, probe_sweep, validation
 from engine.errors import EngineError
 from engine.graphs.schemas import GraphParams
 from engine.graphs.service import run_attribution_job, transcoder_capability
@@ -23,6 +23,7 @@ from engine.jobs import JobContext
 from engine.loading import is_local_model_dir
 from engine.schemas.jobs import BatchLossParams, BatchLossResult
 from engine.schemas.model import LoadModelRequest
+from engine.schemas.probes import ProbeSweepParams
 from engine.schemas.saes import ExamplesJobParams
 
 if TYPE_CHECKING:
@@ -113,5 +114,11 @@ JOB_KINDS: dict[str, JobKind] = {
         latent_examples.run,
         "top-activating examples of an SAE over a text file or dataset",
         latent_examples.check,
+    ),  # fmt: skip
+    "probe_sweep": JobKind(
+        ProbeSweepParams,
+        probe_sweep.run,
+        "difference-of-means and logistic-regression probes at every hook point",
+        probe_sweep.check,
     ),  # fmt: skip
 }
