@@ -125,23 +125,13 @@ def _token_ids(lm: LoadedModel, text: str) -> list[int]:
 
 
 def _picks(lm: LoadedModel, ids: list[list[int]], p: ProbeSweepParams) -> tuple[list, list]:
-    """Per prompt, the positions the rule reads (None: no token matches), and the "every"
-    rule's positions."""
-    if p.position == "last":
-        return [[len(t) - 1] for t in ids], []
-    if p.position == "every":
-        shortest = min(len(t) for t in ids)
-        positions = list(range(1, min(shortest, MAX_EVERY + 1)))
-        if not positions:
-            raise EngineError(422, "too_short", "A prompt has no token after BOS.")
-        return [positions for _ in ids], positions
-    pat = re.compile(p.pattern or "")
+    """engine/probes.py's ``pick_positions`` over the prompts' tokens (decoded for "match")."""
     tok = lm.model.tokenizer
-    out = []
-    for t in ids:
-        hits = [i for i in range(1, len(t)) if pat.search(tok.decode([t[i]]))]
-        out.append([hits[-1]] if hits else None)
-    return out, []
+    texts = [[tok.decode([i]) for i in t] if p.position == "match" else [""] * len(t) for t in ids]
+    try:
+        return probes.pick_positions(texts, p.position, p.pattern, MAX_EVERY)
+    except ValueError as e:
+        raise EngineError(422, "too_short", f"{e}.") from None
 
 
 @torch.inference_mode()

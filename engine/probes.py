@@ -16,6 +16,8 @@ measured on the held-out split:
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 from jaxtyping import Float, Int
 from scipy.stats import rankdata
@@ -25,7 +27,27 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-PROBE_C, PROBE_MAX_ITER = 1.0, 2000
+PROBE_C = 1.0  # inverse L2 strength (scikit-learn's default)
+PROBE_MAX_ITER = 2000
+
+
+def pick_positions(
+    tokens: list[list[str]], rule: str, pattern: str | None = None, max_every: int = 32
+) -> tuple[list[list[int] | None], list[int]]:
+    """Per prompt (its tokens' texts, BOS first) the positions a rule reads, and the "every"
+    rule's positions. "last": the last token; "every": each position from the first after BOS
+    up to the shortest prompt's end (at most `max_every`); "match": the last token after BOS
+    whose text matches the regular expression `pattern` (None where no token does)."""
+    if rule == "last":
+        return [[len(t) - 1] for t in tokens], []
+    if rule == "every":
+        positions = list(range(1, min(min(len(t) for t in tokens), max_every + 1)))
+        if not positions:
+            raise ValueError("a prompt has no token after BOS")
+        return [positions for _ in tokens], positions
+    pat = re.compile(pattern or "")
+    hits = [[i for i in range(1, len(t)) if pat.search(t[i])] for t in tokens]
+    return [[h[-1]] if h else None for h in hits], []
 
 
 def split(
