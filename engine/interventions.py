@@ -50,6 +50,21 @@ def cap(
     return x + (p.clamp(min=lo, max=hi) - p)[..., None] * r
 
 
+def residual_direction(r: Float[Tensor, " d"], centred: bool) -> Float[Tensor, " d"]:
+    """The unit direction as the residual stream holds it: without its mean when the model's
+    writing weights are centred (TransformerLens centres a LayerNorm model's: its residual
+    stream has no component along (1, ..., 1)), else as given."""
+    r = r.float()
+    if centred:
+        r = r - r.mean()
+    return r / r.norm().clamp_min(1e-12)
+
+
+def centred(model) -> bool:
+    """Whether TransformerLens centred this model's writing weights (LayerNorm models)."""
+    return model.cfg.normalization_type in ("LN", "LNPre")
+
+
 # --- where they act --------------------------------------------------------------------------
 def hook_points(
     mode: str, layers: list[int] | str | None, own_hook: str, n_layers: int
@@ -143,8 +158,10 @@ def resolve(lm: LoadedModel, items: list[DirectionIntervention], store) -> list[
         for h in at:
             if h not in lm.model.hook_dict:
                 raise EngineError(422, "bad_hook_point", f"This model has no hook point {h!r}.")
-        a = Applied(it.name, it.mode, directions.tensor(d, lm.model.cfg.device), at, it.coeff,
-                    it.lo, it.hi)  # fmt: skip
+        r = directions.tensor(d, lm.model.cfg.device)
+        if it.mode != "add":  # a projection: of the residual stream as it is held
+            r = residual_direction(r, centred(lm.model))
+        a = Applied(it.name, it.mode, r, at, it.coeff, it.lo, it.hi)
         if it.gate is not None:
             g, index = steering._condition_source(lm, it.gate)
             first = min(at, key=steering.hook_order)

@@ -177,6 +177,8 @@ def test_interventions_equal_direct_hooks(eng, saved, it):
     lm = eng.lm
     model = lm.model
     r = directions.tensor(saved.get("r"))
+    if it.mode != "add":  # a projection: the residual stream of a LayerNorm model is mean-free
+        r = (r - r.mean()) / (r - r.mean()).norm()
     ids = model.to_tokens("Once upon a time, there was a happy dog.")
     applied = interventions.resolve(lm, [it], saved)
     with torch.inference_mode():
@@ -201,6 +203,7 @@ def test_interventions_equal_direct_hooks(eng, saved, it):
 def test_ablated_everywhere_leaves_no_component(eng, saved):
     model = eng.lm.model
     r = directions.tensor(saved.get("r"))
+    r = (r - r.mean()) / (r - r.mean()).norm()
     applied = interventions.resolve(eng.lm, [DirectionIntervention(name="r", mode="ablate")], saved)
     names = [
         f"blocks.{i}.hook_resid_{k}"
@@ -263,3 +266,37 @@ def test_steering_stream_acts_on_a_saved_direction(api, eng, saved):
     assert api.post("/steering/generate", json=bad).status_code == 404
     req = SteerRequest(prompt="x", directions=[{"name": "r"}])
     assert steering.resolve(eng.lm, req.vectors) == []  # vectors and directions apart
+
+
+def test_export_orthogonalised_equals_hook_ablation(api, eng, saved, data_dir):
+    """The exported directory loads back (engine's own load path) and gives the hook-ablated
+    model's logits and greedy tokens; the tiny model ties its unembedding, so the export
+    unties it; its random biases are orthogonalised too."""
+    from engine.loading import load_model
+
+    got = api.post("/directions/export", json={"direction": "r", "out": "tiny-r"}).json()
+    out = data_dir / "exports" / "tiny-r"
+    assert got["path"] == str(out.resolve())
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= set(got["files"])
+    assert any(n.endswith("attn.c_proj.bias") for n in got["changed"])
+    assert any(n.endswith("mlp.c_proj.weight") for n in got["changed"])
+    assert json.loads((out / "config.json").read_text())["tie_word_embeddings"] is False
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".tmp")]
+    model = eng.lm.model
+    ortho = load_model(str(out)).model
+    hooks = interventions.hooks(
+        interventions.resolve(eng.lm, [DirectionIntervention(name="r", mode="ablate")], saved),
+        "cpu", torch.float32,
+    )  # fmt: skip
+    ids = model.to_tokens("Once upon a time, there was a happy dog named Max.")
+    with torch.inference_mode():
+        want, mine, clean = model.run_with_hooks(ids, fwd_hooks=hooks), ortho(ids), model(ids)
+        assert (want - clean).abs().max() > 1e-2
+        torch.testing.assert_close(mine, want, atol=1e-4, rtol=1e-4)
+        a, b = ids, ids
+        for _ in range(8):
+            a = torch.cat([a, model.run_with_hooks(a, fwd_hooks=hooks)[:, -1:].argmax(-1)], 1)
+            b = torch.cat([b, ortho(b)[:, -1:].argmax(-1)], 1)
+    assert a.tolist() == b.tolist()
+    bad = api.post("/directions/export", json={"direction": "r", "out": "../x"})
+    assert bad.status_code == 422
