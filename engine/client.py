@@ -237,6 +237,26 @@ class EngineClient:
 
         return self.patience.stream(lines)
 
+    # --- directions (engine/api_directions.py) -----------------------------------------
+    def directions(self, all_models: bool = False) -> list[dict]:
+        """The saved directions (DirectionInfo) of the loaded model, or every one."""
+        return self.request("GET", f"/directions?all_models={str(all_models).lower()}")
+
+    def save_direction(self, d: dict) -> dict:
+        """Save a Direction (a dict of its fields); its DirectionInfo."""
+        return self.request("POST", "/directions", d)
+
+    def direction(self, name: str) -> dict:
+        return self.request("GET", f"/directions/{quote(name, safe='')}")
+
+    def delete_direction(self, name: str) -> dict:
+        return self.request("DELETE", f"/directions/{quote(name, safe='')}")
+
+    def export_orthogonalised(self, direction: str, out: str | None = None, **kw: Any) -> dict:
+        """Write the model with `direction` projected out of its weights; its ExportResult."""
+        body = {"direction": direction, "out": out, **kw}
+        return self.request("POST", "/directions/export", body, timeout=600.0)
+
     def cache_stats(self) -> dict:
         return self.request("GET", "/cache/stats")
 

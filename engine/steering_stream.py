@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
-from engine import steering
+from engine import interventions, steering
 from engine.schemas.steering import SteerRequest, StreamEvent, StreamToken
 
 if TYPE_CHECKING:
@@ -55,8 +55,10 @@ def events(engine: Engine, req: SteerRequest) -> AsyncIterator[bytes]:
     """Check the request now (errors answer 4xx), then stream its events as NDJSON lines."""
     lm = engine.require_model()
     ids, _ = engine.tokenize(req.prompt, req.prepend_bos)
-    resolved = engine.compute(steering.resolve, lm, req.vectors)
-    start = StreamEvent(type="start", vectors=[r.info() for r in resolved], prompt_tokens=len(ids))
+    resolved, applied = engine.compute(interventions.resolve_request, engine, lm, req)
+    infos = [r.info() for r in resolved] + [a.info() for a in applied]
+    start = StreamEvent(type="start", vectors=infos, prompt_tokens=len(ids))
+    extra = interventions.hooks(applied, lm.model.cfg.device, lm.model.cfg.dtype)
     stop = threading.Event()
 
     def work(put) -> None:
@@ -78,7 +80,7 @@ def events(engine: Engine, req: SteerRequest) -> AsyncIterator[bytes]:
 
         try:
             base, steered = TextSoFar(lm.model.tokenizer), TextSoFar(lm.model.tokenizer)
-            for s in steering.generate_pair(lm, ids, resolved, req, stop):
+            for s in steering.generate_pair(lm, ids, resolved, req, stop, extra):
                 n += 1
                 emit(StreamEvent(type="token", step=s.step, base=base.push(s.base),
                                  steered=steered.push(s.steered), kl=s.kl))  # fmt: skip
