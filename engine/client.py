@@ -257,6 +257,19 @@ class EngineClient:
         body = {"direction": direction, "out": out, **kw}
         return self.request("POST", "/directions/export", body, timeout=600.0)
 
+    # --- probe sweeps (engine/api_probes.py; the sweep is the probe_sweep job) ----------
+    def probe_sweep(self, sweep: str) -> dict:
+        """A finished probe sweep's result (ProbeSweepResult, without its vectors)."""
+        return self.request("GET", f"/probes/{quote(sweep, safe='')}")
+
+    def save_probe_direction(
+        self, sweep: str, hook: str, method: str = "logistic_probe", position: int | None = None,
+        name: str | None = None,
+    ) -> dict:  # fmt: skip
+        """Save a sweep's fitted vector at `hook` as a named direction; its DirectionInfo."""
+        body = {"hook": hook, "method": method, "position": position, "name": name}
+        return self.request("POST", f"/probes/{quote(sweep, safe='')}/directions", body)
+
     def cache_stats(self) -> dict:
         return self.request("GET", "/cache/stats")
 

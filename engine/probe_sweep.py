@@ -26,11 +26,18 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from engine import probes, saes, text_sources
+from engine import directions, probes, saes, text_sources, validation
 from engine.atomic import atomic_write
 from engine.errors import EngineError
 from engine.jobs import JobCancelled, JobContext
-from engine.schemas.probes import MAX_EVERY, HookResult, ProbeSweepParams, ProbeSweepResult
+from engine.schemas.directions import Direction, DirectionInfo
+from engine.schemas.probes import (
+    MAX_EVERY,
+    HookResult,
+    ProbeSweepParams,
+    ProbeSweepResult,
+    SaveDirectionRequest,
+)
 
 if TYPE_CHECKING:
     from engine.loading import LoadedModel
@@ -67,6 +74,11 @@ def check(engine: Engine, p: ProbeSweepParams) -> ProbeSweepParams:
         raise EngineError(422, "unknown_hook",
                           f"{lm.name} has no hook point {missing[0]!r}.")  # fmt: skip
     p = p.model_copy(update={"hooks": list(dict.fromkeys(hooks))})
+    for i, text in enumerate([*(p.positive or []), *(p.negative or [])]):
+        try:
+            validation.check_prompt_text(text)
+        except EngineError as e:
+            raise EngineError(e.status, e.code, f"Prompt {i + 1}: {e.message}") from None
     if p.dataset:
         p = text_sources.check(p, engine.settings)
     return p
@@ -299,3 +311,44 @@ def vector(engine: Engine, sweep: str, hook: str, method: str, position: int | N
             raise EngineError(404, "unknown_vector",
                               f"Sweep {sweep} has no {method} vector at {hook} (position {position}).")  # fmt: skip
         return f[k]
+
+
+def as_direction(engine: Engine, sweep: str, req: SaveDirectionRequest) -> Direction:
+    """A sweep's fitted vector as a ``Direction`` (engine/schemas/directions.py), with where it
+    came from and its held-out metrics (and its baselines') at that hook point."""
+    lm = engine.require_model()
+    doc = sweep_file(engine, sweep)
+    if doc["model"] != lm.fingerprint:
+        raise EngineError(409, "other_model",
+                          f"Sweep {sweep} ran on {doc['model']}, not on the loaded model.")  # fmt: skip
+    row = next((r for r in doc["results"]
+                if r["hook"] == req.hook and r["position"] == req.position), None)  # fmt: skip
+    if row is None:
+        raise EngineError(404, "unknown_vector",
+                          f"Sweep {sweep} has no result at {req.hook} (position {req.position}).")  # fmt: skip
+    v = vector(engine, sweep, req.hook, req.method, req.position)
+    metrics = dict(row[req.method])
+    metrics |= {f"shuffled_{k}": v_ for k, v_ in row["shuffled"].items()}
+    if row.get("sae_latent"):
+        metrics |= {"sae_latent_accuracy": row["sae_latent"]["accuracy"],
+                    "sae_latent_auroc": row["sae_latent"]["auroc"]}  # fmt: skip
+    p = doc.get("params", {})
+    sets = {k: p[k][:3] for k in ("positive", "negative") if p.get(k)}
+    where = "" if req.position is None else f"-p{req.position}"
+    name = req.name or f"{req.method}-{req.hook}{where}-{sweep[:6]}"
+    return Direction(
+        name=name, hook=req.hook, vector=v.tolist(), metrics=metrics,
+        provenance={
+            "method": req.method, "sweep": sweep, "inputs_hash": sweep, "source": doc.get("source"),
+            "n_positive": doc["n_positive"], "n_negative": doc["n_negative"],
+            "prompt_examples": sets, "position_rule": doc["position"], "pattern": doc.get("pattern"),
+            "position": req.position, "heldout_fraction": p.get("heldout_fraction"),
+            "seed": p.get("seed"),
+        },
+    )  # fmt: skip
+
+
+def save_direction(engine: Engine, sweep: str, req: SaveDirectionRequest) -> DirectionInfo:
+    """Save a sweep's vector in the loaded model's direction store (on the model thread)."""
+    d = as_direction(engine, sweep, req)
+    return engine.compute(lambda: directions.store(engine).save(d))

@@ -252,3 +252,39 @@ def test_the_figure_bundle_snippet_recomputes_the_sweep(org, sets, sweep, tmp_pa
     assert "def fit_hook(" in spec.code and "LogisticRegression(" in spec.code  # the engine's own
     assert any(v is not None for v in np.array(spec.data["auroc"].values, dtype=object)[2].ravel())
     assert_recomputes(spec, run_snippet(spec, org, "Once upon a time", tmp_path))
+
+
+def test_a_sweep_vector_is_saved_as_a_named_direction(org, sweep, direct, tmp_path, monkeypatch):
+    """POST /probes/{sweep}/directions: the probe's weight over each feature's scale (the
+    direction scikit-learn's probe reads), unit-normalised, with provenance and metrics; it
+    is listed with the saved directions; GET /probes/{sweep} gives the result again."""
+    from fastapi.testclient import TestClient
+
+    from engine.api import create_app
+
+    monkeypatch.setattr(org.settings, "data_dirs", [tmp_path])
+    x, y, _ = direct
+    h = "blocks.2.hook_resid_pre"
+    train, _ = (np.sort(i) for i in train_test_split(np.arange(2 * N), test_size=0.25, random_state=SEED, stratify=y))  # fmt: skip
+    probe = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000))
+    probe.fit(x[h][train], y[train])
+    w = probe[-1].coef_[0] / probe[0].scale_
+    with TestClient(create_app(org)) as api:
+        again = api.get(f"/probes/{sweep['sweep']}").json()
+        assert again["results"] == sweep["results"]
+        info = api.post(f"/probes/{sweep['sweep']}/directions",
+                        json={"hook": h, "method": "logistic_probe", "name": "mood"}).json()  # fmt: skip
+        assert info["name"] == "mood" and info["compatibility"] == "same_model"
+        assert info["method"] == "logistic_probe"
+        row = next(r for r in sweep["results"] if r["hook"] == h)
+        assert info["metrics"]["auroc"] == row["logistic_probe"]["auroc"]
+        assert info["metrics"]["shuffled_accuracy"] == row["shuffled"]["accuracy"]
+        d = api.get("/directions/mood").json()
+        assert d["hook"] == h and d["provenance"]["sweep"] == sweep["sweep"]
+        assert np.allclose(d["vector"], w / np.linalg.norm(w), atol=1e-4)
+        assert d["norm"] == pytest.approx(np.linalg.norm(w), rel=1e-4)
+        dm = api.post(f"/probes/{sweep['sweep']}/directions",
+                      json={"hook": h, "method": "diff_of_means"}).json()  # fmt: skip
+        assert dm["name"] == f"diff_of_means-{h}-{sweep['sweep'][:6]}"
+        assert {i["name"] for i in api.get("/directions").json()} >= {"mood", dm["name"]}
+        assert api.post("/probes/0123456789abcdef/directions", json={"hook": h}).status_code == 404
