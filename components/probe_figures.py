@@ -65,7 +65,7 @@ def layer_curve(result: dict, *, position: int | None = None) -> go.Figure:
     fig.update_layout(
         title=dict(text=f"Probe sweep: {plot_text(subject(result))}{where}",
                    subtitle=dict(text=plot_text(setup_line(result)))),
-        height=400, legend=dict(orientation="h", y=-0.22, x=0),
+        height=430, legend=dict(orientation="h", y=-0.22, x=0), margin=dict(t=110),
     )  # fmt: skip
     return apply(fig)
 
