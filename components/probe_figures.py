@@ -45,8 +45,7 @@ def layer_curve(result: dict, *, position: int | None = None) -> go.Figure:
     """Two panels, held-out accuracy and AUROC, per hook point; one line per scorer."""
     rows = rows_at(result, position)
     x = [hook_label(r["hook"]) for r in rows]
-    fig = make_subplots(rows=1, cols=2, subplot_titles=list(METRICS.values()),
-                        horizontal_spacing=0.1)  # fmt: skip
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1)
     for key, (name, color, dash) in SCORERS.items():
         for col, metric in enumerate(METRICS, start=1):
             y = [r[key][metric] if r.get(key) else None for r in rows]
@@ -60,12 +59,14 @@ def layer_curve(result: dict, *, position: int | None = None) -> go.Figure:
                 hovertext=hover, hoverinfo="text",
             )  # fmt: skip
     fig.update_yaxes(range=[-0.03, 1.03], dtick=0.25)
+    for col, title in enumerate(METRICS.values(), start=1):
+        fig.update_yaxes(title=title, row=1, col=col)
     fig.add_hline(y=0.5, line=dict(color="#bbb", width=1))
     where = "" if position is None else f" at position {position}"
     fig.update_layout(
         title=dict(text=f"Probe sweep: {plot_text(subject(result))}{where}",
                    subtitle=dict(text=plot_text(setup_line(result)))),
-        height=430, legend=dict(orientation="h", y=-0.22, x=0), margin=dict(t=110),
+        height=430, legend=dict(orientation="h", y=-0.22, x=0),
     )  # fmt: skip
     return apply(fig)
 

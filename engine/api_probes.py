@@ -16,10 +16,9 @@ def router(engine: Engine) -> APIRouter:
 
     @r.get("/probes/{sweep}")
     def get_sweep(sweep: str) -> dict:
-        """A finished sweep's result (as the job returned it, without its vectors)."""
-        doc = probe_sweep.sweep_file(engine, sweep)
-        doc.pop("params", None)
-        return {**doc, "cached": True}
+        """A finished sweep's result (as the job returned it, without its vectors) and the
+        parameters it ran with (the figure bundle's snippet reruns it)."""
+        return {**probe_sweep.sweep_file(engine, sweep), "cached": True}
 
     @r.post("/probes/{sweep}/directions", response_model=DirectionInfo)
     def save_direction(sweep: str, req: SaveDirectionRequest) -> DirectionInfo:

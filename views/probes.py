@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import job_box, probe_setup, shell, widgets
+from components import job_box, probe_setup, shell, state, widgets
 from components import probe_figures as pf
 from components.bundles import ModelRef
 from components.probe_snippets import spec as bundle_spec
@@ -53,31 +53,30 @@ with st.form("probe_form", border=True):
     run = st.form_submit_button("Run the sweep", type="primary", icon=":material/play_arrow:")
 if run:
     params = probe_setup.params(form)
-    st.session_state["probe_params"] = params
     try:
         job_box.start(client, "probe_job", "probe_sweep", params)
     except EngineRequestError as e:
         st.error(e.message, icon=":material/warning:")
 if out := job_box.follow(client, "probe_job", "the probe sweep"):
     if out.job.status == "done":
-        st.session_state["probe_sweep"] = out.result["sweep"]
+        state.put(probe=out.result["sweep"])
     else:
         st.error(out.job.error or out.job.message)
 
-sweep = st.session_state.get("probe_sweep")
+sweep = state.get("probe")
 if not sweep:
     st.info("Run a sweep to see held-out accuracy and AUROC at each hook point.")
     st.stop()
 try:
     res = client.probe_sweep(sweep)
 except EngineRequestError as e:  # cleared from the cache, or another model loaded
-    st.session_state.pop("probe_sweep", None)
+    state.put(probe=None)
     st.warning(e.message)
     st.stop()
 if res["model"] != model.get("fingerprint", res["model"]):
     st.warning("This sweep ran on another model: run it again on this one.")
     st.stop()
-params = st.session_state.get("probe_params") or {}
+params = res.get("params") or {}
 ref = ModelRef.from_info(model).ref if model.get("source") == "local" else None
 bundle = bundle_spec(res, params, ref) if params else None
 figure_params = {

@@ -31,6 +31,13 @@ def test_a_sweep_runs_shows_its_curve_and_saves_a_direction(page, app_server):
     page.get_by_text("Saved direction").first.wait_for(timeout=LOAD)
     saved = httpx.get(f"{app_server['engine_url']}/directions", timeout=10).json()
     assert "mood-probe" in [d["name"] for d in saved]
+    # the sweep shown is in the URL: the same view in presenter mode, from the link alone
+    assert "probe=" in page.url
+    page.goto(page.url + "&present=1")
+    page.get_by_text("Best probe:").first.wait_for(timeout=LOAD)
+    settle(page)
+    assert not page_errors(page)
+    screenshot(page, "probes_presenter", 1500)
 
 
 def test_every_token_shows_a_layer_by_position_heatmap(page, app_server):
