@@ -148,6 +148,12 @@ def row(lm: LoadedModel, p: SweepParams, store, value: float, prepared: tuple) -
     return SweepRow(value=value, rate=rate, kl=kl, examples=texts[:N_EXAMPLES])
 
 
+def _at(lm: LoadedModel, p: SweepParams, store) -> list[str]:
+    it = p.intervention
+    d = store.usable(it.name, it.allow_other_model)
+    return interventions.hook_points(it.mode, it.layers, d.hook, lm.n_layers)
+
+
 def baseline(lm: LoadedModel, p: SweepParams, store, prepared: tuple) -> float:
     return _rate(lm, p, [], prepared[0], prepared[2])[0]
 
@@ -157,7 +163,8 @@ def measure(lm: LoadedModel, p: SweepParams, store) -> SweepResult:
     prepared = _prepared(lm, p, store)
     rows = [row(lm, p, store, v, prepared) for v in p.values]
     return SweepResult(direction=p.intervention.name, mode=p.intervention.mode,
-                       baseline_rate=baseline(lm, p, store, prepared), rows=rows)  # fmt: skip
+                       baseline_rate=baseline(lm, p, store, prepared), rows=rows,
+                       hook_points=_at(lm, p, store))  # fmt: skip
 
 
 # --- the job ---------------------------------------------------------------------------------
@@ -188,6 +195,6 @@ def run(engine: Engine, ctx: JobContext, p: SweepParams) -> dict:
         ctx.progress((k + 1) / (len(p.values) + 1), f"{p.intervention.mode} at {value:g}")
         rows.append(engine.compute(row, lm, p, store, value, prepared))
     result = SweepResult(direction=d.name, mode=p.intervention.mode, baseline_rate=base,
-                         rows=rows).model_dump(mode="json")  # fmt: skip
+                         rows=rows, hook_points=_at(lm, p, store)).model_dump(mode="json")  # fmt: skip
     engine.cache.set(key, json.dumps(result).encode())
     return result

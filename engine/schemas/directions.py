@@ -152,6 +152,7 @@ class SweepResult(BaseModel):
     baseline_rate: float = Field(description="the rate with no intervention")
     rows: list[SweepRow]
     kl_positions: str = "prompt"
+    hook_points: list[str] = Field(default_factory=list, description="where it acted")
 
 
 class ExportRequest(BaseModel):
