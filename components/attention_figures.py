@@ -219,3 +219,4 @@ def overview_figure(
         coloraxis=dict(colorscale=SEQUENTIAL, cmin=0, cmax=1, showscale=False),
     )  # fmt: skip
     return apply(fig, presenter)
+
