@@ -57,7 +57,13 @@ def residual_direction(r: Float[Tensor, " d"], centred: bool) -> Float[Tensor, "
     r = r.float()
     if centred:
         r = r - r.mean()
-    return r / r.norm().clamp_min(1e-12)
+    if float(r.norm()) < 1e-6:
+        raise EngineError(
+            422, "direction_not_in_stream",
+            "The direction lies along (1, ..., 1), which this model's residual stream never "
+            "holds (its writing weights are centred): there is nothing to project out.",
+        )  # fmt: skip
+    return r / r.norm()
 
 
 def centred(model) -> bool:

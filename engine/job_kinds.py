@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Any
 import torch
 from pydantic import BaseModel
 
-from engine import latent_examples, paths, probe_sweep, validation
+from engine import direction_sweep, latent_examples, paths, probe_sweep, validation
 from engine.errors import EngineError
 from engine.graphs.schemas import GraphParams
 from engine.graphs.service import run_attribution_job, transcoder_capability
 from engine.jobs import JobContext
 from engine.loading import is_local_model_dir
+from engine.schemas.directions import SweepParams
 from engine.schemas.jobs import BatchLossParams, BatchLossResult
 from engine.schemas.model import LoadModelRequest
 from engine.schemas.probes import ProbeSweepParams
@@ -120,5 +121,11 @@ JOB_KINDS: dict[str, JobKind] = {
         probe_sweep.run,
         "difference-of-means and logistic-regression probes at every hook point",
         probe_sweep.check,
+    ),  # fmt: skip
+    "direction_sweep": JobKind(
+        SweepParams,
+        direction_sweep.run,
+        "a direction's intervention over coefficients: behaviour rate and harmless KL",
+        direction_sweep.check,
     ),  # fmt: skip
 }

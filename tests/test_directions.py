@@ -300,3 +300,39 @@ def test_export_orthogonalised_equals_hook_ablation(api, eng, saved, data_dir):
     assert a.tolist() == b.tolist()
     bad = api.post("/directions/export", json={"direction": "r", "out": "../x"})
     assert bad.status_code == 422
+
+
+def test_sweep_job_figure_and_bundle_snippet(api, eng, saved, tmp_path):
+    """The sweep on the tiny model: value 0 is the baseline (KL 0), the KL grows with the
+    coefficient; the figure draws both; the bundle's snippet (the engine's functions)
+    recomputes the rates and KLs."""
+    from components import direction_figures as dfig
+    from engine import direction_sweep
+    from tests.test_bundles import assert_recomputes, run_snippet
+
+    model, tok = eng.lm.model, eng.lm.model.tokenizer
+    prompts = ["Once upon a time", "There was a dog", "The sky was", "One day, she"]
+    clean = direction_sweep.greedy(
+        model, direction_sweep.encode(eng.lm, prompts, False), [], 5, None
+    )
+    word = tok.decode(clean[0]).split()[0]  # a keyword the clean model writes
+    params = {"intervention": {"name": "r", "mode": "add", "layers": [0, 1]},
+              "values": [0.0, 3.0, 12.0], "prompts": prompts, "harmless": prompts[:2],
+              "classifier": {"keywords": [word]}, "max_new_tokens": 5}  # fmt: skip
+    job = api.post("/jobs/direction_sweep", json=params).json()
+    res = api.get(f"/jobs/{job['id']}/wait?timeout_s=120").json()
+    assert res["job"]["status"] == "done", res
+    got = res["result"]
+    texts = [tok.decode(g) for g in clean]
+    assert got["baseline_rate"] == sum(word.lower() in t.lower() for t in texts) / 4 > 0
+    assert got["rows"][0]["rate"] == got["baseline_rate"] and got["rows"][0]["kl"] == 0.0
+    assert 0 < got["rows"][1]["kl"] < got["rows"][2]["kl"]
+    assert got["hook_points"] == ["blocks.0.hook_resid_pre", "blocks.1.hook_resid_pre"]
+    fig = dfig.sweep_figure(got, "keyword")
+    assert [list(t.y) for t in fig.data] == [[r["rate"] for r in got["rows"]],
+                                             [r["kl"] for r in got["rows"]]]  # fmt: skip
+    spec = dfig.sweep_bundle(params, got, api.get("/directions/r").json())
+    assert "def greedy(" in spec.code and "def ablate(" in spec.code  # the engine's own
+    assert_recomputes(spec, run_snippet(spec, eng, "Once upon a time", tmp_path))
+    bad = {**params, "intervention": {"name": "r", "mode": "ablate", "layers": [7]}}
+    assert api.post("/jobs/direction_sweep", json=bad).status_code == 422

@@ -133,6 +133,7 @@ class SweepParams(BaseModel):
     harmless: list[Text] = Field(min_length=1, max_length=256, description="for the KL")
     classifier: Classifier
     max_new_tokens: int = Field(default=10, ge=1, le=64)
+    chat: bool = Field(default=False, description="wrap each prompt in the chat template")
 
 
 class SweepRow(BaseModel):
@@ -151,6 +152,7 @@ class SweepResult(BaseModel):
     baseline_rate: float = Field(description="the rate with no intervention")
     rows: list[SweepRow]
     kl_positions: str = "prompt"
+    hook_points: list[str] = Field(default_factory=list, description="where it acted")
 
 
 class ExportRequest(BaseModel):
