@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from engine.loading import LoadedModel
     from engine.service import Engine
 
-VERSION = 1  # of the fits and the file: bump to recompute cached sweeps
+VERSION = 2  # of the fits and the file: bump to recompute cached sweeps
 
 
 def default_hooks(n_layers: int) -> list[str]:
@@ -215,7 +215,9 @@ def run(engine: Engine, ctx: JobContext, p: ProbeSweepParams) -> dict:
     key = _key(lm, texts, labels, p, {h: d.key for h, d in at.items()})
     meta_path, vec_path = _paths(engine, key)
     if meta_path.is_file() and vec_path.is_file():
-        return {**json.loads(meta_path.read_text()), "cached": True}
+        doc = json.loads(meta_path.read_text())
+        doc.pop("params", None)  # the prompts: not shipped back with every result
+        return {**doc, "cached": True}
 
     ids = [_token_ids(lm, t) for t in texts]
     picks, positions = _picks(lm, ids, p)
@@ -254,6 +256,7 @@ def run(engine: Engine, ctx: JobContext, p: ProbeSweepParams) -> dict:
         results.append(HookResult(
             hook=h, position=pos, diff_of_means=fit["diff_of_means"],
             logistic_probe=fit["logistic_probe"], shuffled=fit["shuffled"],
+            thresholds=fit["thresholds"],
             sae_latent=None if lm_ is None else {**lm_, "sae": at[h].info.id},
         ))  # fmt: skip
         for m, v in fit["vectors"].items():
@@ -344,6 +347,7 @@ def as_direction(engine: Engine, sweep: str, req: SaveDirectionRequest) -> Direc
             "prompt_examples": sets, "position_rule": doc["position"], "pattern": doc.get("pattern"),
             "position": req.position, "heldout_fraction": p.get("heldout_fraction"),
             "seed": p.get("seed"),
+            "threshold": row.get("thresholds", {}).get(req.method),
         },
     )  # fmt: skip
 

@@ -134,11 +134,12 @@ def fit_hook(
     """Every scorer at one hook point (and position): metrics and the fitted vectors."""
     xtr, xte, ytr, yte = x[train], x[test], y[train], y[test]
     dm = diff_of_means(xtr, ytr)
+    t_dm = threshold(xtr @ dm, ytr)
     probe = fit_probe(xtr, ytr)
     w, b = probe_direction(probe)
     shuf = fit_probe(xtr, shuffled(ytr, seed))
     out = {
-        "diff_of_means": metrics(xtr @ dm, ytr, xte @ dm, yte),
+        "diff_of_means": metrics(xtr @ dm, ytr, xte @ dm, yte, t=t_dm),
         "logistic_probe": metrics(
             probe.decision_function(xtr), ytr, probe.decision_function(xte), yte, t=0.0
         ),
@@ -146,7 +147,11 @@ def fit_hook(
             shuf.decision_function(xtr), ytr, shuf.decision_function(xte), yte, t=0.0
         ),
         "vectors": {"diff_of_means": dm, "logistic_probe": w},
-        "probe_bias": b,
+        # where each predicts the positive set, on the projection onto its unit vector
+        "thresholds": {
+            "diff_of_means": t_dm / float(np.linalg.norm(dm) or 1.0),
+            "logistic_probe": -b / float(np.linalg.norm(w) or 1.0),
+        },
     }
     if latents is not None:
         i, sign = best_latent(latents[train], ytr)

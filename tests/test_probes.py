@@ -265,7 +265,7 @@ def test_a_sweep_vector_is_saved_as_a_named_direction(org, sweep, direct, tmp_pa
     monkeypatch.setattr(org.settings, "data_dirs", [tmp_path])
     x, y, _ = direct
     h = "blocks.2.hook_resid_pre"
-    train, _ = (np.sort(i) for i in train_test_split(np.arange(2 * N), test_size=0.25, random_state=SEED, stratify=y))  # fmt: skip
+    train, test = (np.sort(i) for i in train_test_split(np.arange(2 * N), test_size=0.25, random_state=SEED, stratify=y))  # fmt: skip
     probe = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000))
     probe.fit(x[h][train], y[train])
     w = probe[-1].coef_[0] / probe[0].scale_
@@ -283,6 +283,10 @@ def test_a_sweep_vector_is_saved_as_a_named_direction(org, sweep, direct, tmp_pa
         assert d["hook"] == h and d["provenance"]["sweep"] == sweep["sweep"]
         assert np.allclose(d["vector"], w / np.linalg.norm(w), atol=1e-4)
         assert d["norm"] == pytest.approx(np.linalg.norm(w), rel=1e-4)
+        # its threshold on the unit direction's projection predicts as the probe did
+        u, thr = np.array(d["vector"]), d["provenance"]["threshold"]
+        acc = np.mean((x[h][test] @ u > thr) == y[test].astype(bool))
+        assert acc == pytest.approx(row["logistic_probe"]["accuracy"])
         dm = api.post(f"/probes/{sweep['sweep']}/directions",
                       json={"hook": h, "method": "diff_of_means"}).json()  # fmt: skip
         assert dm["name"] == f"diff_of_means-{h}-{sweep['sweep'][:6]}"

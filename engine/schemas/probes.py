@@ -102,6 +102,8 @@ class HookResult(BaseModel):
     logistic_probe: Metrics
     shuffled: Metrics  # the same probe fitted on shuffled train labels
     sae_latent: LatentMetrics | None = None  # the best single latent, where an SAE reads here
+    # per method: the projection onto its unit vector above which the positive set is predicted
+    thresholds: dict[str, float] = {}
 
 
 class ProbeSweepResult(BaseModel):
