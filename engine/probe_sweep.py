@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from engine.service import Engine
 
 VERSION = 2  # of the fits and the file: bump to recompute cached sweeps
+MAX_ACTIVATION_BYTES = 2 * 2**30  # the picked activations a sweep keeps in memory (float32)
 
 
 def default_hooks(n_layers: int) -> list[str]:
@@ -226,6 +227,12 @@ def run(engine: Engine, ctx: JobContext, p: ProbeSweepParams) -> dict:
     if min(int(y.sum()), int(len(y) - y.sum())) < 2:
         raise EngineError(422, "too_few_prompts",
                           "Each prompt set needs at least 2 prompts (with a matching token).")  # fmt: skip
+    need = len(keep) * max(1, len(positions)) * lm.model.cfg.d_model * len(hooks) * 4
+    if need > MAX_ACTIVATION_BYTES:
+        raise EngineError(413, "sweep_too_large",
+                          f"This sweep would keep {need / 2**30:.1f} GiB of activations (at most "
+                          f"{MAX_ACTIVATION_BYTES / 2**30:.0f} GiB): fewer prompts, hook points or "
+                          "positions.")  # fmt: skip
     acts: dict[str, list[np.ndarray]] = {h: [] for h in hooks}
     lat: dict[str, list[np.ndarray]] = {h: [] for h in at}
     # batches of alike lengths pad least: `order` lists rows of `keep` by length

@@ -292,3 +292,12 @@ def test_a_sweep_vector_is_saved_as_a_named_direction(org, sweep, direct, tmp_pa
         assert dm["name"] == f"diff_of_means-{h}-{sweep['sweep'][:6]}"
         assert {i["name"] for i in api.get("/directions").json()} >= {"mood", dm["name"]}
         assert api.post("/probes/0123456789abcdef/directions", json={"hook": h}).status_code == 404
+
+
+def test_a_sweep_too_large_for_memory_is_refused(org, sets, monkeypatch):
+    from engine import probe_sweep
+
+    monkeypatch.setattr(probe_sweep, "MAX_ACTIVATION_BYTES", 10_000)
+    job = org.start_job("probe_sweep", {"positive": sets[0], "negative": sets[1], "seed": 5})
+    wait(job)
+    assert job.status == "failed" and "GiB of activations" in job.error
