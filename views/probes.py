@@ -25,7 +25,9 @@ st.caption(
     "reads that hook point. Runs as a job on the engine; the result is cached by its inputs."
 )
 
-with st.form("probe_form", border=True):
+setup = st.expander("Prompt sets and settings", expanded=state.get("probe") is None,
+                    icon=":material/tune:")  # fmt: skip
+with setup, st.form("probe_form", border=False):
     source = st.segmented_control("Prompts from", ["typed", "dataset"], default="typed",
                                   key="pr_source")  # fmt: skip
     a, b = st.columns(2)
@@ -34,8 +36,9 @@ with st.form("probe_form", border=True):
                                    "\n".join(probe_setup.EXAMPLE_POSITIVE), height=160, key="pr_pos")  # fmt: skip
     form["negative"] = b.text_area("Negative set (one prompt a line)",
                                    "\n".join(probe_setup.EXAMPLE_NEGATIVE), height=160, key="pr_neg")  # fmt: skip
-    with st.expander("Or a labelled dataset (a local csv/jsonl/parquet file or save_to_disk "
-                     "directory in the engine's data directories, or a hub name)"):  # fmt: skip
+    st.caption("Or, with *dataset* above: a labelled dataset (a local csv/jsonl/parquet file or "
+               "save_to_disk directory in the engine's data directories, or a hub name)")  # fmt: skip
+    with st.container():
         d1, d2, d3, d4, d5 = st.columns([4, 1, 1, 1, 1])
         form["dataset"] = d1.text_input("Dataset", key="pr_dataset")
         form["split"] = d2.text_input("Split", "train", key="pr_split")
