@@ -45,6 +45,7 @@ FIELDS: dict[str, type] = {
     "slen": int,  # Steering: new tokens generated
     "stemp": float,  # Steering: sampling temperature (0 = greedy)
     "sseed": int,  # Steering: sampling seed, shared by baseline and steered
+    "dir": str,  # Directions: the saved direction acted on
 }
 # Steering also takes ``add_latent=sae:<hook>:<index>`` / ``transcoder:<layer>:<index>``: a
 # command, not state: the page adds that latent to ``steer`` and drops the param.
