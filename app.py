@@ -21,6 +21,7 @@ pages = [
     st.Page("views/latents.py", title="SAE latents", icon=":material/scatter_plot:"),
     st.Page("views/steering.py", title="Steering", icon=":material/tune:"),
     st.Page("views/probes.py", title="Probes", icon=":material/insights:"),
+    st.Page("views/directions.py", title="Directions", icon=":material/north_east:"),
     st.Page("views/tour.py", title="Tours", icon=":material/tour:"),
 ]
 nav = st.navigation(pages)

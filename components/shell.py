@@ -141,6 +141,10 @@ def sidebar(link: EngineLink) -> dict:
             st.warning("No model loaded.")
         _prompt_box()
         _model_switcher(link)
+        if model:
+            from components.directions_panel import sidebar_list
+
+            sidebar_list(link.client)
         with st.expander("Cache"):
             stats = call(link.client.cache_stats)
             st.caption(cache_summary(stats))

@@ -46,6 +46,7 @@ FIELDS: dict[str, type] = {
     "stemp": float,  # Steering: sampling temperature (0 = greedy)
     "sseed": int,  # Steering: sampling seed, shared by baseline and steered
     "probe": str,  # Probes: the sweep shown (its key in the engine's cache)
+    "dir": str,  # Directions: the saved direction acted on
 }
 # Steering also takes ``add_latent=sae:<hook>:<index>`` / ``transcoder:<layer>:<index>``: a
 # command, not state: the page adds that latent to ``steer`` and drops the param.
