@@ -119,7 +119,12 @@ name = s3.text_input("Direction name", placeholder="default: method-hook-sweep",
 if s4.button("Save direction", icon=":material/save:", key="pr_save"):
     try:
         info = client.save_probe_direction(sweep, hook, method, position, name or None)
-        st.success(f"Saved direction **{md(info['name'])}** ({md(pf.SCORERS[method][0])} at "
-                   f"{md(hook)}): listed with the saved directions.")  # fmt: skip
+        st.session_state["probe_saved"] = (
+            f"Saved direction **{md(info['name'])}** ({md(pf.SCORERS[method][0])} at {md(hook)}): "
+            "listed under *Saved directions* in the sidebar; act on it on the Directions page."
+        )
+        st.rerun()  # the sidebar, drawn before this page, lists it
     except EngineRequestError as e:
         st.error(e.message, icon=":material/warning:")
+if saved := st.session_state.pop("probe_saved", None):
+    st.success(saved)

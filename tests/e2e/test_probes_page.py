@@ -31,6 +31,10 @@ def test_a_sweep_runs_shows_its_curve_and_saves_a_direction(page, app_server):
     page.get_by_text("Saved direction").first.wait_for(timeout=LOAD)
     saved = httpx.get(f"{app_server['engine_url']}/directions", timeout=10).json()
     assert "mood-probe" in [d["name"] for d in saved]
+    sidebar = page.get_by_test_id("stSidebar")
+    sidebar.get_by_text("Saved directions (").first.click()  # the sidebar's list
+    sidebar.get_by_text("mood-probe").first.wait_for(timeout=30_000)
+    screenshot(page, "probes_saved", 1000)
     # the sweep shown is in the URL: the same view in presenter mode, from the link alone
     assert "probe=" in page.url
     page.goto(page.url + "&present=1")
