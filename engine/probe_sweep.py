@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from engine import directions, probes, saes, text_sources, validation
+from engine import directions, saes, text_sources, validation
 from engine.atomic import atomic_write
 from engine.errors import EngineError
 from engine.jobs import JobCancelled, JobContext
@@ -139,6 +139,8 @@ def _token_ids(lm: LoadedModel, text: str) -> list[int]:
 
 def _picks(lm: LoadedModel, ids: list[list[int]], p: ProbeSweepParams) -> tuple[list, list]:
     """engine/probes.py's ``pick_positions`` over the prompts' tokens (decoded for "match")."""
+    from engine import probes  # scikit-learn: imported by the job, not with the engine
+
     tok = lm.model.tokenizer
     texts = [[tok.decode([i]) for i in t] if p.position == "match" else [""] * len(t) for t in ids]
     try:
@@ -202,6 +204,8 @@ def _saes_at(lm: LoadedModel, hooks: list[str]) -> dict[str, saes.Dictionary]:
 
 
 def run(engine: Engine, ctx: JobContext, p: ProbeSweepParams) -> dict:
+    from engine import probes  # scikit-learn: imported by the job, not with the engine
+
     lm = engine.require_model()
 
     def tick() -> None:
