@@ -301,3 +301,39 @@ def test_a_sweep_too_large_for_memory_is_refused(org, sets, monkeypatch):
     job = org.start_job("probe_sweep", {"positive": sets[0], "negative": sets[1], "seed": 5})
     wait(job)
     assert job.status == "failed" and "GiB of activations" in job.error
+
+
+def test_the_saved_probe_direction_steers_the_mood(org, sweep, tmp_path, monkeypatch):
+    """The sweep's difference of means, saved as a direction and added through the engine's
+    interventions (dir15b's), turns held-out openings' continuations happy or sad."""
+    from engine import direction_sweep, interventions, probe_sweep
+    from engine.schemas.directions import DirectionIntervention
+    from engine.schemas.probes import SaveDirectionRequest
+    from organism import metrics
+
+    monkeypatch.setattr(org.settings, "data_dirs", [tmp_path])
+    h = "blocks.2.hook_resid_pre"
+    req = SaveDirectionRequest(hook=h, method="diff_of_means", name="mood-dm")
+    probe_sweep.save_direction(org, sweep["sweep"], req)
+    lm = org.lm
+    model, tok = lm.model, lm.model.tokenizer
+    pairs = metrics.sentiment_prompts(8, seed=5)  # held-out openings
+    prompts = direction_sweep.encode(lm, [o for _, o in pairs], chat=False)
+    with torch.inference_mode():
+        _, cache = model.run_with_cache(torch.tensor([prompts[0]]), names_filter=h)
+    scale = float(cache[h][0, 1:].norm(dim=-1).mean()) / 2  # half the residual norm
+
+    def happy_share(coeff: float) -> float:
+        it = DirectionIntervention(name="mood-dm", mode="add", coeff=coeff)
+        applied = interventions.resolve(lm, [it], lm.session.directions)
+        hooks = interventions.hooks(applied, "cpu", torch.float32)
+        gens = direction_sweep.greedy(model, prompts, hooks, 20, tok.eos_token_id)
+        counts = [metrics.sentiment_counts(tok.decode(g)) for g in gens]
+        happy, sad = sum(c[0] for c in counts), sum(c[1] for c in counts)
+        return happy / max(1, happy + sad)
+
+    up, down = happy_share(scale), happy_share(-scale)
+    print(
+        f"happy share with the probe sweep's direction: +{scale:.2f} {up:.2f}, -{scale:.2f} {down:.2f}"
+    )
+    assert up >= 0.8 and down <= 0.2
