@@ -20,6 +20,8 @@ pages = [
     st.Page("views/graph.py", title="Attribution graph", icon=":material/account_tree:"),
     st.Page("views/latents.py", title="SAE latents", icon=":material/scatter_plot:"),
     st.Page("views/steering.py", title="Steering", icon=":material/tune:"),
+    st.Page("views/probes.py", title="Probes", icon=":material/insights:"),
+    st.Page("views/directions.py", title="Directions", icon=":material/north_east:"),
     st.Page("views/tour.py", title="Tours", icon=":material/tour:"),
 ]
 pages.insert(-1, st.Page("views/diff.py", title="Diff", icon=":material/compare_arrows:"))

@@ -142,6 +142,10 @@ def sidebar(link: EngineLink) -> dict:
         _prompt_box()
         _model_switcher(link)
         compare.sidebar_panel(link.client)  # compare mode (issue 14): model B or prompt B
+        if model:
+            from components.directions_panel import sidebar_list
+
+            sidebar_list(link.client)
         with st.expander("Cache"):
             stats = call(link.client.cache_stats)
             st.caption(cache_summary(stats))

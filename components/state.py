@@ -49,6 +49,8 @@ FIELDS: dict[str, type] = {
     "model_b": str,  # a second model: a TransformerLens name or a local directory
     "prompt_b": str,  # a second prompt on the same model (compared position by position)
     "side": str,  # what the views show: "a", "b" or "diff" (where a view can)
+    "probe": str,  # Probes: the sweep shown (its key in the engine's cache)
+    "dir": str,  # Directions: the saved direction acted on
 }
 # Steering also takes ``add_latent=sae:<hook>:<index>`` / ``transcoder:<layer>:<index>``: a
 # command, not state: the page adds that latent to ``steer`` and drops the param.

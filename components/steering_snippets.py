@@ -171,6 +171,8 @@ def kl_bundle(request: dict, events: list[dict]) -> BundleSpec | None:
     if start is None or events[-1]["type"] != "done":
         return None
     req = SteerRequest.model_validate(request)
+    if req.directions:  # saved directions acted on: their sweep's bundle (Directions page)
+        return None
     code = _Code()
     for i, (v, r) in enumerate(zip(req.vectors, start.get("vectors") or [], strict=True)):
         code.vector(i, v, r)

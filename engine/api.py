@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from engine import api_jobs, api_models, api_saes, api_steering
+from engine import api_directions, api_jobs, api_models, api_probes, api_saes, api_steering
 from engine.api_graphs import graph_router
 from engine.errors import EngineError, envelope
 from engine.schemas.analyses import AnalysisRequest
@@ -106,6 +106,8 @@ def create_app(engine: Engine) -> FastAPI:
     app.include_router(api_steering.router(engine))
     app.include_router(api_jobs.router(engine))
     app.include_router(api_models.router(engine))
+    app.include_router(api_directions.router(engine))
+    app.include_router(api_probes.router(engine))
     app.state.engine = engine
 
     @app.get("/health", response_model=Health)

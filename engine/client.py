@@ -277,6 +277,39 @@ class EngineClient:
 
         return self.patience.stream(lines)
 
+    # --- directions (engine/api_directions.py) -----------------------------------------
+    def directions(self, all_models: bool = False) -> list[dict]:
+        """The saved directions (DirectionInfo) of the loaded model, or every one."""
+        return self.request("GET", f"/directions?all_models={str(all_models).lower()}")
+
+    def save_direction(self, d: dict) -> dict:
+        """Save a Direction (a dict of its fields); its DirectionInfo."""
+        return self.request("POST", "/directions", d)
+
+    def direction(self, name: str) -> dict:
+        return self.request("GET", f"/directions/{quote(name, safe='')}")
+
+    def delete_direction(self, name: str) -> dict:
+        return self.request("DELETE", f"/directions/{quote(name, safe='')}")
+
+    def export_orthogonalised(self, direction: str, out: str | None = None, **kw: Any) -> dict:
+        """Write the model with `direction` projected out of its weights; its ExportResult."""
+        body = {"direction": direction, "out": out, **kw}
+        return self.request("POST", "/directions/export", body, timeout=600.0)
+
+    # --- probe sweeps (engine/api_probes.py; the sweep is the probe_sweep job) ----------
+    def probe_sweep(self, sweep: str) -> dict:
+        """A finished probe sweep's result (ProbeSweepResult, without its vectors)."""
+        return self.request("GET", f"/probes/{quote(sweep, safe='')}")
+
+    def save_probe_direction(
+        self, sweep: str, hook: str, method: str = "logistic_probe", position: int | None = None,
+        name: str | None = None,
+    ) -> dict:  # fmt: skip
+        """Save a sweep's fitted vector at `hook` as a named direction; its DirectionInfo."""
+        body = {"hook": hook, "method": method, "position": position, "name": name}
+        return self.request("POST", f"/probes/{quote(sweep, safe='')}/directions", body)
+
     def cache_stats(self) -> dict:
         return self.request("GET", "/cache/stats")
 

@@ -15,15 +15,17 @@ from typing import TYPE_CHECKING, Any
 import torch
 from pydantic import BaseModel
 
-from engine import diff_jobs, latent_examples, paths, validation
+from engine import diff_jobs, direction_sweep, latent_examples, paths, probe_sweep, validation
 from engine.errors import EngineError
 from engine.graphs.schemas import GraphParams
 from engine.graphs.service import run_attribution_job, transcoder_capability
 from engine.jobs import JobContext
 from engine.loading import is_local_model_dir
 from engine.schemas.diff_latents import AdiffLensParams, LatentDiffSetParams
+from engine.schemas.directions import SweepParams
 from engine.schemas.jobs import BatchLossParams, BatchLossResult
 from engine.schemas.model import LoadModelRequest
+from engine.schemas.probes import ProbeSweepParams
 from engine.schemas.saes import ExamplesJobParams
 
 if TYPE_CHECKING:
@@ -128,5 +130,17 @@ JOB_KINDS: dict[str, JobKind] = {
         diff_jobs.run_set,
         "one SAE on two models over a text set: latents that fire more or less",
         diff_jobs.check_set,
+    ),  # fmt: skip
+    "probe_sweep": JobKind(
+        ProbeSweepParams,
+        probe_sweep.run,
+        "difference-of-means and logistic-regression probes at every hook point",
+        probe_sweep.check,
+    ),  # fmt: skip
+    "direction_sweep": JobKind(
+        SweepParams,
+        direction_sweep.run,
+        "a direction's intervention over coefficients: behaviour rate and harmless KL",
+        direction_sweep.check,
     ),  # fmt: skip
 }

@@ -58,6 +58,7 @@ class ModelSession:
     # by (prompt, sampling settings): moving a slider recomputes only the steered one
     contrastive: Lru = field(default_factory=lambda: Lru(32))
     baselines: Lru = field(default_factory=lambda: Lru(4))
+    directions: Any = None  # the DirectionStore (engine/directions.py), opened on first use
 
     @classmethod
     def open(cls, lm: LoadedModel) -> ModelSession:

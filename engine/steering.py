@@ -152,6 +152,12 @@ class Probe:
 
 
 def _condition_source(lm: LoadedModel, c: Condition) -> tuple[saes.Dictionary | Probe, int]:
+    if c.direction is not None:  # a saved direction (engine/directions.py): its projection
+        store = lm.session.directions
+        if store is None:
+            raise EngineError(409, "no_directions", "No saved directions are open here.")
+        d = store.usable(c.direction)
+        return Probe(d.hook, torch.tensor(d.vector, device=lm.model.cfg.device)), 0
     if c.probe_hook is not None:
         _check_hook(lm, c.probe_hook)
         if not c.positive or not c.negative:
@@ -288,18 +294,19 @@ def generate_pair(
     resolved: list[Resolved],
     req: SteerRequest,
     stop: threading.Event | None = None,
+    extra_hooks: list | None = None,
 ) -> Iterator[Step]:
     """Baseline and steered continuations of `token_ids`, a step at a time; the baseline comes
-    from the cache when these sampling settings ran before."""
+    from the cache when these sampling settings ran before. `extra_hooks` (a saved direction
+    added, ablated or capped: engine/interventions.py) run after the vectors'."""
     n_new = min(req.max_new_tokens, lm.n_ctx - len(token_ids))
     key, baselines = _baseline_key(token_ids, req), lm.session.baselines
     cached = baselines.get(key)
     base = None if cached is not None else Continuation(lm, token_ids, [], req)
     steer = None
-    if resolved:
-        steer = Continuation(
-            lm, token_ids, _hooks(resolved, lm.model.cfg.device, lm.model.cfg.dtype), req
-        )
+    if resolved or extra_hooks:
+        hooks = _hooks(resolved, lm.model.cfg.device, lm.model.cfg.dtype) + (extra_hooks or [])
+        steer = Continuation(lm, token_ids, hooks, req)
     record: list[tuple[int, Tensor]] = []
     with contextlib.ExitStack() as stack:
         if base is None and steer is not None:  # steered only: its hooks stay on throughout

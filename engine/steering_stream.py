@@ -14,7 +14,8 @@ import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
-from engine import steering, steering_models
+from engine import interventions, steering, steering_models
+from engine.errors import EngineError
 from engine.schemas.steering import SteerRequest, StreamEvent, StreamToken
 
 if TYPE_CHECKING:
@@ -55,10 +56,17 @@ def events(engine: Engine, req: SteerRequest) -> AsyncIterator[bytes]:
     """Check the request now (errors answer 4xx), then stream its events as NDJSON lines."""
     lm = engine.require_model(req.model)
     ids, _ = engine.tokenize(req.prompt, req.prepend_bos, req.model)
-    primary = engine.require_model()
-    resolved = engine.compute(steering_models.resolve_on, lm, req.vectors, primary)
+    resolved, applied = engine.compute(interventions.resolve_request, engine, lm, req)
     pair = _pair(engine, req, lm)  # side-by-side generation from two models (issue 14)
-    start = StreamEvent(type="start", vectors=[r.info() for r in resolved], prompt_tokens=len(ids))
+    if pair is not None and applied:
+        raise EngineError(
+            422, "directions_not_in_pair",
+            "Saved directions act on one model at a time: side-by-side generation of two models "
+            "takes steering vectors only. Steer model A or B alone to act on a direction.",
+        )  # fmt: skip
+    infos = [r.info() for r in resolved] + [a.info() for a in applied]
+    start = StreamEvent(type="start", vectors=infos, prompt_tokens=len(ids))
+    extra = interventions.hooks(applied, lm.model.cfg.device, lm.model.cfg.dtype)
     stop = threading.Event()
 
     def work(put) -> None:
@@ -83,7 +91,7 @@ def events(engine: Engine, req: SteerRequest) -> AsyncIterator[bytes]:
             steps = (
                 steering_models.generate_models(lm, pair[0], ids, resolved, pair[1], req, stop)
                 if pair is not None
-                else steering.generate_pair(lm, ids, resolved, req, stop)
+                else steering.generate_pair(lm, ids, resolved, req, stop, extra)
             )
             for s in steps:
                 n += 1

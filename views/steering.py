@@ -8,6 +8,7 @@ import time
 import streamlit as st
 
 from components import compare, diff_panels, diff_snippets, shell, state, widgets
+from components import directions_panel as dp
 from components import steering_setup as ss
 from components.diff_figures import generation_kl_figure
 from components.safe import h, md
@@ -31,11 +32,13 @@ prompt, slot = cmp.run_on("a" if side == "diff" else side, prompt)
 both = side == "diff"  # side by side: A's and B's continuations, the vectors on both
 setup = ss.from_url(state.get("steer"))
 vectors: list[dict] = setup["vectors"]
+acting: list[dict] = setup.get("directions", [])  # saved directions acted on (Directions page)
 rev = st.session_state.setdefault("steer_rev", 0)
 
 
-def save(vs: list[dict], *, reset: bool = False) -> None:
-    state.put(steer=ss.to_url({"vectors": vs}) if vs else None)
+def save(vs: list[dict], *, reset: bool = False, ds: list[dict] | None = None) -> None:
+    ds = acting if ds is None else ds
+    state.put(steer=ss.to_url({"vectors": vs, "directions": ds}) if vs or ds else None)
     if reset:  # widgets are keyed by revision: a new one starts them from the setup
         st.session_state["steer_rev"] = st.session_state.get("steer_rev", 0) + 1
 
@@ -124,13 +127,22 @@ if new != vectors:
     if len(new) != len(vectors):
         st.rerun()
     vectors = new
-if not vectors:
-    st.info("No steering vectors yet: add a latent's direction or a contrastive vector below.")
+kept = [it for i, it in enumerate(acting) if not dp.row(i, it, rev)]
+if kept != acting:
+    save(vectors, reset=True, ds=kept)
+    st.rerun()
+if not vectors and not acting:
+    st.info("No steering vectors yet: add a latent's direction, a contrastive vector or a saved "
+            "direction below.")  # fmt: skip
 
 with st.expander("Add a vector", expanded=not vectors):
-    tab_latent, tab_contrast = st.tabs(
-        ["SAE or transcoder latent", "Contrastive (two prompt sets)"]
+    tab_latent, tab_contrast, tab_saved = st.tabs(
+        ["SAE or transcoder latent", "Contrastive (two prompt sets)", "Saved direction"]
     )
+    with tab_saved:
+        if it := dp.add_saved(client):
+            save(vectors, reset=True, ds=[*acting, it])
+            st.rerun()
     with tab_latent:
         a, b, c = st.columns([3, 1, 1], vertical_alignment="bottom")
         ref = a.text_input(
@@ -176,7 +188,8 @@ def show(box, text: str, css: str) -> None:
 
 
 body = {"prompt": prompt, "vectors": vectors, "max_new_tokens": slen, "temperature": stemp,
-        "seed": int(seed), "model": slot, **({"model_b": compare.SLOT_B} if both else {})}  # fmt: skip
+        "seed": int(seed), "model": slot, "directions": [] if both else acting,
+        **({"model_b": compare.SLOT_B} if both else {})}  # fmt: skip
 left, right = st.columns(2, gap="large")
 on_b = f" ({cmp.label('b')})" if side == "b" and cmp.active else ""  # steering model B
 names = diff_panels.labels(cmp) if both else (f"Baseline{on_b}", f"Steered{on_b}")
@@ -233,11 +246,11 @@ def imported() -> None:
     except ValueError as e:
         st.session_state["import_error"] = str(e)
         return
-    save(loaded["vectors"], reset=True)
+    save(loaded["vectors"], reset=True, ds=loaded.get("directions", []))
 
 
 with st.expander("Export / import this setup"):
-    st.download_button("Download setup (JSON)", ss.to_file({"vectors": vectors}),
+    st.download_button("Download setup (JSON)", ss.to_file({"vectors": vectors, "directions": acting}),
                        file_name="steering_setup.json", mime="application/json")  # fmt: skip
     st.caption(
         "The page's URL carries the same setup (its `steer=` parameter): share or bookmark it."

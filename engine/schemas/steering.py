@@ -12,30 +12,18 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.schemas.common import MAX_PATH, SEED_MAX, Finite, Name, PromptRequest, Slot, Text
+from engine.schemas.common import MAX_PATH, SEED_MAX, Name, PromptRequest, Slot, Text
+from engine.schemas.conditions import Condition
+from engine.schemas.directions import DirectionIntervention
 from engine.schemas.saes import DictionaryRef
+
+__all__ = ["Condition", "DirectionIntervention"]  # re-exported: where steering requests use them
 
 
 class VectorKind(StrEnum):
     sae_latent = "sae_latent"
     transcoder_latent = "transcoder_latent"
     contrastive = "contrastive"
-
-
-class Condition(BaseModel):
-    """Where a vector applies: an SAE latent above a threshold, or (with ``probe_hook``) a
-    probe direction, the unit mean difference of two prompt sets at that hook, whose
-    projection exceeds the threshold."""
-
-    model_config = ConfigDict(extra="forbid")
-    sae: str | None = Field(
-        default=None, max_length=MAX_PATH, description="the SAE whose latent gates the vector"
-    )
-    index: int = Field(default=0, ge=0, le=2**31)
-    threshold: Finite = Field(default=0.0, description="apply where the value exceeds it")
-    probe_hook: Name | None = Field(default=None, description="a probe direction read here")
-    positive: list[Text] = Field(default_factory=list, max_length=64)
-    negative: list[Text] = Field(default_factory=list, max_length=64)
 
 
 class SteeringVector(BaseModel):
@@ -57,15 +45,18 @@ class SteeringVector(BaseModel):
 
 
 class SteeringSetup(BaseModel):
-    """What a file or a URL carries: the vectors and their coefficients and hook points."""
+    """What a file or a URL carries: the vectors and their coefficients and hook points, and
+    the saved directions acted on (engine/schemas/directions.py)."""
 
     model_config = ConfigDict(extra="forbid")
     version: int = 1
     vectors: list[SteeringVector] = Field(default_factory=list, max_length=16)
+    directions: list[DirectionIntervention] = Field(default_factory=list, max_length=16)
 
 
 class SteerRequest(PromptRequest):
     vectors: list[SteeringVector] = Field(default_factory=list, max_length=16)
+    directions: list[DirectionIntervention] = Field(default_factory=list, max_length=16)
     max_new_tokens: int = Field(default=30, ge=1, le=256)
     temperature: float = Field(default=0.8, ge=0.0, le=5.0, description="0 = greedy")
     top_k: int | None = Field(default=None, ge=1, le=100_000)

@@ -1,0 +1,57 @@
+"""The Probes page in a real browser: run a sweep on the example sentiment sets, see the layer
+curve and the verdict, save a direction; then the every-token heatmap."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import screenshot
+from tests.e2e.pages import LOAD, page_errors, settle
+
+pytestmark = pytest.mark.browser
+
+
+def test_a_sweep_runs_shows_its_curve_and_saves_a_direction(page, app_server):
+    page.goto(f"{app_server['url']}/probes")
+    settle(page)
+    page.get_by_role("button", name="Run the sweep").click()
+    page.get_by_text("Best probe:").first.wait_for(timeout=LOAD)
+    settle(page)
+    assert (
+        page.get_by_text("Probe vs best single SAE latent").count()
+        + page.get_by_text("No SAE reads any of these hook points").count()
+        == 1
+    )
+    assert page.locator(".js-plotly-plot").count() >= 1
+    assert not page_errors(page)
+    screenshot(page, "probes_page", 1900)
+    page.get_by_label("Direction name").fill("mood-probe")
+    page.get_by_role("button", name="Save direction").click()
+    page.get_by_text("Saved direction").first.wait_for(timeout=LOAD)
+    saved = httpx.get(f"{app_server['engine_url']}/directions", timeout=10).json()
+    assert "mood-probe" in [d["name"] for d in saved]
+    sidebar = page.get_by_test_id("stSidebar")
+    sidebar.get_by_text("Saved directions (").first.click()  # the sidebar's list
+    sidebar.get_by_text("mood-probe").first.wait_for(timeout=30_000)
+    screenshot(page, "probes_saved", 1000)
+    # the sweep shown is in the URL: the same view in presenter mode, from the link alone
+    assert "probe=" in page.url
+    page.goto(page.url + "&present=1")
+    page.get_by_text("Best probe:").first.wait_for(timeout=LOAD)
+    settle(page)
+    assert not page_errors(page)
+    screenshot(page, "probes_presenter", 1500)
+
+
+def test_every_token_shows_a_layer_by_position_heatmap(page, app_server):
+    page.goto(f"{app_server['url']}/probes")
+    settle(page)
+    page.get_by_label("Position").click()
+    page.get_by_role("option", name="every token").click()
+    page.get_by_role("button", name="Run the sweep").click()
+    page.get_by_text("per hook point and position").first.wait_for(timeout=LOAD)
+    settle(page)
+    assert page.locator(".js-plotly-plot").count() >= 2
+    assert not page_errors(page)
+    screenshot(page, "probes_heatmap", 2200)
