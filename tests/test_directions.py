@@ -336,3 +336,24 @@ def test_sweep_job_figure_and_bundle_snippet(api, eng, saved, tmp_path):
     assert_recomputes(spec, run_snippet(spec, eng, "Once upon a time", tmp_path))
     bad = {**params, "intervention": {"name": "r", "mode": "ablate", "layers": [7]}}
     assert api.post("/jobs/direction_sweep", json=bad).status_code == 422
+
+
+def test_panel_helpers_and_setup_round_trip():
+    from components import directions_panel as dp
+    from components import steering_setup as ss
+
+    it = dp.intervention("sent", "cap", [1, 2], lo=-1.0, hi=2.0)
+    assert it == {"name": "sent", "mode": "cap", "layers": [1, 2], "coeff": 1.0, "lo": -1.0,
+                  "hi": 2.0, "allow_other_model": False}  # fmt: skip
+    with pytest.raises(ValueError, match="lo or hi"):
+        dp.intervention("sent", "cap", None)
+    with pytest.raises(ValueError):
+        dp.intervention("../x", "add", None)
+    assert dp.parse_values("0, 0.5;1") == [0.0, 0.5, 1.0]
+    with pytest.raises(ValueError, match="'x'"):
+        dp.parse_values("0, x")
+    assert (
+        dp.describe({"name": "r", "mode": "ablate", "coeff": 1.0}) == "ablate r × 1 at every layer"
+    )
+    setup = {"vectors": [], "directions": [dp.intervention("r", "add", None, 3.0)]}
+    assert ss.from_url(ss.to_url(setup))["directions"] == setup["directions"]
