@@ -357,3 +357,36 @@ def test_panel_helpers_and_setup_round_trip():
     )
     setup = {"vectors": [], "directions": [dp.intervention("r", "add", None, 3.0)]}
     assert ss.from_url(ss.to_url(setup))["directions"] == setup["directions"]
+
+
+def test_sweep_with_a_probe_classifier(api, eng, saved):
+    """A saved probe direction classifies continuations by its mean projection over the
+    generated tokens, read by the unmodified model (computed here with run_with_cache)."""
+    from engine import direction_sweep
+
+    model = eng.lm.model
+    r = directions.tensor(saved.get("r"))
+    prompts = ["Once upon a time", "There was a dog", "The sky was", "One day, she", "Max and"]
+    ids = direction_sweep.encode(eng.lm, prompts, False)
+
+    def scores(hooks) -> list[float]:
+        gens = direction_sweep.greedy(model, ids, hooks, 4, None)
+        out = []
+        with torch.inference_mode():
+            for p, g in zip(ids, gens, strict=True):
+                _, cache = model.run_with_cache(torch.tensor([p + g]), names_filter=HOOK)
+                out.append(float((cache[HOOK][0, len(p) :] @ r).mean()))
+        return out
+
+    clean = scores([])
+    thr = sorted(clean)[2]  # two of five above it
+    params = {"intervention": {"name": "r", "mode": "add"}, "values": [-20.0, 20.0],
+              "prompts": prompts, "harmless": prompts[:1], "max_new_tokens": 4,
+              "classifier": {"probe": "r", "threshold": thr}}  # fmt: skip
+    job = api.post("/jobs/direction_sweep", json=params).json()
+    got = api.get(f"/jobs/{job['id']}/wait?timeout_s=120").json()["result"]
+    assert got["baseline_rate"] == sum(s > thr for s in clean) / 5 == 0.4
+    assert [row["rate"] for row in got["rows"]] == [0.0, 1.0]  # measured: it moves both ways
+    for row, c in zip(got["rows"], (-20.0, 20.0), strict=True):
+        steered = scores([(HOOK, lambda x, hook, c=c: x + c * r)])
+        assert row["rate"] == sum(s > thr for s in steered) / 5
