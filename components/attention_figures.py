@@ -219,4 +219,3 @@ def overview_figure(
         coloraxis=dict(colorscale=SEQUENTIAL, cmin=0, cmax=1, showscale=False),
     )  # fmt: skip
     return apply(fig, presenter)
-

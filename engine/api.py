@@ -9,17 +9,23 @@ from __future__ import annotations
 import logging
 import secrets
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from engine import api_directions, api_jobs, api_saes, api_steering
+from engine import api_directions, api_jobs, api_models, api_saes, api_steering
 from engine.api_graphs import graph_router
 from engine.errors import EngineError, envelope
 from engine.schemas.analyses import AnalysisRequest
-from engine.schemas.common import ErrorBody, PromptRequest, TokenizeResponse
+from engine.schemas.common import (
+    PRIMARY,
+    SLOT_PATTERN,
+    ErrorBody,
+    PromptRequest,
+    TokenizeResponse,
+)
 from engine.schemas.jobs import JobInfo, JobResult
 from engine.schemas.model import Capabilities, Health, LoadEstimate, LoadModelRequest
 from engine.security import RequestGuard
@@ -100,6 +106,7 @@ def create_app(engine: Engine) -> FastAPI:
     app.include_router(api_steering.router(engine))
     app.include_router(api_jobs.router(engine))
     app.include_router(api_directions.router(engine))
+    app.include_router(api_models.router(engine))
     app.state.engine = engine
 
     @app.get("/health", response_model=Health)
@@ -107,8 +114,8 @@ def create_app(engine: Engine) -> FastAPI:
         return engine.health()
 
     @app.get("/capabilities", response_model=Capabilities)
-    def capabilities() -> Capabilities:
-        return engine.capabilities()
+    def capabilities(model: str = Query(default=PRIMARY, pattern=SLOT_PATTERN)) -> Capabilities:
+        return engine.capabilities(model)
 
     @app.post("/models/estimate", response_model=LoadEstimate, responses=ERRORS)
     def estimate_model(req: LoadModelRequest) -> LoadEstimate:
@@ -117,8 +124,8 @@ def create_app(engine: Engine) -> FastAPI:
 
     @app.post("/tokenize", response_model=TokenizeResponse, responses=ERRORS)
     def tokenize(req: PromptRequest) -> TokenizeResponse:
-        _, infos = engine.tokenize(req.prompt, req.prepend_bos)
-        return TokenizeResponse(tokens=infos, n_ctx=engine.require_model().n_ctx)
+        _, infos = engine.tokenize(req.prompt, req.prepend_bos, req.model)
+        return TokenizeResponse(tokens=infos, n_ctx=engine.require_model(req.model).n_ctx)
 
     @app.get("/analyses")
     def analyses() -> dict:

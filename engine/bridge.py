@@ -40,7 +40,9 @@ def _n_params(hf) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def estimate(hf, device: str, dtype: torch.dtype, n_ctx: int) -> memory.MemoryEstimate:
+def estimate(
+    hf, device: str, dtype: torch.dtype, n_ctx: int, budget: memory.Budget = memory.Budget()
+) -> memory.MemoryEstimate:
     """The memory estimate for a bridged model: its exact parameter count (built on the meta
     device, nothing allocated) and the activations of a prompt of `n_ctx` tokens."""
     t = map_default_transformer_lens_config(hf)
@@ -49,7 +51,7 @@ def estimate(hf, device: str, dtype: torch.dtype, n_ctx: int) -> memory.MemoryEs
         n_heads=t.n_heads, d_mlp=getattr(t, "d_mlp", 4 * t.d_model), d_vocab=t.d_vocab,
         act_fn="relu", dtype=dtype, positional_embedding_type="rotary",
     )  # fmt: skip
-    return memory.estimate(shape, device, params=_n_params(hf), buffers=False)
+    return memory.estimate(shape, device, params=_n_params(hf), buffers=False, budget=budget)
 
 
 def _boot(plan, device: str, dtype: torch.dtype) -> TransformerBridge:
@@ -86,10 +88,10 @@ def _compatible(plan, device: str, dtype: torch.dtype, n_ctx: int) -> tuple[Tran
     )
 
 
-def load(plan, *, device: str, dtype: torch.dtype, cap: int):
+def load(plan, *, device: str, dtype: torch.dtype, cap: int, budget=memory.Budget()):
     """(bridge, memory estimate, unavailable features) for `plan`'s local directory."""
     n_ctx = min(cap, plan.model_max_context or cap)
-    est = estimate(plan.hf, device, dtype, n_ctx)
+    est = estimate(plan.hf, device, dtype, n_ctx, budget)
     if not est.fits:
         raise EngineError(
             422,

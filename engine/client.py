@@ -13,17 +13,21 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
+from pydantic import BaseModel
 
 from engine.graphs.schemas import GraphCost, GraphInfo
 from engine.patience import EngineRequestError, EngineUnavailable, JobLost, Patience
+from engine.schemas.analyses import AnalysisRequest
+from engine.schemas.diff_latents import AdiffLensResult, DiffLatentsResult, LatentDiffSetResult
 from engine.schemas.jobs import JobInfo, JobResult, JobStatus
-from engine.schemas.model import ModelInfo
+from engine.schemas.model import ModelInfo, SlotInfo
 from engine.schemas.saes import NeuronpediaLabel, SaeInfo
 
+R = TypeVar("R", bound=BaseModel)
 __all__ = ["EngineClient", "EngineRequestError", "EngineUnavailable", "JobLost"]
 
 
@@ -79,15 +83,35 @@ class EngineClient:
     def health(self, timeout: float | None = None) -> dict:
         return self.request("GET", "/health", timeout=timeout)
 
-    def capabilities(self) -> dict:
-        return self.request("GET", "/capabilities")
+    def capabilities(self, model: str = "a") -> dict:
+        """Of the model in slot `model`."""
+        return self.request("GET", "/capabilities" + ("" if model == "a" else f"?model={model}"))
 
-    def tokenize(self, prompt: str, prepend_bos: bool = True) -> dict:
-        return self.request("POST", "/tokenize", {"prompt": prompt, "prepend_bos": prepend_bos})
+    def tokenize(self, prompt: str, prepend_bos: bool = True, model: str = "a") -> dict:
+        body = {"prompt": prompt, "prepend_bos": prepend_bos, "model": model}
+        return self.request("POST", "/tokenize", body)
 
-    def analyze(self, name: str, prompt: str, prepend_bos: bool = True, **params: Any) -> dict:
-        body = {"prompt": prompt, "prepend_bos": prepend_bos, "params": params}
+    def analyze(
+        self,
+        name: str,
+        prompt: str,
+        prepend_bos: bool = True,
+        *,
+        model: str = "a",
+        model_b: str | None = None,
+        prompt_b: str | None = None,
+        **params: Any,
+    ) -> dict:
+        """`model`: the slot it runs on; a pair analysis (engine/pairs.py) also takes one of
+        `model_b` (another slot) or `prompt_b` (another prompt)."""
+        body: dict[str, Any] = {"prompt": prompt, "prepend_bos": prepend_bos, "params": params}
+        body |= {"model": model, "model_b": model_b, "prompt_b": prompt_b}
         return self.request("POST", f"/analysis/{name}", body)
+
+    def analysis(self, name: str, req: AnalysisRequest, result: type[R]) -> R:
+        """`name` on `req` (it names the slot, and side B of a pair), as `result`."""
+        got = self.request("POST", f"/analysis/{name}", req.model_dump(mode="json"))
+        return result.model_validate(got)
 
     # --- jobs (typed: engine/schemas/jobs.py) ---------------------------------------------
     def start_job(self, kind: str, params: dict) -> JobInfo:
@@ -137,9 +161,10 @@ class EngineClient:
                 return state
 
     def estimate_model(
-        self, name: str, dtype: str = "float32", max_context: int | None = None
+        self, name: str, dtype: str = "float32", max_context: int | None = None, slot: str = "a"
     ) -> dict:
-        body = {"name": name, "dtype": dtype, "max_context": max_context}
+        """What loading `name` into `slot` would take, the other slots' models counted."""
+        body = {"name": name, "dtype": dtype, "max_context": max_context, "slot": slot}
         return self.request("POST", "/models/estimate", body)
 
     def load_model(
@@ -148,13 +173,24 @@ class EngineClient:
         dtype: str = "float32",
         device: str | None = None,
         max_context: int | None = None,
+        slot: str = "a",
     ) -> ModelInfo:
+        """Load `name` into `slot` ("a" replaces the primary model; another keeps it)."""
         params = {"name": name, "dtype": dtype, "device": device, "max_context": max_context}
+        params["slot"] = slot
         job = self.start_job("load_model", params)
         state = self.wait_job(job.id)
         if state.job.status != JobStatus.done:
             raise EngineRequestError(422, "load_failed", state.job.error or state.job.message)
         return ModelInfo.model_validate(state.result)
+
+    def models(self) -> list[SlotInfo]:
+        """Every loaded model and its slot."""
+        return [SlotInfo.model_validate(m) for m in self.request("GET", "/models")]
+
+    def unload(self, slot: str) -> list[SlotInfo]:
+        """Unload the model of `slot` (not "a"); the models still loaded."""
+        return [SlotInfo.model_validate(m) for m in self.request("DELETE", f"/models/{slot}")]
 
     # --- attribution graphs (engine/api_graphs.py) --------------------------------------
     def graph_cost(self, prompt: str, **params: Any) -> GraphCost:
@@ -262,6 +298,35 @@ class EngineClient:
 
     def clear_cache(self) -> dict:
         return self.request("POST", "/cache/clear")
+
+    # --- model diffing: latent diffs and the activation-difference lens (issue 14) ---------
+    def diff_latents(
+        self, prompt: str, sae: str, *, model: str = "a", model_b: str | None = None,
+        prompt_b: str | None = None, prepend_bos: bool = True, **params: Any,
+    ) -> DiffLatentsResult:  # fmt: skip
+        """One SAE of slot `model` on both sides of a pair (`model_b` or `prompt_b`)."""
+        req = AnalysisRequest(prompt=prompt, prepend_bos=prepend_bos, model=model,
+                              model_b=model_b, prompt_b=prompt_b, params={"sae": sae, **params})  # fmt: skip
+        return self.analysis("diff_latents", req, DiffLatentsResult)
+
+    def _job_result(self, kind: str, params: dict, result: type[R], timeout: float) -> R:
+        job = self.start_job(kind, params)
+        state = self.wait_job(job.id, timeout=timeout)
+        if state.job.status != JobStatus.done:
+            raise EngineRequestError(422, f"{kind}_failed", state.job.error or state.job.message)
+        return result.model_validate(state.result)
+
+    def adiff_lens(self, timeout: float = 600.0, **params: Any) -> AdiffLensResult:
+        """The ``adiff_lens`` job (params: engine/schemas/diff_latents.AdiffLensParams), waited
+        for; ``start_job("adiff_lens", params)`` to follow its progress instead."""
+        return self._job_result("adiff_lens", params, AdiffLensResult, timeout)
+
+    def latent_diff_set(
+        self, sae: str, timeout: float = 600.0, **params: Any
+    ) -> LatentDiffSetResult:
+        """The ``latent_diff_set`` job (params: LatentDiffSetParams), waited for."""
+        return self._job_result("latent_diff_set", {"sae": sae, **params}, LatentDiffSetResult,
+                                timeout)  # fmt: skip
 
     def close(self) -> None:
         self.patience.close()

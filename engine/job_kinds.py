@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Any
 import torch
 from pydantic import BaseModel
 
-from engine import direction_sweep, latent_examples, paths, validation
+from engine import diff_jobs, direction_sweep, latent_examples, paths, validation
 from engine.errors import EngineError
 from engine.graphs.schemas import GraphParams
 from engine.graphs.service import run_attribution_job, transcoder_capability
 from engine.jobs import JobContext
 from engine.loading import is_local_model_dir
+from engine.schemas.diff_latents import AdiffLensParams, LatentDiffSetParams
 from engine.schemas.directions import SweepParams
 from engine.schemas.jobs import BatchLossParams, BatchLossResult
 from engine.schemas.model import LoadModelRequest
@@ -75,8 +76,10 @@ def _check_graph(engine: Engine, p: GraphParams) -> GraphParams:
 
 
 def _load_model(engine: Engine, ctx: JobContext, p: LoadModelRequest) -> dict:
-    ctx.progress(0.05, f"loading {p.name}")
-    info = engine.load(p.name, dtype=p.dtype, device=p.device, max_context=p.max_context)
+    ctx.progress(0.05, f"loading {p.name} into slot {p.slot!r}")
+    info = engine.load(
+        p.name, dtype=p.dtype, device=p.device, max_context=p.max_context, slot=p.slot
+    )
     return info.model_dump()
 
 
@@ -120,5 +123,17 @@ JOB_KINDS: dict[str, JobKind] = {
         direction_sweep.run,
         "a direction's intervention over coefficients: behaviour rate and harmless KL",
         direction_sweep.check,
+    ),  # fmt: skip
+    "adiff_lens": JobKind(
+        AdiffLensParams,
+        diff_jobs.run_lens,
+        "activation-difference lens of two models on neutral texts (model diffing)",
+        diff_jobs.check_lens,
+    ),  # fmt: skip
+    "latent_diff_set": JobKind(
+        LatentDiffSetParams,
+        diff_jobs.run_set,
+        "one SAE on two models over a text set: latents that fire more or less",
+        diff_jobs.check_set,
     ),  # fmt: skip
 }

@@ -347,16 +347,18 @@ def build_hooked(plan: Plan) -> HookedTransformer:
     return model
 
 
-def fit_context(plan: Plan, device: str, cap: int, explicit: bool) -> MemoryEstimate:
+def fit_context(
+    plan: Plan, device: str, cap: int, explicit: bool, budget: memory.Budget = memory.Budget()
+) -> MemoryEstimate:
     """The memory estimate of `plan` at its cap. A default cap that does not fit is lowered
     to the longest that does (at least MIN_AUTO_CONTEXT tokens); one the user set is kept
     (and refused by ``memory.refuse_if_too_large`` with the cap that would fit)."""
-    est = memory.estimate(plan.cfg, device)
+    est = memory.estimate(plan.cfg, device, budget=budget)
     if not est.fits and not explicit:
         shorter = memory.largest_context_that_fits(plan.cfg, est.available_bytes)
         if shorter >= MIN_AUTO_CONTEXT:
             plan.cfg = HookedTransformerConfig.from_dict({**plan.cfg.to_dict(), "n_ctx": shorter})
-            est = memory.estimate(plan.cfg, device)
+            est = memory.estimate(plan.cfg, device, budget=budget)
     return est
 
 
@@ -387,9 +389,11 @@ def estimate_load(
     dtype: str = "float32",
     max_context: int | None = None,
     n_devices: int = 1,
+    budget: memory.Budget = memory.Budget(),
 ) -> LoadEstimate:
     """What loading `name_or_dir` would take, from its config alone: the path it would take,
-    its context cap and the memory estimate (shown before loading)."""
+    its context cap and the memory estimate (shown before loading); `budget`: what the
+    models already loaded leave."""
     device = pick_device(device)
     cap = max_context or default_max_context(device)
     plan = plan_load(
@@ -400,9 +404,9 @@ def estimate_load(
         from engine import bridge
 
         n_ctx = min(cap, plan.model_max_context or cap)
-        est = bridge.estimate(plan.hf, device, DTYPES[dtype], n_ctx)
+        est = bridge.estimate(plan.hf, device, DTYPES[dtype], n_ctx, budget)
     else:
-        est = fit_context(plan, device, cap, explicit=max_context is not None)
+        est = fit_context(plan, device, cap, explicit=max_context is not None, budget=budget)
     return LoadEstimate(
         name=plan.display,
         path="hooked" if plan.cfg is not None else "bridge",
@@ -422,6 +426,7 @@ def load_model(
     dtype: str = "float32",
     max_context: int | None = None,
     n_devices: int = 1,
+    budget: memory.Budget = memory.Budget(),
 ) -> LoadedModel:
     """Load `name_or_dir` the way ``HookedTransformer.from_pretrained`` does, or through
     TransformerBridge when HookedTransformer cannot represent its architecture."""
@@ -431,7 +436,7 @@ def load_model(
     plan = plan_load(name_or_dir, device=device, dtype=dtype, n_devices=n_devices, max_context=cap)
     model = None
     if plan.cfg is not None:
-        est = fit_context(plan, device, cap, explicit=max_context is not None)
+        est = fit_context(plan, device, cap, explicit=max_context is not None, budget=budget)
         memory.refuse_if_too_large(est, plan.cfg, plan.display)
         try:
             model, unavailable, path = build_hooked(plan), {}, "hooked"
@@ -441,7 +446,9 @@ def load_model(
     if model is None:
         from engine import bridge
 
-        model, est, unavailable = bridge.load(plan, device=device, dtype=DTYPES[dtype], cap=cap)
+        model, est, unavailable = bridge.load(
+            plan, device=device, dtype=DTYPES[dtype], cap=cap, budget=budget
+        )
         path = "bridge"
     seconds = time.perf_counter() - t0
     log.info("loaded %s (%s, %s) on %s in %.2f s", plan.display, plan.source, path, device, seconds)

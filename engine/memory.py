@@ -23,6 +23,8 @@ the GPUs the model is split across).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import psutil
 import torch
 from transformer_lens import HookedTransformerConfig
@@ -47,6 +49,21 @@ def n_params(cfg: HookedTransformerConfig) -> int:
     return cfg.n_layers * (attn + mlp) + 2 * cfg.d_vocab * d + pos
 
 
+@dataclass(frozen=True)
+class Budget:
+    """What a new model may use when others are loaded (engine/service.py ``Engine.budget``):
+    `available` replaces the device's free memory when set (the engine's memory limit), and
+    `reserved` bytes of it are held by the models already loaded."""
+
+    available: int | None = None
+    reserved: int = 0
+
+
+def held_bytes(est: MemoryInfo) -> int:
+    """What a loaded model holds at most: its weights, buffers and its prompt runs."""
+    return est.weights_bytes + est.buffers_bytes + est.activations_bytes
+
+
 class MemoryEstimate(MemoryInfo):
     """The fields the API answers (``MemoryInfo``), and a sentence for messages."""
 
@@ -57,6 +74,12 @@ class MemoryEstimate(MemoryInfo):
             f"{self.buffers_bytes / GiB:.2f}, activations of a {self.n_ctx}-token prompt "
             f"{self.activations_bytes / GiB:.2f}, loading peak {self.load_peak_bytes / GiB:.2f})"
             f"; {self.available_bytes / GiB:.2f} GiB free on {self.device}"
+            + (
+                f" once the {self.reserved_bytes / GiB:.2f} GiB held by the models already "
+                "loaded are counted"
+                if self.reserved_bytes
+                else ""
+            )
         )
 
 
@@ -90,16 +113,21 @@ def estimate(
     params: int | None = None,
     buffers: bool = True,
     available: int | None = None,
+    budget: Budget = Budget(),
 ) -> MemoryEstimate:
     """The estimate for `cfg` at its n_ctx; `params` when known exactly (else counted from
-    cfg), `buffers` False for a model that builds no masks up front (TransformerBridge)."""
+    cfg), `buffers` False for a model that builds no masks up front (TransformerBridge);
+    `budget`: the memory other loaded models leave it."""
     params = n_params(cfg) if params is None else params
     weights = params * _bytes_per(cfg.dtype)
     acts = activation_bytes(cfg, cfg.n_ctx)
     buf = buffer_bytes(cfg) if buffers else 0
     load_peak = weights + params * LOAD_EXTRA_BYTES_PER_PARAM + buf
     needed = max(load_peak, weights + buf + acts)
+    if available is None:
+        available = budget.available
     free = available_bytes(device, cfg.n_devices) if available is None else available
+    free = max(0, free - budget.reserved)
     return MemoryEstimate(
         params=params,
         weights_bytes=weights,
@@ -111,6 +139,7 @@ def estimate(
         device=device,
         n_ctx=cfg.n_ctx,
         fits=needed <= free,
+        reserved_bytes=budget.reserved,
         slow_on_cpu=device == "cpu" and params > SLOW_ON_CPU_PARAMS,
     )
 
@@ -138,6 +167,8 @@ def refuse_if_too_large(est: MemoryEstimate, cfg: HookedTransformerConfig, name:
         else " Even its weights do not fit: use a smaller dtype (bfloat16 halves them), "
         "another device, or split it across GPUs (n_devices)."
     )
+    if est.reserved_bytes:
+        hint += " Or unload a model from another slot (DELETE /models/{slot}) to free its memory."
     raise EngineError(
         422,
         "model_too_large",

@@ -1,4 +1,8 @@
-"""The engine: one loaded model, its analyses, the result cache and the job queue.
+"""The engine: its loaded models, their analyses, the result cache and the job queue.
+
+Models live in slots: "a" is the primary model (``Engine.lm``, the default of every request),
+others ("b", ...) are loaded beside it on demand (``Engine.extra``; engine/pairs.py compares
+two of them).
 
 UI-free and HTTP-free: ``engine.api`` exposes it over HTTP and tests call it directly.
 One request uses the model at a time, on the model thread (``compute``; see
@@ -18,7 +22,7 @@ from collections import OrderedDict
 import torch
 
 from cache import ResultCache, result_key
-from engine import validation
+from engine import pairs, validation
 from engine.analyses.base import Analysis, model_loaded
 from engine.analyses.registry import REGISTRY, feature_capabilities
 from engine.errors import EngineError
@@ -26,10 +30,11 @@ from engine.graphs.service import GraphService, transcoder_capability
 from engine.job_kinds import JOB_KINDS, check_load
 from engine.jobs import Job, JobManager
 from engine.loading import LoadedModel, estimate_load, load_model
+from engine.memory import Budget, held_bytes
 from engine.model_thread import ModelThread
 from engine.run import RunStore
 from engine.schemas.analyses import AnalysisRequest
-from engine.schemas.common import TokenInfo
+from engine.schemas.common import PRIMARY, TokenInfo
 from engine.schemas.model import (
     Capabilities,
     Capability,
@@ -37,6 +42,7 @@ from engine.schemas.model import (
     LoadEstimate,
     LoadModelRequest,
     ModelInfo,
+    SlotInfo,
 )
 from engine.session import ModelSession
 from engine.settings import EngineSettings
@@ -71,7 +77,8 @@ class Engine:
         self._tokenized: OrderedDict[tuple, tuple[tuple[int, ...], list[TokenInfo]]] = OrderedDict()
         self._tokenized_lock = threading.Lock()
         self.model_thread = ModelThread(guard=fresh_grad_mode)
-        self.lm: LoadedModel | None = None
+        self.lm: LoadedModel | None = None  # slot "a", the primary model
+        self.extra: dict[str, LoadedModel] = {}  # the other slots' models
         self.analyses = REGISTRY
         self.job_kinds = JOB_KINDS
         self.jobs = JobManager(
@@ -89,6 +96,7 @@ class Engine:
         dtype: str = "float32",
         device: str | None = None,
         max_context: int | None = None,
+        slot: str = PRIMARY,
     ) -> ModelInfo:
         def swap() -> None:
             lm = load_model(
@@ -97,23 +105,58 @@ class Engine:
                 dtype=dtype,
                 max_context=max_context or self.settings.max_context,
                 n_devices=self.settings.n_devices,
+                budget=self.budget(slot),
             )
-            self.use(lm)
+            self.use(lm, slot)
 
         self.compute(swap)
-        return self.model_info()
+        return self.model_info(slot)
 
-    def use(self, lm: LoadedModel) -> None:
-        """Serve `lm` from now on: open its session (engine/session.py; the SAEs shipped in
-        its directory are attached) and drop the old model's prompt runs, on the model thread.
-        The old model's session goes with it."""
+    def use(self, lm: LoadedModel, slot: str = PRIMARY) -> None:
+        """Serve `lm` in `slot` from now on: open its session (engine/session.py; the SAEs
+        shipped in its directory are attached) and drop the prompt runs, on the model thread.
+        The slot's old model and its session go."""
 
         def swap() -> None:
             lm.opened = ModelSession.open(lm)
-            self.lm = lm
+            if slot == PRIMARY:
+                self.lm = lm
+            else:
+                self.extra[slot] = lm
             self.runs.clear()
 
         self.compute(swap)
+
+    def budget(self, slot: str) -> Budget:
+        """The memory a model loaded into `slot` may use beside the other slots' models: the
+        device's free memory less what their prompt runs may still take (their weights are
+        already out of it), or the engine's memory limit less all they may hold."""
+        others = [lm.memory for s, lm in self.slots().items() if s != slot and lm.memory]
+        if self.settings.memory_limit_mb is None:
+            return Budget(None, sum(m.activations_bytes for m in others))
+        return Budget(self.settings.memory_limit_mb << 20, sum(held_bytes(m) for m in others))
+
+    def slots(self) -> dict[str, LoadedModel]:
+        """Every loaded model by slot, the primary first."""
+        return {**({PRIMARY: self.lm} if self.lm is not None else {}), **self.extra}
+
+    def models(self) -> list[SlotInfo]:
+        return [SlotInfo(slot=s, model=self.model_info(s)) for s in self.slots()]
+
+    def unload(self, slot: str) -> list[SlotInfo]:
+        """Drop the model of a slot other than the primary (its session and runs go too)."""
+        if slot == PRIMARY:
+            raise EngineError(
+                422, "primary_model", "The primary model (slot 'a') stays: load another into it."
+            )
+        self.require_model(slot)
+
+        def drop() -> None:
+            self.extra.pop(slot, None)
+            self.runs.clear()
+
+        self.compute(drop)
+        return self.models()
 
     def estimate(self, req: LoadModelRequest) -> LoadEstimate:
         req = check_load(self, req)  # the same confinement as loading
@@ -123,6 +166,7 @@ class Engine:
             dtype=req.dtype,
             max_context=req.max_context or self.settings.max_context,
             n_devices=self.settings.n_devices,
+            budget=self.budget(req.slot),
         )
 
     def compute(self, fn, *args, **kwargs):
@@ -130,13 +174,22 @@ class Engine:
         model goes through here (engine/model_thread.py says why)."""
         return self.model_thread.run(fn, *args, **kwargs)
 
-    def require_model(self) -> LoadedModel:
+    def require_model(self, slot: str = PRIMARY) -> LoadedModel:
+        if slot != PRIMARY:
+            if slot not in self.extra:
+                raise EngineError(
+                    404,
+                    "no_such_model",
+                    f"No model in slot {slot!r} (loaded: {sorted(self.slots())}): load one "
+                    f"into it first (slot={slot!r}).",
+                )
+            return self.extra[slot]
         if self.lm is None:
             raise EngineError(409, "no_model", "No model is loaded: load one first.")
         return self.lm
 
-    def model_info(self) -> ModelInfo | None:
-        lm = self.lm
+    def model_info(self, slot: str = PRIMARY) -> ModelInfo | None:
+        lm = self.lm if slot == PRIMARY else self.require_model(slot)
         if lm is None:
             return None
         cfg = lm.model.cfg
@@ -173,11 +226,11 @@ class Engine:
             waiting=self.model_thread.waiting(),
         )
 
-    def capabilities(self) -> Capabilities:
+    def capabilities(self, slot: str = PRIMARY) -> Capabilities:
         """The analyses' features (engine/analyses/registry.py), then the jobs' own:
         generation (steering) and transcoders (attribution graphs); a feature the model
-        itself rules out (``LoadedModel.unavailable``) says why."""
-        lm = self.lm
+        itself rules out (``LoadedModel.unavailable``) says why. Of the model in `slot`."""
+        lm = self.lm if slot == PRIMARY else self.require_model(slot)
         tc_ok, tc_why = transcoder_capability(lm)
         features = feature_capabilities(lm)
         ok, why = model_loaded(lm)
@@ -186,18 +239,23 @@ class Engine:
         for feature, why in (lm.unavailable if lm else {}).items():
             features[feature] = Capability(available=False, reason=why)
         return Capabilities(
-            model=self.model_info(),
+            model=self.model_info(slot),
             features=features,
             analyses=sorted(self.analyses),
             jobs=sorted(self.job_kinds),
+            slot=slot,
+            slots=list(self.slots()),
         )
 
     # --- prompts -----------------------------------------------------------------
-    def tokenize(self, prompt: str, prepend_bos: bool = True) -> tuple[list[int], list[TokenInfo]]:
-        """The prompt's ids and tokens (read-only: shared by the requests of one page). Kept
-        for the last `TOKENIZED_KEPT` prompts: every request of a page tokenizes its prompt
-        for the result's key, 28 ms at 1000 tokens, 10x what a cached answer takes else."""
-        lm = self.require_model()
+    def tokenize(
+        self, prompt: str, prepend_bos: bool = True, model: str = PRIMARY
+    ) -> tuple[list[int], list[TokenInfo]]:
+        """The prompt's ids and tokens by the tokenizer of slot `model` (read-only: shared by
+        the requests of one page). Kept for the last `TOKENIZED_KEPT` prompts: every request
+        of a page tokenizes its prompt for the result's key, 28 ms at 1000 tokens, 10x what
+        a cached answer takes else."""
+        lm = self.require_model(model)
         key = (id(lm), lm.fingerprint, prompt, prepend_bos)
         with self._tokenized_lock:
             kept = self._tokenized.get(key)
@@ -246,20 +304,29 @@ class Engine:
     def analyze(self, name: str, request: AnalysisRequest) -> bytes:
         """The analysis result as JSON bytes, from the cache when it has it."""
         analysis = self.analysis(name)
-        lm = self.require_model()
+        lm = self.require_model(request.model)
         if name in lm.unavailable:
             raise EngineError(422, "unavailable_here", f"{name}: {lm.unavailable[name]}")
         params = parse_params(analysis.params, request.params)
-        ids, infos = self.tokenize(request.prompt, request.prepend_bos)
+        ids, infos = self.tokenize(request.prompt, request.prepend_bos, request.model)
         analysis.check(lm, params)
-        key = result_key(
-            lm.fingerprint, ids, name, analysis.version, params.model_dump(mode="json")
-        )
+        other = pairs.other_side(self, analysis, request, lm, ids, params)  # pairs only
+        key_params = params.model_dump(mode="json") | (other.key if other else {})
+        key = result_key(lm.fingerprint, ids, name, analysis.version, key_params)
         hit = self.cache.get(key)
         if hit is not None:
             return hit
         t0 = time.perf_counter()
-        result = self.compute(lambda: analysis.fn(self.runs.get(lm, ids, infos), params))
+
+        def run():
+            run = self.runs.get(lm, ids, infos)
+            if other is None:
+                return analysis.fn(run, params)
+            return analysis.fn(
+                other.pair(run, self.runs.get(other.lm, other.ids, other.infos)), params
+            )
+
+        result = self.compute(run)
         log.debug("%s computed in %.1f ms", name, (time.perf_counter() - t0) * 1e3)
         data = result.model_dump_json().encode()
         self.cache.set(key, data)

@@ -40,6 +40,9 @@ class EngineSettings(BaseSettings):
     # Longest prompt the engine accepts (and the n_ctx its masks are built for); None: 2048
     # on CPU and MPS, 4096 on CUDA (engine/loading.py says why), never past the model's own.
     max_context: int | None = None
+    # Memory all loaded models may use together, in MiB; None: the device's free memory (a
+    # second model is refused when it does not fit beside the first: engine/memory.py)
+    memory_limit_mb: int | None = None
     n_devices: int = 1  # split the model's layers across this many CUDA GPUs
     cache_dir: Path = Path(user_cache_dir("interpscope")) / "results"
     cache_size_mb: int = 1024

@@ -40,3 +40,6 @@ class Analysis(Generic[P, R]):
     check: Callable[[LoadedModel, P], None] = lambda lm, p: None
     available: Availability = model_loaded
     description: str = ""
+    # a pair analysis (engine/pairs.py): `fn` maps a ``RunPair`` (two runs: two models on
+    # one prompt, or one model on two prompts) and params to a result
+    pair: bool = False

@@ -28,23 +28,18 @@ def token_loss(logits: Float[Tensor, "pos vocab"], ids: list[int]) -> Float[Tens
     return logits[:-1].logsumexp(-1) - logits[:-1].gather(-1, target[:, None])[:, 0]
 
 
-def predictions(run: PromptRun, params: PredictionsParams) -> PredictionsResult:
-    """Every token's loss (the token strip colours them all), and the top-k after the positions
-    of the window only (what the figure draws: 20 of 1000 positions is 1/50 of the answer)."""
-    n = len(run.token_ids)
-    start, stop = (0, n) if params.width is None else clamp_window(params.start, params.width, n)
-    top_ids, top_lp = next_token(run.logits, params.top_k, start, stop)
-    logits = run.logits[start:stop]  # [window, vocab]
-    if "token_loss" not in run.memo:  # the same for every window: kept with the prompt's run
-        run.memo["token_loss"] = token_loss(run.logits, run.token_ids)
-    nll = run.memo["token_loss"]
-    tokenizer = run.lm.model.tokenizer
+def top_predictions(
+    logits: Float[Tensor, "pos vocab"], tokenizer, k: int, start: int = 0, stop: int | None = None
+) -> list[list[Prediction]]:
+    """The `k` likeliest next tokens after positions `start` to `stop`: [pos - start][k]."""
+    top_ids, top_lp = next_token(logits, k, start, stop)
+    window = logits[start:stop]  # [window, vocab]
     texts = tokenizer.convert_ids_to_tokens(top_ids.flatten().tolist())
     # None: an id past the tokenizer (a padded vocabulary, e.g. Pythia's), decoded as ""
     decoded = [tokenizer.convert_tokens_to_string([t]) if t is not None else "" for t in texts]
     k = top_ids.shape[1]
-    top_logits = logits.gather(-1, top_ids)
-    top = [
+    top_logits = window.gather(-1, top_ids)
+    return [
         [
             Prediction(
                 id=int(top_ids[p, j]),
@@ -54,8 +49,19 @@ def predictions(run: PromptRun, params: PredictionsParams) -> PredictionsResult:
             )
             for j in range(k)
         ]
-        for p in range(logits.shape[0])
+        for p in range(window.shape[0])
     ]
+
+
+def predictions(run: PromptRun, params: PredictionsParams) -> PredictionsResult:
+    """Every token's loss (the token strip colours them all), and the top-k after the positions
+    of the window only (what the figure draws: 20 of 1000 positions is 1/50 of the answer)."""
+    n = len(run.token_ids)
+    start, stop = (0, n) if params.width is None else clamp_window(params.start, params.width, n)
+    top = top_predictions(run.logits, run.lm.model.tokenizer, params.top_k, start, stop)
+    if "token_loss" not in run.memo:  # the same for every window: kept with the prompt's run
+        run.memo["token_loss"] = token_loss(run.logits, run.token_ids)
+    nll = run.memo["token_loss"]
     loss: list[float | None] = [None] + [float(x) for x in nll]
     mean = float(nll.mean()) if len(run.token_ids) > 1 else None
     return PredictionsResult(

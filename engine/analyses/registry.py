@@ -6,6 +6,10 @@ from __future__ import annotations
 from engine.analyses import (
     attention,
     attention_layer,
+    diff_components,
+    diff_latents,
+    diff_resid,
+    diff_tokens,
     dla,
     head_scores,
     latent_detail,
@@ -29,6 +33,11 @@ ANALYSES: tuple[Analysis, ...] = (
     sae_latents.SAE_LATENTS,
     latent_detail.LATENT_DETAIL,
     latent_search.LATENT_SEARCH,
+    # pair analyses (issue 14: engine/pairs.py)
+    diff_tokens.DIFF_TOKENS,
+    diff_resid.DIFF_RESID,
+    diff_components.DIFF_COMPONENTS,
+    diff_latents.DIFF_LATENTS,
 )
 
 

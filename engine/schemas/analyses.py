@@ -16,7 +16,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine.schemas.arrays import PackedArray
-from engine.schemas.common import MAX_NAME, PromptRequest, TokenInfo
+from engine.schemas.common import MAX_NAME, PromptRequest, Slot, TokenInfo
 from engine.schemas.windows import MAX_WIDTH, WindowInfo, WindowParams
 
 LAYER_WIDTH = 64  # every head of a layer: 64 heads x 64 x 64 float16 = 0.5 MB
@@ -39,6 +39,9 @@ class TokenOut(BaseModel):
 
 class AnalysisRequest(PromptRequest):
     params: dict = Field(default_factory=dict)
+    # pair analyses (engine/pairs.py) only: the other side, exactly one of the two
+    model_b: Slot | None = Field(default=None, description="another slot, the same prompt")
+    prompt_b: str | None = Field(default=None, description="another prompt, the same model")
 
 
 # --- predictions.py -------------------------------------------------------------------

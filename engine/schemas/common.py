@@ -15,6 +15,10 @@ PathName = Annotated[str, Field(min_length=1, max_length=MAX_PATH)]
 Text = Annotated[str, Field(max_length=MAX_TEXT)]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 SEED_MAX = 2**32 - 1
+# a model slot of the engine: "a" is the primary model, the default of every request
+PRIMARY = "a"
+SLOT_PATTERN = r"^[a-z][a-z0-9_]{0,15}$"
+Slot = Annotated[str, Field(pattern=SLOT_PATTERN)]
 
 
 class ErrorInfo(BaseModel):
@@ -30,6 +34,7 @@ class ErrorBody(BaseModel):
 class PromptRequest(BaseModel):
     prompt: str = Field(description="the text to analyse")
     prepend_bos: bool = Field(default=True, description="put the model's BOS token first")
+    model: Slot = Field(default=PRIMARY, description="the model slot it runs on ('a': primary)")
 
 
 class TokenInfo(BaseModel):

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from engine.schemas.common import PathName
+from engine.schemas.common import PRIMARY, PathName, Slot
 from engine.schemas.jobs import JobInfo
 
 
@@ -26,6 +26,9 @@ class LoadModelRequest(BaseModel):
         le=1_048_576,
         description="longest prompt accepted; the engine's setting if None",
     )
+    slot: Slot = Field(
+        default=PRIMARY, description="'a' replaces the primary model; another slot keeps it"
+    )
 
 
 class MemoryInfo(BaseModel):
@@ -42,6 +45,9 @@ class MemoryInfo(BaseModel):
     n_ctx: int
     fits: bool
     slow_on_cpu: bool
+    reserved_bytes: int = Field(
+        default=0, description="held by the models already loaded (available_bytes is net of it)"
+    )
 
 
 class LoadEstimate(BaseModel):
@@ -92,6 +98,15 @@ class Capabilities(BaseModel):
     features: dict[str, Capability]
     analyses: list[str]
     jobs: list[str]
+    slot: str = Field(default=PRIMARY, description="the slot these capabilities are of")
+    slots: list[str] = Field(default_factory=list, description="every slot holding a model")
+
+
+class SlotInfo(BaseModel):
+    """One loaded model and the slot it is in (``GET /models``)."""
+
+    slot: str
+    model: ModelInfo
 
 
 class Health(BaseModel):
