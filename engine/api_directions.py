@@ -15,7 +15,8 @@ def router(engine: Engine) -> APIRouter:
     r = APIRouter(tags=["directions"])
 
     def store() -> directions.DirectionStore:
-        return engine.compute(directions.store, engine)  # opened on the model thread
+        opened = engine.require_model().session.directions  # files only: no model thread
+        return opened if opened is not None else engine.compute(directions.store, engine)
 
     @r.get("/directions", response_model=list[DirectionInfo])
     def list_directions(all_models: bool = Query(default=False)) -> list[DirectionInfo]:

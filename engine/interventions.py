@@ -117,8 +117,7 @@ class Applied:
         return cap(x, r, self.lo, self.hi)
 
     def info(self) -> ResolvedVector:
-        how = {"add": f"add × {self.coeff:g}", "ablate": f"ablate × {self.coeff:g}",
-               "cap": f"cap to [{self.lo}, {self.hi}]"}[self.mode]  # fmt: skip
+        how = f"cap to [{self.lo}, {self.hi}]" if self.mode == "cap" else self.mode
         where = self.at[0] if len(self.at) == 1 else f"{len(self.at)} hook points"
         return ResolvedVector(label=f"{self.label} ({how})", hook=where, coefficient=self.coeff,
                               norm=1.0, conditional=self.gate is not None)  # fmt: skip

@@ -336,3 +336,57 @@ def test_sweep_job_figure_and_bundle_snippet(api, eng, saved, tmp_path):
     assert_recomputes(spec, run_snippet(spec, eng, "Once upon a time", tmp_path))
     bad = {**params, "intervention": {"name": "r", "mode": "ablate", "layers": [7]}}
     assert api.post("/jobs/direction_sweep", json=bad).status_code == 422
+
+
+def test_panel_helpers_and_setup_round_trip():
+    from components import directions_panel as dp
+    from components import steering_setup as ss
+
+    it = dp.intervention("sent", "cap", [1, 2], lo=-1.0, hi=2.0)
+    assert it == {"name": "sent", "mode": "cap", "layers": [1, 2], "coeff": 1.0, "lo": -1.0,
+                  "hi": 2.0, "allow_other_model": False}  # fmt: skip
+    with pytest.raises(ValueError, match="lo or hi"):
+        dp.intervention("sent", "cap", None)
+    with pytest.raises(ValueError):
+        dp.intervention("../x", "add", None)
+    assert dp.parse_values("0, 0.5;1") == [0.0, 0.5, 1.0]
+    with pytest.raises(ValueError, match="'x'"):
+        dp.parse_values("0, x")
+    assert (
+        dp.describe({"name": "r", "mode": "ablate", "coeff": 1.0}) == "ablate r × 1 at every layer"
+    )
+    setup = {"vectors": [], "directions": [dp.intervention("r", "add", None, 3.0)]}
+    assert ss.from_url(ss.to_url(setup))["directions"] == setup["directions"]
+
+
+def test_sweep_with_a_probe_classifier(api, eng, saved):
+    """A saved probe direction classifies continuations by its mean projection over the
+    generated tokens, read by the unmodified model (computed here with run_with_cache)."""
+    from engine import direction_sweep
+
+    model = eng.lm.model
+    r = directions.tensor(saved.get("r"))
+    prompts = ["Once upon a time", "There was a dog", "The sky was", "One day, she", "Max and"]
+    ids = direction_sweep.encode(eng.lm, prompts, False)
+
+    def scores(hooks) -> list[float]:
+        gens = direction_sweep.greedy(model, ids, hooks, 4, None)
+        out = []
+        with torch.inference_mode():
+            for p, g in zip(ids, gens, strict=True):
+                _, cache = model.run_with_cache(torch.tensor([p + g]), names_filter=HOOK)
+                out.append(float((cache[HOOK][0, len(p) :] @ r).mean()))
+        return out
+
+    clean = scores([])
+    thr = sorted(clean)[2]  # two of five above it
+    params = {"intervention": {"name": "r", "mode": "add"}, "values": [-20.0, 20.0],
+              "prompts": prompts, "harmless": prompts[:1], "max_new_tokens": 4,
+              "classifier": {"probe": "r", "threshold": thr}}  # fmt: skip
+    job = api.post("/jobs/direction_sweep", json=params).json()
+    got = api.get(f"/jobs/{job['id']}/wait?timeout_s=120").json()["result"]
+    assert got["baseline_rate"] == sum(s > thr for s in clean) / 5 == 0.4
+    assert [row["rate"] for row in got["rows"]] == [0.0, 1.0]  # measured: it moves both ways
+    for row, c in zip(got["rows"], (-20.0, 20.0), strict=True):
+        steered = scores([(HOOK, lambda x, hook, c=c: x + c * r)])
+        assert row["rate"] == sum(s > thr for s in steered) / 5

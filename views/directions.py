@@ -167,12 +167,13 @@ values_text = k2.text_input(
 )
 chat = k3.toggle("Chat template", value=True, key="dir_chat",
                  help="wrap each prompt as a user turn in the tokenizer's chat template")  # fmt: skip
+sweep_new = k3.number_input("New tokens per prompt", 1, 64, 8, key="dir_sweep_new")
 run = k4.button("Measure", type="primary", icon=":material/analytics:")
 if run:
     try:
         params = {"intervention": it, "values": dp.parse_values(values_text),
                   "prompts": dp.lines(held), "harmless": dp.lines(harmless),
-                  "classifier": classifier, "chat": chat, "max_new_tokens": 8}  # fmt: skip
+                  "classifier": classifier, "chat": chat, "max_new_tokens": int(sweep_new)}  # fmt: skip
         job_box.start(client, "dir_sweep_job", "direction_sweep", params)
         st.session_state["dir_sweep_params"] = params
     except ValueError as e:
