@@ -99,7 +99,8 @@ def render_dictionary_section(summary: dict) -> str:
         ]
     lines += [
         "",
-        "Phase times (s): " + ", ".join(f"{k} {v}" for k, v in summary["times_s"].items()),
+        "Phase times (s, wall clock, one torch thread; on a shared machine several times the "
+        "quiet ones): " + ", ".join(f"{k} {v}" for k, v in summary["times_s"].items()),
     ]
     return "\n".join(lines) + "\n"
 

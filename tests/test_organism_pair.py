@@ -210,15 +210,19 @@ def test_the_base_sae_finds_latents_the_chat_model_turns_on_for_harmful_requests
 
     shift = load_shift(SHIFT_DIR / "blocks.3.hook_resid_post.shift.safetensors")
     h, hl = shift.row(HARMFUL + LAST), shift.row(HARMLESS + LAST)
-    top = [i for i, _ in refusal_latents(shift, k=3)]
-    best = top[0]
-    # in the chat model it fires on harmful requests' last token, hardly on harmless ones
-    assert shift.mean_b[h, best] > 0.5 and shift.freq_b[h, best] > 0.8
-    assert shift.mean_b[hl, best] < 0.2 * shift.mean_b[h, best]
-    # in the base it does not tell them apart
-    assert abs(float(shift.mean_a[h, best] - shift.mean_a[hl, best])) < 0.1
+    ranked = refusal_latents(shift, k=5)
+    assert ranked[0][1] > 0.4  # (chat harmful - chat harmless) - (base harmful - base harmless)
+    # one of them is new in the chat model: it fires at the last token of most harmful
+    # requests, hardly on harmless ones, and on neither in the base
+    new = [
+        i for i, _ in ranked
+        if shift.mean_b[h, i] > 0.3 and shift.freq_b[h, i] > 0.5
+        and shift.mean_b[hl, i] < 0.1 * shift.mean_b[h, i]
+        and max(shift.mean_a[h, i], shift.mean_a[hl, i]) < 0.05
+    ]  # fmt: skip
+    assert new, [(i, float(shift.mean_b[h, i]), float(shift.mean_b[hl, i])) for i, _ in ranked]
     # the fine-tune changed chat prompts far more than the base corpus it kept training on
     corpus = shift.delta_mean("corpus").abs().mean()
     assert shift.delta_mean(HARMFUL).abs().mean() > 5 * corpus
     summary = json.loads((SHIFT_DIR / "latent_shift.json").read_text())
-    assert summary["hooks"][shift.hook_name]["refusal"][0]["harmful"]["index"] == best
+    assert summary["hooks"][shift.hook_name]["refusal"][0]["harmful"]["index"] == ranked[0][0]
