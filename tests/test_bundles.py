@@ -15,6 +15,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 import torch
+import yaml
 from fastapi.testclient import TestClient
 
 from components import bundles, snippets, steering_snippets
@@ -238,10 +239,12 @@ def test_steering_kl_snippet_regenerates_latent_vectors_and_conditions(org, tmp_
     probe_gate = Condition(probe_hook=probe_hook, positive=pos, negative=neg,
                            threshold=float(proj.median()))  # fmt: skip
     tc_layer = org.lm.model.cfg.n_layers // 2
+    tc_cfg = yaml.safe_load((ORGANISM / "transcoders" / "config.yaml").read_text())
+    tc_index = latent % tc_cfg["training"]["d_transcoder"]  # any valid transcoder latent
     vectors = [
-        SteeringVector(kind="sae_latent", sae=early, index=latent + 1,
+        SteeringVector(kind="sae_latent", sae=early, index=(latent + 1) % acts.shape[-1],
                        coefficient=0.5 * resid_norm(org, early, [SAD])),
-        SteeringVector(kind="transcoder_latent", layer=tc_layer, index=latent, condition=sae_gate,
+        SteeringVector(kind="transcoder_latent", layer=tc_layer, index=tc_index, condition=sae_gate,
                        coefficient=resid_norm(org, f"blocks.{tc_layer}.hook_mlp_out", [SAD])),
         SteeringVector(kind="sae_latent", sae=late, index=latent, condition=probe_gate,
                        coefficient=0.5 * resid_norm(org, late, [SAD])),
