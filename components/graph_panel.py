@@ -38,7 +38,7 @@ def save_qparams(
     base: Pins,
     version: int | None,
     clicked: str = "",
-    tries: int = 20,
+    tries: int = 40,
 ) -> dict:
     """Save one pin edit (`change`: pins and supernodes -> new ones) made on `base` at
     `version`. If someone saved the graph's pins since (409), the edit is applied again to
@@ -50,7 +50,9 @@ def save_qparams(
         except EngineRequestError as e:
             if e.code != "stale_qparams":
                 raise
-            time.sleep(random.uniform(0, 0.01 * (attempt + 1)))  # two racing sessions part
+            # racing sessions part: random waits, doubling up to half a second, so one that
+            # keeps losing is not starved by the others (8 at once on a loaded machine did)
+            time.sleep(random.uniform(0, min(0.5, 0.005 * 2**attempt)))
             saved, version = e.detail["qParams"], e.detail["version"]
             pins, groups = change(
                 list(saved.get("pinnedIds", [])), list(saved.get("supernodes", []))
