@@ -25,6 +25,7 @@ LENS = engine_source(
     ("engine.analyses.logit_lens", ("lens_hooks", "lens_logits", "target_traces")),
 )
 DLA = engine_source(("engine.analyses.dla", ("READ", "at_position", "logit_attribution")))
+SAE_TOP = engine_source(("engine.analyses.sae_latents", ("top_latents",)))
 
 
 def _token_labels(tokens: list[dict]) -> list[str]:
@@ -185,7 +186,8 @@ def dla_terms(res: dict, terms: list[tuple[str, float]]) -> BundleSpec:
 
 def sae_token_latents(res: dict, order: list[int]) -> BundleSpec:
     """SAE latents view: activation of each shown latent at each token, where it is among the
-    token's top-k (blank elsewhere and at special tokens such as BOS), as the figure draws it."""
+    token's top-k (blank elsewhere and at special tokens such as BOS), as the figure draws it;
+    the snippet runs the engine's ``top_latents`` (engine/analyses/sae_latents.py)."""
     info, top_k = res["sae"], max((len(row) for row in res["top"]), default=0)
     special = [t["pos"] for t in res["tokens"] if t["start"] is None]
     where = {i: k for k, i in enumerate(order)}
@@ -198,19 +200,18 @@ def sae_token_latents(res: dict, order: list[int]) -> BundleSpec:
         load = f"sae = SAE.from_pretrained({info['release']!r}, {info['sae_id']!r})"
     else:
         load = f"sae = SAE.load_from_disk({relative_path(info.get('path') or '')!r})"
-    code = f"""
+    code = SAE_TOP + textwrap.dedent(f"""
         from sae_lens import SAE
 
         {load}
         TOP_K, LATENTS, SPECIAL = {top_k}, {order!r}, {special!r}
         acts = sae.encode(cache[sae.cfg.metadata.hook_name][0])  # [pos, d_sae]
-        shown = torch.zeros_like(acts, dtype=torch.bool)
-        shown.scatter_(-1, acts.topk(TOP_K, dim=-1).indices, True)  # each token's top-k
-        shown &= acts > 0
+        _, top_index, fires = top_latents(acts, TOP_K)  # each token's top-k, where they fire
+        shown = torch.zeros_like(acts, dtype=torch.bool).scatter_(-1, top_index, fires)
         shown[SPECIAL] = False  # BOS: the SAE was not trained on it
         z = torch.where(shown, acts, torch.nan)[:, LATENTS].T  # [latent, pos]
         data = {{"acts": [[None if v != v else v for v in row] for row in z.tolist()]}}
-        """
+        """)
     return BundleSpec(
         data={"acts": Array(("latent", "pos"), acts)},
         code=code,

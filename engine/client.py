@@ -10,21 +10,53 @@ is busy with, and gives up only when the engine stops answering.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
 import httpx
+from pydantic import BaseModel
 
 from engine.graphs.schemas import GraphCost, GraphInfo
 from engine.patience import EngineRequestError, EngineUnavailable, JobLost, Patience
+from engine.schemas.analyses import (
+    AttentionLayerResult,
+    AttentionResult,
+    DLAResult,
+    HeadScoresResult,
+    LensTargetsResult,
+    LogitLensResult,
+    PredictionsResult,
+)
+from engine.schemas.common import TokenizeResponse
 from engine.schemas.jobs import JobInfo, JobResult, JobStatus
-from engine.schemas.model import ModelInfo
-from engine.schemas.saes import NeuronpediaLabel, SaeInfo
+from engine.schemas.model import Capabilities, Health, LoadEstimate, ModelInfo
+from engine.schemas.saes import (
+    LatentDetailResult,
+    LatentSearchResult,
+    NeuronpediaLabel,
+    SaeInfo,
+    SaeLatentsResult,
+)
+from engine.schemas.steering import StreamEvent
 
-__all__ = ["EngineClient", "EngineRequestError", "EngineUnavailable", "JobLost"]
+__all__ = ["EngineClient", "EngineRequestError", "EngineUnavailable", "JobLost", "RESULTS"]
+
+# each analysis's result model, by its route's name (torch-free, unlike the registry whose
+# ``Analysis.result`` they are: tests/test_registry.py keeps the two the same)
+RESULTS: dict[str, type[BaseModel]] = {
+    "predictions": PredictionsResult,
+    "attention_pattern": AttentionResult,
+    "attention_layer": AttentionLayerResult,
+    "head_scores": HeadScoresResult,
+    "logit_lens": LogitLensResult,
+    "logit_lens_targets": LensTargetsResult,
+    "dla": DLAResult,
+    "sae_latents": SaeLatentsResult,
+    "latent_detail": LatentDetailResult,
+    "latent_search": LatentSearchResult,
+}
 
 
 def _raise_for(r: httpx.Response) -> None:
@@ -76,22 +108,25 @@ class EngineClient:
         return self.patience.wait(lambda: self.send(method, path, json, self.patience.forever))
 
     # --- endpoints ---------------------------------------------------------------
-    def health(self, timeout: float | None = None) -> dict:
-        return self.request("GET", "/health", timeout=timeout)
+    def health(self, timeout: float | None = None) -> Health:
+        return Health.model_validate(self.request("GET", "/health", timeout=timeout))
 
-    def capabilities(self) -> dict:
-        return self.request("GET", "/capabilities")
+    def capabilities(self) -> Capabilities:
+        return Capabilities.model_validate(self.request("GET", "/capabilities"))
 
-    def tokenize(self, prompt: str, prepend_bos: bool = True) -> dict:
-        return self.request("POST", "/tokenize", {"prompt": prompt, "prepend_bos": prepend_bos})
+    def tokenize(self, prompt: str, prepend_bos: bool = True) -> TokenizeResponse:
+        body = {"prompt": prompt, "prepend_bos": prepend_bos}
+        return TokenizeResponse.model_validate(self.request("POST", "/tokenize", body))
 
-    def analyze(self, name: str, prompt: str, prepend_bos: bool = True, **params: Any) -> dict:
+    def analyze(self, name: str, prompt: str, prepend_bos: bool = True, **params: Any) -> Any:
+        """The analysis's result model (``RESULTS[name]``: e.g. ``PredictionsResult``)."""
         body = {"prompt": prompt, "prepend_bos": prepend_bos, "params": params}
-        return self.request("POST", f"/analysis/{name}", body)
+        got = self.request("POST", f"/analysis/{name}", body)
+        return RESULTS[name].model_validate(got) if name in RESULTS else got
 
     # --- jobs (typed: engine/schemas/jobs.py) ---------------------------------------------
     def start_job(self, kind: str, params: dict) -> JobInfo:
-        engine_id = self.health(timeout=10.0)["engine_id"]
+        engine_id = self.health(timeout=10.0).engine_id
         job = JobInfo.model_validate(self.request("POST", f"/jobs/{kind}", params))
         self._origins[job.id] = engine_id
         return job
@@ -107,7 +142,7 @@ class EngineClient:
         if e.code != "unknown_job":
             return e
         origin = self._origins.get(job_id)
-        expired = origin is not None and origin == self.health(timeout=10.0)["engine_id"]
+        expired = origin is not None and origin == self.health(timeout=10.0).engine_id
         return JobLost(job_id, expired=expired)
 
     def cancel_job(self, job_id: str) -> JobInfo:
@@ -138,9 +173,9 @@ class EngineClient:
 
     def estimate_model(
         self, name: str, dtype: str = "float32", max_context: int | None = None
-    ) -> dict:
+    ) -> LoadEstimate:
         body = {"name": name, "dtype": dtype, "max_context": max_context}
-        return self.request("POST", "/models/estimate", body)
+        return LoadEstimate.model_validate(self.request("POST", "/models/estimate", body))
 
     def load_model(
         self,
@@ -211,11 +246,11 @@ class EngineClient:
         path = f"/saes/latent/neuronpedia?sae={quote(sae)}&index={index}"
         return NeuronpediaLabel.model_validate(self.request("GET", path))
 
-    def steer_stream(self, body: dict) -> Iterator[dict]:
+    def steer_stream(self, body: dict) -> Iterator[StreamEvent]:
         """The events of a steered generation as they arrive (see engine.steering_stream),
         waiting while the engine is busy; closing the iterator ends the request."""
 
-        def lines(stop) -> Iterator[dict]:
+        def lines(stop) -> Iterator[StreamEvent]:
             try:
                 with self._http.stream(
                     "POST", "/steering/generate", json=body, timeout=self.patience.forever
@@ -227,7 +262,7 @@ class EngineClient:
                         if stop.is_set():
                             return
                         if line:
-                            yield json.loads(line)
+                            yield StreamEvent.model_validate_json(line)
             except httpx.ConnectError as e:
                 raise EngineUnavailable(f"The engine at {self.url} is not reachable.") from e
             except httpx.TransportError as e:
