@@ -5,11 +5,12 @@ The snippet rebuilds each steering vector as the engine resolved it (the stream'
 event names its hook point and where a latent's dictionary is stored): an SAE latent's decoder
 row (SAELens), a transcoder latent's (its safetensors file), or a contrastive mean difference
 recomputed from the two prompt sets; conditions the same way. It then generates as
-``engine/steering.py`` does, with that module's own functions (their source, read by
-``components.engine_source``: ``mean_activation``, ``Probe``, ``_hooks``, ``_sample``,
-``_kl``) and the engine's unembedding (``engine/fast_unembed.py``): each continuation on its
-own TransformerLens KV cache with its own ``torch.Generator`` seeded alike, so on the same
-device it samples the same tokens.
+``engine/steering.py`` does, with that module's own code (its source, read by
+``components.engine_source``: ``mean_activation``, ``Probe``, ``_hooks``, ``_sample``, the
+``Continuation`` a step at a time and ``_steps``, which pairs them and takes the KL) and the
+engine's unembedding (``engine/fast_unembed.py``): each continuation on its own
+TransformerLens KV cache with its own ``torch.Generator`` seeded alike, so on the same device
+it samples the same tokens.
 """
 
 from __future__ import annotations
@@ -23,13 +24,14 @@ from engine.schemas.steering import Condition, SteeringVector, SteerRequest
 # The engine's own functions the snippet runs (read from their files: components.engine_source)
 ENGINE = engine_source(
     ("engine.fast_unembed", ("_forward", "speed_up")),
-    ("engine.steering", ("mean_activation", "Probe", "_hooks", "_sample", "_kl")),
+    (
+        "engine.steering",
+        ("mean_activation", "Probe", "_hooks", "_sample", "Step", "Continuation", "_kl", "_steps"),
+    ),
 )
 
 _PRELUDE = '''
 from types import SimpleNamespace
-
-from transformer_lens import TransformerLensKeyValueCache
 
 # Sampling draws from a torch.Generator on the model's device seeded with SEED, one per
 # continuation, as the engine does: the same tokens need the same kind of device as the engine's.
@@ -37,7 +39,8 @@ MAX_NEW_TOKENS, TEMPERATURE, TOP_K, SEED, STOP_AT_EOS = {settings}
 device, dtype = model.cfg.device, model.cfg.dtype
 {tokens}
 speed_up(model.unembed)  # the engine's unembedding: F.linear on a copy can differ in a last bit
-lm = SimpleNamespace(model=model, n_ctx=model.cfg.n_ctx)  # what the engine reads of its model
+lm = SimpleNamespace(model=model, n_ctx=model.cfg.n_ctx, path="hooked")  # what the engine reads
+req = SimpleNamespace(temperature=TEMPERATURE, top_k=TOP_K, seed=SEED, stop_at_eos=STOP_AT_EOS)
 
 
 def contrastive(positive, negative, hook):
@@ -51,35 +54,21 @@ def contrastive(positive, negative, hook):
 vectors = []
 '''
 
-_GENERATE = '''
-def generate(hooks):
-    """One continuation a token at a time on its own KV cache and generator, as the engine's
-    Continuation: (id, log-probs) of each step, up to and with EOS."""
-    kv = TransformerLensKeyValueCache.init_cache(model.cfg, device, 1)
-    gen = torch.Generator(device=device).manual_seed(SEED)
-    x, out = prompt_ids, []
-    for _ in range(min(MAX_NEW_TOKENS, model.cfg.n_ctx - prompt_ids.shape[1])):
-        with model.hooks(fwd_hooks=hooks):
-            last = model(x, past_kv_cache=kv, attention_mask=torch.ones_like(x))[0, -1].float()
-        token = _sample(last, gen, TEMPERATURE, TOP_K)
-        out.append((int(token), last.log_softmax(-1)))
-        if STOP_AT_EOS and int(token) == model.tokenizer.eos_token_id:
-            break
-        x = token[None]
-    return out
-
-
-base, steered = generate([]), generate(_hooks(vectors, device, dtype))
-stopped = (None, None)  # a continuation after its EOS
-steps = [(base[i] if i < len(base) else stopped, steered[i] if i < len(steered) else stopped)
-         for i in range(max(len(base), len(steered)))]
+_GENERATE = """
+# Both continuations as the engine's generate_pair steps them: the same Continuation class,
+# one with the vectors' hooks; each step's tokens (None once a continuation has stopped at EOS)
+# and KL(steered || baseline) of the step's next-token distributions
+ids = prompt_ids[0].tolist()
+n_new = min(MAX_NEW_TOKENS, lm.n_ctx - len(ids))
+base = Continuation(lm, ids, [], req)
+steer = Continuation(lm, ids, _hooks(vectors, device, dtype), req) if vectors else None
+steps = list(_steps(n_new, base, steer, None, [], None))
 data = {
-    # KL(steered || baseline) of each step's next-token distributions (0 once one has stopped)
-    "kl": [_kl(s[1], b[1]) for b, s in steps],
-    "baseline_id": [b[0] for b, _ in steps],  # None once a continuation has stopped at EOS
-    "steered_id": [s[0] for _, s in steps],
+    "kl": [s.kl for s in steps],
+    "baseline_id": [s.base for s in steps],
+    "steered_id": [s.steered for s in steps],
 }
-'''
+"""
 
 
 def _assign(name: str, value: list[str]) -> list[str]:

@@ -216,8 +216,11 @@ def test_steering_kl_snippet_regenerates_a_sampled_contrastive_steering(org, tmp
     assert spec is not None and events[0]["vectors"][0]["hook"] == hook
     assert spec.data["steered_id"].values != spec.data["baseline_id"].values  # it steers
     assert_regenerates(spec, run_snippet(spec, org, SAD, tmp_path))
-    for fn in (steering._hooks, steering._sample, steering.mean_activation, fast_unembed._forward):
+    engine_code = (steering._hooks, steering._sample, steering.mean_activation,
+                   steering.Continuation, steering._steps, fast_unembed._forward)  # fmt: skip
+    for fn in engine_code:
         assert inspect.getsource(fn) in spec.code  # the engine's own, not a copy
+    assert "for _ in range" not in spec.code  # no loop of its own: the engine's Continuation
     wrong = f"coefficient={coef * 1.1!r},"
     code = spec.code.replace(f"coefficient={coef!r},", wrong)
     assert wrong in code
