@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from components.engine_source import engine_source
+
 
 @dataclass(frozen=True)
 class Array:
@@ -46,42 +48,45 @@ class ModelRef:
     ref: str
     local: bool
     dtype: str = "float32"
+    n_ctx: int = 2048  # the engine's context cap (a local model's snippet takes the same)
 
     @classmethod
-    def from_info(cls, info: dict | None, cwd: Path | None = None) -> ModelRef:
-        info = info or {}
+    def from_info(cls, info: Any, cwd: Path | None = None) -> ModelRef:
+        """From the engine's ``ModelInfo`` (or its dict)."""
+        info = (info.model_dump() if hasattr(info, "model_dump") else info) or {}
         ref = info.get("ref") or info.get("name") or "gpt2-small"
         local = info.get("source") == "local"
         if local and cwd is not None:
             with contextlib.suppress(ValueError):
                 ref = str(Path(ref).resolve().relative_to(cwd.resolve()))
-        return cls(ref=ref, local=local, dtype=info.get("dtype") or "float32")
+        n_ctx = info.get("n_ctx") or cls.n_ctx
+        return cls(ref=ref, local=local, dtype=info.get("dtype") or "float32", n_ctx=n_ctx)
+
+
+# The engine's own loading of a local directory (its source, as the snippet runs it): the
+# directory's config mapped by architecture (engine/hf_config.py), the context cap and
+# TransformerLens's weight conversion and processing (engine/loading.py)
+LOCAL_LOADING = (
+    (
+        "engine.hf_config",
+        (
+            "NAME_RULES", "CONTEXT_FIELDS", "Unsupported", "architecture", "max_context",
+            "_rope_theta", "rope_scaling", "_head_dim", "_fix_gpt2", "_fix_neox", "_fix_llama",
+            "_fix_rope", "_gemma", "_gemma2", "_gemma3", "BUILDERS", "FIXES", "_neutral_dir",
+            "transformer_lens_mapping", "config_dict",
+        ),
+    ),
+    (
+        "engine.loading",
+        ("DTYPES", "NO_BOS_TOKEN", "pick_device", "finish_config", "processing",
+         "converted_state_dict", "local_tokenizer"),
+    ),
+)  # fmt: skip
 
 
 def _header(model: ModelRef, prompt: str, title: str) -> str:
-    dtype = "" if model.dtype == "float32" else f", dtype=torch.{model.dtype}"
-    if model.local:
-        load = f"""\
-            MODEL = {model.ref!r}  # a local Hugging Face directory
-
-            # Loaded as the Interpscope engine loads it (engine/loading.py): LayerNorm folded,
-            # writing weights and unembedding centred, value biases folded.
-            cfg = loading.get_pretrained_model_config(MODEL, fold_ln=True{dtype})
-            model = HookedTransformer(cfg)
-            model.load_and_process_state_dict(
-                loading.get_pretrained_state_dict(MODEL, cfg, None{dtype}),
-                fold_ln=True, center_writing_weights=True, center_unembed=True,
-                fold_value_biases=True,
-            )"""
-    else:
-        load = f"""\
-            MODEL = {model.ref!r}
-
-            # from_pretrained's defaults are the engine's processing (LayerNorm folded, ...).
-            model = HookedTransformer.from_pretrained(MODEL{dtype})"""
-    return (
-        textwrap.dedent(
-            f'''\
+    head = textwrap.dedent(
+        f'''\
         """{title}: recompute the figure's data with TransformerLens."""
 
         from __future__ import annotations  # the engine's functions below keep their type hints
@@ -89,13 +94,48 @@ def _header(model: ModelRef, prompt: str, title: str) -> str:
         import json
 
         import torch
-        {"import transformer_lens.loading_from_pretrained as loading" if model.local else ""}
         from transformer_lens import HookedTransformer
 
         PROMPT = {prompt!r}
         '''
-        ).replace("import torch\n\n", "import torch\n")
-        + textwrap.dedent(load)
+    )
+    if model.local:
+        load = (
+            "from transformers import AutoConfig, AutoModelForCausalLM\n"
+            + engine_source(*LOCAL_LOADING)
+            + textwrap.dedent(
+                f"""
+
+                MODEL = {model.ref!r}  # a local Hugging Face directory
+
+                # Loaded as the Interpscope engine loads it, with its functions above: the
+                # directory's own config mapped by architecture, the engine's context cap,
+                # TransformerLens's weight conversion and processing (LayerNorm folded, ...).
+                hf = AutoConfig.from_pretrained(MODEL)
+                cfg = finish_config(
+                    config_dict(hf, Path(MODEL)), device=pick_device(), dtype={model.dtype!r},
+                    n_devices=1, max_context={model.n_ctx},
+                )
+                hf_model = AutoModelForCausalLM.from_pretrained(MODEL, dtype=cfg.dtype).eval()
+                model = HookedTransformer(cfg, local_tokenizer(MODEL, cfg), default_padding_side="right")
+                model.load_and_process_state_dict(
+                    converted_state_dict(MODEL, cfg, hf_model), **processing(cfg)
+                )
+                del hf_model"""
+            )
+        )
+    else:
+        dtype = "" if model.dtype == "float32" else f", dtype=torch.{model.dtype}"
+        load = textwrap.dedent(
+            f"""\
+            MODEL = {model.ref!r}
+
+            # from_pretrained's defaults are the engine's processing (LayerNorm folded, ...).
+            model = HookedTransformer.from_pretrained(MODEL{dtype})"""
+        )
+    return (
+        head
+        + load
         + textwrap.dedent(
             """
         model.eval()
@@ -177,7 +217,7 @@ def figure_bundle(
     caption: str,
     params: dict,
     prompt: str,
-    model_info: dict | None,
+    model_info: Any,
     cwd: Path | None = None,
 ) -> bytes:
     """The zip a figure's *Figure bundle* button downloads (images rendered here)."""
