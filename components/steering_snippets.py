@@ -19,7 +19,14 @@ from components.bundles import Array, BundleSpec
 from components.engine_source import engine_source
 from components.safe import code_comment
 from components.snippets import relative_path
-from engine.schemas.steering import Condition, SteeringVector, SteerRequest
+from engine.schemas.saes import DictionaryRef
+from engine.schemas.steering import (
+    Condition,
+    ResolvedVector,
+    SteeringVector,
+    SteerRequest,
+    StreamEvent,
+)
 
 # The engine's own functions the snippet runs (read from their files: components.engine_source)
 ENGINE = engine_source(
@@ -88,16 +95,16 @@ class _Code:
         self.loaded: dict[tuple, str] = {}
         self.packages: set[str] = set()
 
-    def dictionary(self, ref: dict) -> str:
+    def dictionary(self, ref: DictionaryRef) -> str:
         """The variable holding `ref`'s weights (an SAE, or a transcoder's W_dec)."""
-        key = (ref["kind"], ref.get("path"), ref.get("release"), ref.get("sae_id"))
+        key = (ref.kind, ref.path, ref.release, ref.sae_id)
         if key in self.loaded:
             return self.loaded[key]
-        name = f"{'sae' if ref['kind'] == 'sae' else 'transcoder'}_{len(self.loaded)}"
-        if ref["kind"] == "transcoder":
+        name = f"{'sae' if ref.kind == 'sae' else 'transcoder'}_{len(self.loaded)}"
+        if ref.kind == "transcoder":
             self.packages.add("safetensors")
             self.imports["from safetensors.torch import load_file"] = None
-            path = relative_path(ref["path"])
+            path = relative_path(ref.path or "")
             self.lines += [
                 f"{name} = load_file({path!r}, device=str(device))['W_dec']  # [latent, d_model]"
             ]
@@ -105,34 +112,34 @@ class _Code:
             self.packages.add("sae_lens")
             self.imports["from sae_lens import SAE"] = None
             where = (
-                f"SAE.from_pretrained({ref['release']!r}, {ref['sae_id']!r}, device=device)"
-                if ref.get("release")
-                else f"SAE.load_from_disk({relative_path(ref['path'])!r}, device=device)"
+                f"SAE.from_pretrained({ref.release!r}, {ref.sae_id!r}, device=device)"
+                if ref.release
+                else f"SAE.load_from_disk({relative_path(ref.path or '')!r}, device=device)"
             )
             self.lines.append(f"{name} = {where}.eval()")
         self.loaded[key] = name
         return name
 
-    def vector(self, i: int, v: SteeringVector, r: dict) -> None:
-        head = f"# {code_comment(r['label'])} × {r['coefficient']!r} at {code_comment(r['hook'])}"
-        self.lines += ["", head + (", where its condition holds" if r["conditional"] else "")]
+    def vector(self, i: int, v: SteeringVector, r: ResolvedVector) -> None:
+        head = f"# {code_comment(r.label)} × {r.coefficient!r} at {code_comment(r.hook)}"
+        self.lines += ["", head + (", where its condition holds" if r.conditional else "")]
         if v.kind == "contrastive":
             self.lines += _assign(f"positive_{i}", v.positive)
             self.lines += _assign(f"negative_{i}", v.negative)
             self.lines.append(
-                f"direction_{i} = contrastive(positive_{i}, negative_{i}, {r['hook']!r})"
+                f"direction_{i} = contrastive(positive_{i}, negative_{i}, {r.hook!r})"
             )
         else:
-            d = self.dictionary(r["dictionary"])
-            w_dec = d if r["dictionary"]["kind"] == "transcoder" else f"{d}.W_dec"
+            d = self.dictionary(r.dictionary)
+            w_dec = d if r.dictionary.kind == "transcoder" else f"{d}.W_dec"
             self.lines.append(f"direction_{i} = {w_dec}[{v.index}]  # the latent's decoder row")
         gate = self.gate(i, v.condition, r) if v.condition is not None else "gate=None"
         self.lines += [
-            f"vectors.append(SimpleNamespace(hook={r['hook']!r}, coefficient={r['coefficient']!r},",
+            f"vectors.append(SimpleNamespace(hook={r.hook!r}, coefficient={r.coefficient!r},",
             f"                               direction=direction_{i}, {gate}))",
         ]
 
-    def gate(self, i: int, c: Condition, r: dict) -> str:
+    def gate(self, i: int, c: Condition, r: ResolvedVector) -> str:
         """Lines making ``gate_<i>``, the vector's condition; its fields in the vector."""
         if c.probe_hook is not None:  # the unit mean difference of two prompt sets
             self.lines += _assign(f"probe_positive_{i}", c.positive)
@@ -144,7 +151,7 @@ class _Code:
             ]
             index = 0
         else:
-            g = self.dictionary(r["gate"])
+            g = self.dictionary(r.gate)
             self.lines.append(
                 f"gate_{i} = SimpleNamespace(reads={g}.cfg.metadata.hook_name, "
                 f"encode=lambda act: {g}.encode(act.to({g}.W_dec.dtype)))  # SAE latent {c.index}"
@@ -153,19 +160,19 @@ class _Code:
         return f"gate=gate_{i}, gate_index={index!r}, threshold={c.threshold!r}"
 
 
-def kl_bundle(request: dict, events: list[dict]) -> BundleSpec | None:
+def kl_bundle(request: dict, events: list[StreamEvent]) -> BundleSpec | None:
     """The KL figure's bundle from the request the view sent and the stream's events; None
     until the stream has ended well (a stopped or failed one has only part of the steps)."""
-    start = events[0] if events and events[0]["type"] == "start" else None
-    if start is None or events[-1]["type"] != "done":
+    start = events[0] if events and events[0].type == "start" else None
+    if start is None or events[-1].type != "done":
         return None
     req = SteerRequest.model_validate(request)
     code = _Code()
-    for i, (v, r) in enumerate(zip(req.vectors, start.get("vectors") or [], strict=True)):
+    for i, (v, r) in enumerate(zip(req.vectors, start.vectors or [], strict=True)):
         code.vector(i, v, r)
-    steps = [e for e in events if e["type"] == "token"]
-    base = [e.get("base") for e in steps]
-    steered = [e.get("steered") for e in steps]
+    steps = [e for e in events if e.type == "token"]
+    base = [e.base for e in steps]
+    steered = [e.steered for e in steps]
     settings = (req.max_new_tokens, req.temperature, req.top_k, req.seed, req.stop_at_eos)
     tokens = (
         "prompt_ids = tokens  # [1, pos], BOS first"
@@ -184,14 +191,14 @@ def kl_bundle(request: dict, events: list[dict]) -> BundleSpec | None:
     )
     return BundleSpec(
         data={
-            "kl": Array(("step",), [e["kl"] for e in steps]),
-            "baseline_id": Array(("baseline_token",), [t["id"] if t else None for t in base]),
-            "steered_id": Array(("steered_token",), [t["id"] if t else None for t in steered]),
+            "kl": Array(("step",), [e.kl for e in steps]),
+            "baseline_id": Array(("baseline_token",), [t.id if t else None for t in base]),
+            "steered_id": Array(("steered_token",), [t.id if t else None for t in steered]),
         },
         code=body,
         labels={
-            "baseline_token": [t["text"] if t else "" for t in base],
-            "steered_token": [t["text"] if t else "" for t in steered],
+            "baseline_token": [t.text if t else "" for t in base],
+            "steered_token": [t.text if t else "" for t in steered],
         },
         packages=("transformer_lens", *sorted(code.packages)),
     )

@@ -15,6 +15,7 @@ from components.bundles import BundleSpec, figure_bundle
 from components.export import caption_text, export_figure, figure_bytes
 from components.safe import md
 from components.theme import presenter_copy, show_token
+from engine.schemas.common import TokenInfo
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 OnClick = Callable[[dict], dict[str, Any]]  # a clicked point -> view state to set
@@ -39,7 +40,9 @@ def position_window(n_tokens: int, width: int, pos: int) -> tuple[int, int]:
     return windows.window_of(state.get("wstart"), pos, n_tokens, width)
 
 
-def position_picker(tokens: list[dict], pos: int, window: tuple[int, int] | None = None) -> int:
+def position_picker(
+    tokens: list[TokenInfo], pos: int, window: tuple[int, int] | None = None
+) -> int:
     """Click a token to select its position (kept in the URL, shared with other views); only
     the tokens of `window` ``[start, stop)`` are offered when given."""
     options = list(range(*(window or (0, len(tokens)))))
@@ -53,7 +56,7 @@ def position_picker(tokens: list[dict], pos: int, window: tuple[int, int] | None
     st.pills(
         "Position",
         options,
-        format_func=lambda i: f"{i}:{show_token(tokens[i]['text'])}",
+        format_func=lambda i: f"{i}:{show_token(tokens[i].text)}",
         selection_mode="single",
         key="w_pos",
         on_change=changed,
@@ -118,8 +121,8 @@ def figure(
     `prompt` is the figure's prompt where it is not the view's (a saved graph's).
     With `on_click`, clicking a point sets the view state it returns. In presenter mode the
     figure takes the large-font template and the downloads are left out."""
-    caps = st.session_state.get("capabilities") or {}
-    model = (caps.get("model") or {}).get("name", "unknown model")
+    caps = st.session_state.get("capabilities")
+    model = caps.model.name if caps is not None and caps.model else "unknown model"
     prompt = state.get("prompt") if prompt is None else prompt
     caption = caption_text(model, prompt, params)
     shown, theme = fig, "streamlit"
@@ -168,7 +171,8 @@ def _downloads(
             on_click="ignore",
         )
     if bundle is not None:
-        info = (st.session_state.get("capabilities") or {}).get("model")
+        caps = st.session_state.get("capabilities")
+        info = caps.model if caps is not None else None
         row.download_button(
             "Figure bundle",
             data=lambda: figure_bundle(

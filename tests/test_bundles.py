@@ -20,10 +20,11 @@ from components import steering_setup as ss
 from components.dla_figures import bar_terms
 from engine import fast_unembed, saes, steering
 from engine.api import create_app
+from engine.client import RESULTS
 from engine.launcher import REPO_ROOT
 from engine.schemas.analyses import AnalysisRequest
 from engine.schemas.arrays import unpack
-from engine.schemas.steering import Condition, SteeringVector
+from engine.schemas.steering import Condition, SteeringVector, StreamEvent
 from engine.service import Engine
 from tests.snippet_checks import assert_recomputes, assert_same_numbers, run_snippet
 
@@ -32,8 +33,10 @@ IOI = "When Mary and John went to the store, John gave a drink to"
 REPEAT = "sky ring beach prize store girl sky ring beach prize store girl"
 
 
-def analyze(engine: Engine, name: str, prompt: str, **params) -> dict:
-    return json.loads(engine.analyze(name, AnalysisRequest(prompt=prompt, params=params)))
+def analyze(engine: Engine, name: str, prompt: str, **params):
+    """The analysis's result model, as the app's client gives it."""
+    got = engine.analyze(name, AnalysisRequest(prompt=prompt, params=params))
+    return RESULTS[name].model_validate_json(got)
 
 
 def view_specs(engine: Engine) -> list[tuple[str, str, bundles.BundleSpec]]:
@@ -44,15 +47,15 @@ def view_specs(engine: Engine) -> list[tuple[str, str, bundles.BundleSpec]]:
     pred = analyze(engine, "predictions", IOI, top_k=5, start=3, width=7)  # the view's window
     out.append(("predictions/window", IOI, snippets.predictions(pred, 5)))
     scores = analyze(engine, "head_scores", REPEAT)
-    for s in scores["scores"]:
-        out.append((f"head_scores/{s['name']}", REPEAT, snippets.head_scores(scores, s["name"])))
+    for s in scores.scores:
+        out.append((f"head_scores/{s.name}", REPEAT, snippets.head_scores(scores, s.name)))
     heads = [(1, 2), (0, 3)]
     pats = [
         analyze(engine, "attention_pattern", REPEAT, layer=la, head=h, start=3, width=12)
         for la, h in heads
     ]  # a window that does not start at 0
-    blocks = [unpack(p["pattern"]) for p in pats]
-    spec = snippets.patterns(heads, blocks, pats[0]["tokens"], pats[0]["start"])
+    blocks = [unpack(p.pattern) for p in pats]
+    spec = snippets.patterns(heads, blocks, pats[0].tokens, pats[0].start)
     out.append(("patterns", REPEAT, spec))
     for stage in ("resid_pre", "resid_mid", "resid_post"):
         grid = analyze(engine, "logit_lens", IOI, stage=stage, top_k=3, start=2, width=9)
@@ -64,7 +67,7 @@ def view_specs(engine: Engine) -> list[tuple[str, str, bundles.BundleSpec]]:
     for target, baseline in ((None, None), (" Mary", " John")):
         res = analyze(engine, "dla", IOI, pos=None, target=target, baseline=baseline)
         out.append((f"dla_heads/{baseline}", IOI, snippets.dla_heads(res)))
-        terms = bar_terms(res) + [("total", res["total"])]
+        terms = bar_terms(res) + [("total", res.total)]
         out.append((f"dla_terms/{baseline}", IOI, snippets.dla_terms(res, terms)))
     return out
 
@@ -144,14 +147,14 @@ def test_a_wrong_snippet_is_caught(org, tmp_path, monkeypatch):
 SAD = "Once upon a time, there was a sad dog named Max."
 
 
-def steer(engine: Engine, body: dict) -> list[dict]:
+def steer(engine: Engine, body: dict) -> list[StreamEvent]:
     """The events of a steered generation, streamed as the Steering view reads them."""
     with (
         TestClient(create_app(engine)) as api,
         api.stream("POST", "/steering/generate", json=body) as r,
     ):
         assert r.status_code == 200, r.read()
-        return [json.loads(line) for line in r.iter_lines() if line]
+        return [StreamEvent.model_validate_json(line) for line in r.iter_lines() if line]
 
 
 def assert_regenerates(spec: bundles.BundleSpec, data: dict) -> None:
@@ -182,7 +185,7 @@ def test_steering_kl_snippet_regenerates_a_sampled_contrastive_steering(org, tmp
             "max_new_tokens": 20, "temperature": 0.9, "seed": 7}  # fmt: skip
     events = steer(org, body)
     spec = steering_snippets.kl_bundle(body, events)
-    assert spec is not None and events[0]["vectors"][0]["hook"] == hook
+    assert spec is not None and events[0].vectors[0].hook == hook
     assert spec.data["steered_id"].values != spec.data["baseline_id"].values  # it steers
     assert_regenerates(spec, run_snippet(spec, org, SAD, tmp_path))
     engine_code = (steering._hooks, steering._sample, steering.mean_activation,
@@ -234,7 +237,7 @@ def test_steering_kl_snippet_regenerates_latent_vectors_and_conditions(org, tmp_
     events = steer(org, body)
     spec = steering_snippets.kl_bundle(body, events)
     assert spec is not None and spec.data["kl"].values[0] > 0
-    assert [v["conditional"] for v in events[0]["vectors"]] == [False, True, True]
+    assert [v.conditional for v in events[0].vectors] == [False, True, True]
     code = bundles.snippet(bundles.ModelRef.from_info(org.model_info().model_dump(), REPO_ROOT),
                            SAD, spec, "t")  # fmt: skip
     assert "SAE.load_from_disk('assets/organism/saes/" in code
@@ -252,17 +255,18 @@ def test_steering_kl_bundle_holds_the_steps_once_the_stream_is_done():
     v = {"kind": "contrastive", "coefficient": 2.0, "hook": "blocks.1.hook_resid_post",
          "positive": ["a"], "negative": ["b"]}  # fmt: skip
     body = {"prompt": "x", "vectors": [v], "max_new_tokens": 3, "temperature": 0, "seed": 0}
-    start = {"type": "start", "prompt_tokens": 2, "vectors": [
+    start = StreamEvent.model_validate({"type": "start", "prompt_tokens": 2, "vectors": [
         {"label": "contrastive", "hook": v["hook"], "coefficient": 2.0, "norm": 1.0,
-         "conditional": False}]}  # fmt: skip
-    tokens = [
+         "conditional": False}]})  # fmt: skip
+    tokens = [StreamEvent.model_validate(e) for e in [
         {"type": "token", "step": 0, "base": {"id": 5, "text": " a"},
          "steered": {"id": 6, "text": " b"}, "kl": 0.5},
         {"type": "token", "step": 1, "steered": {"id": 7, "text": " c"}, "kl": 0.0},
-    ]  # fmt: skip
+    ]]  # fmt: skip
+    error, done = StreamEvent(type="error"), StreamEvent(type="done")
     assert steering_snippets.kl_bundle(body, [start, *tokens]) is None  # not ended yet
-    assert steering_snippets.kl_bundle(body, [start, *tokens, {"type": "error"}]) is None
-    spec = steering_snippets.kl_bundle(body, [start, *tokens, {"type": "done"}])
+    assert steering_snippets.kl_bundle(body, [start, *tokens, error]) is None
+    spec = steering_snippets.kl_bundle(body, [start, *tokens, done])
     assert spec.data["kl"].values == [0.5, 0.0]
     assert spec.data["baseline_id"].values == [5, None]  # the baseline stopped at EOS
     assert spec.labels == {"baseline_token": [" a", ""], "steered_token": [" b", " c"]}

@@ -291,14 +291,19 @@ def test_lens_and_dla_snippets_recompute_gemma2_with_its_soft_cap(gemma2, tmp_pa
     from components import bundles, snippets
     from components.dla_figures import bar_terms
     from engine import hf_config, loading
+    from engine.client import RESULTS
     from tests.snippet_checks import assert_recomputes, run_snippet
 
     model = gemma2.lm.model
     assert model.cfg.output_logits_soft_cap > 0 and model.cfg.use_normalization_before_and_after
-    grid = _analyze(gemma2, "logit_lens", stage="resid_mid", top_k=3, start=1, width=6)
-    traces = _analyze(gemma2, "logit_lens_targets", stage="resid_pre", pos=4, targets=[7, 3])
-    dla = _analyze(gemma2, "dla", pos=5, target=7, baseline=3)
-    terms = bar_terms(dla) + [("total", dla["total"])]
+
+    def result(name: str, **params):  # as the app's client gives it
+        return RESULTS[name].model_validate(_analyze(gemma2, name, **params))
+
+    grid = result("logit_lens", stage="resid_mid", top_k=3, start=1, width=6)
+    traces = result("logit_lens_targets", stage="resid_pre", pos=4, targets=[7, 3])
+    dla = result("dla", pos=5, target=7, baseline=3)
+    terms = bar_terms(dla) + [("total", dla.total)]
     ref = bundles.ModelRef.from_info(gemma2.model_info())
     header = bundles.snippet(ref, PROMPT, bundles.BundleSpec(data={}, code=""), "t")
     assert (

@@ -21,18 +21,18 @@ from engine.schemas.arrays import unpack
 
 link = shell.engine_link()
 prompt = state.get("prompt")
-model = st.session_state["capabilities"]["model"]
-n_layers, n_heads = model["n_layers"], model["n_heads"]
+model = st.session_state["capabilities"].model
+n_layers, n_heads = model.n_layers, model.n_heads
 st.title("Attention")
 
 scores = shell.call(link.client.analyze, "head_scores", prompt)
-tokens = scores["tokens"]
+tokens = scores.tokens
 pos = state.clamp_pos(len(tokens))
 layer, head = state.clamp("layer", n_layers), state.clamp("head", n_heads)
 heads = [head_key(la, h) for la in range(n_layers) for h in range(n_heads)]
 if state.get("compare") not in heads:
     state.put(compare=None)
-names = [s["name"] for s in scores["scores"]]
+names = [s.name for s in scores.scores]
 if state.get("score") not in names:
     state.put(score=names[0])
 
@@ -44,7 +44,7 @@ def set_head() -> None:
 c1, c2, c3, c4 = st.columns([5, 2, 1.2, 1.2])
 score = widgets.bound(
     "score", c1.segmented_control, "Head score", options=names,
-    format_func=lambda n: score_of(scores, n)["label"].split(" (")[0],
+    format_func=lambda n: score_of(scores, n).label.split(" (")[0],
 ) or names[0]  # fmt: skip
 click_sets = c2.segmented_control(
     "A click in the overview sets", ["head", "comparison"], default="head", key="w_click"
@@ -77,9 +77,9 @@ with left:
 with right:
     st.markdown("**Scores of the selected heads on this prompt**")
     st.dataframe(scores_table(scores, shown), hide_index=True)
-    for s in scores["scores"]:
-        note = f" (none: {s['reason']})" if s["values"] is None else ""
-        st.caption(f"**{s['label']}**: {s['description']}{note}")
+    for s in scores.scores:
+        note = f" (none: {s.reason})" if s.values is None else ""
+        st.caption(f"**{s.label}**: {s.description}{note}")
 
 st.subheader("Attention pattern" + (" (side by side)" if compare else ""))
 n_tokens = len(tokens)
@@ -90,7 +90,7 @@ answers = [
     for la, h in shown
 ]  # fmt: skip
 blocks = [pattern_block(a) for a in answers]
-window_tokens = answers[0]["tokens"]
+window_tokens = answers[0].tokens
 st.caption(
     "Rows are queries, columns the keys they attend to. Click a row to select that position."
     + (" The ◀ column: attention to every key before the window." if start else "")
@@ -112,7 +112,7 @@ if over_col is not None:
     with over_col:
         first = answers[0]
         widgets.figure(
-            overview_figure(blocks[0][0], unpack(first["overview"]), first["overview_stride"],
+            overview_figure(blocks[0][0], unpack(first.overview), first.overview_stride,
                             n_tokens, (start, stop)),
             name="attention_overview", params={"head": blocks[0][0]},
             on_click=lambda p: {"wstart": centred_on(int(p["x"]), n_tokens, windows.ATTENTION)}
@@ -125,6 +125,6 @@ layer_res = shell.call(
     link.client.analyze, "attention_layer", prompt, layer=layer,
     start=max(start, stop - windows.CIRCUITSVIS), width=windows.CIRCUITSVIS,
 )  # the last positions of the pattern's window  # fmt: skip
-if layer_res["n_tokens"] > windows.CIRCUITSVIS:
-    st.caption(f"Positions {layer_res['start']} to {layer_res['stop'] - 1} of {n_tokens}.")
-widgets.attention_heads(layer_res["tokens"], unpack(layer_res["patterns"]), layer)
+if layer_res.n_tokens > windows.CIRCUITSVIS:
+    st.caption(f"Positions {layer_res.start} to {layer_res.stop - 1} of {n_tokens}.")
+widgets.attention_heads(layer_res.tokens, unpack(layer_res.patterns), layer)

@@ -9,16 +9,16 @@ from components.dla_figures import bar_terms, heads_figure, terms_figure
 
 link = shell.engine_link()
 prompt = state.get("prompt")
-model = st.session_state["capabilities"]["model"]
+model = st.session_state["capabilities"].model
 st.title("Direct logit attribution")
 
-tokens = shell.call(link.client.tokenize, prompt)["tokens"]
+tokens = shell.call(link.client.tokenize, prompt).tokens
 pos = state.clamp_pos(len(tokens))
 pos = widgets.position_picker(
     tokens, pos, widgets.position_window(len(tokens), windows.PROMPT, pos)
 )
 preds = shell.call(link.client.analyze, "predictions", prompt, top_k=8, start=pos, width=1)
-suggestions = {p["id"]: p["text"] for p in preds["top"][0]}
+suggestions = {p.id: p.text for p in preds.top[0]}
 a, b = st.columns(2)
 with a:
     target = widgets.token_choice(
@@ -39,11 +39,11 @@ def wire(ref: str | None) -> str | int | None:
 res = shell.call(
     link.client.analyze, "dla", prompt, pos=pos, target=wire(target), baseline=wire(baseline)
 )
-layer = state.clamp("layer", model["n_layers"])
-head = state.clamp("head", model["n_heads"])
-params = {"pos": pos, "target": repr(res["target"]["text"])}
-if res["baseline"]:
-    params["baseline"] = repr(res["baseline"]["text"])
+layer = state.clamp("layer", model.n_layers)
+head = state.clamp("head", model.n_heads)
+params = {"pos": pos, "target": repr(res.target.text)}
+if res.baseline:
+    params["baseline"] = repr(res.baseline.text)
 left, right = st.columns([1, 1], gap="large")
 with left:
     widgets.figure(
@@ -56,10 +56,10 @@ with left:
 with right:
     widgets.figure(
         terms_figure(res, selected_layer=layer), name="dla_terms", params=params,
-        bundle=snippets.dla_terms(res, bar_terms(res) + [("total", res["total"])]),
+        bundle=snippets.dla_terms(res, bar_terms(res) + [("total", res.total)]),
     )  # fmt: skip
 st.caption(
     f"Each term is the component's output at pos {pos}, centred and divided by the final layer "
-    f"norm's scale there ({res['ln_scale']:.4g}), dotted with the unembedding direction; the "
+    f"norm's scale there ({res.ln_scale:.4g}), dotted with the unembedding direction; the "
     "terms sum to what the model outputs. Click a head to select it in every view."
 )

@@ -17,7 +17,7 @@ if state.get("stage") not in STAGES:
 stage = widgets.bound("stage", st.segmented_control, "Residual stream read", options=STAGES)
 stage = stage or "resid_post"
 
-tokens = shell.call(link.client.tokenize, prompt)["tokens"]
+tokens = shell.call(link.client.tokenize, prompt).tokens
 n_tokens = len(tokens)
 pos = state.clamp_pos(n_tokens)
 start, stop = widgets.position_window(n_tokens, windows.LENS, pos)
@@ -32,13 +32,13 @@ widgets.figure(
     name="logit_lens",
     params={"stage": stage, "pos": pos},
     on_click=lambda p: (
-        {"pos": int(p["x"]), "layer": grid["row_layers"][int(p["y"])]} if "y" in p else {}
+        {"pos": int(p["x"]), "layer": grid.row_layers[int(p["y"])]} if "y" in p else {}
     ),
     bundle=snippets.logit_lens(grid),
 )
 
 st.subheader("Tokens down the layers")
-pos = widgets.position_picker(tokens, pos, (grid["start"], grid["stop"]))
+pos = widgets.position_picker(tokens, pos, (grid.start, grid.stop))
 final = final_top(grid, pos)
 chosen = widgets.token_choice(
     "targets", "Tokens to follow (pick or type: ·Paris, #123)", final,
@@ -48,7 +48,7 @@ traces = shell.call(
     link.client.analyze, "logit_lens_targets", prompt, stage=stage, pos=pos,
     targets=[token_refs.to_wire(r) for r in chosen],
 )  # fmt: skip
-names = ", ".join(t["token"]["text"] for t in traces["traces"])
+names = ", ".join(t.token.text for t in traces.traces)
 widgets.figure(
     traces_figure(traces),
     name="logit_lens_targets",
