@@ -224,6 +224,8 @@ def figure_bundle(
     from components.export import export_figure, figure_bytes
 
     out = export_figure(fig, caption)
+    if hasattr(model_info, "model_dump"):  # the engine's ModelInfo, as the client gives it
+        model_info = model_info.model_dump(mode="json")
     model = ModelRef.from_info(model_info, cwd or Path.cwd())
     meta = {"figure": name, "caption": caption, "prompt": prompt, "params": params,
             "model": model_info or {}}  # fmt: skip

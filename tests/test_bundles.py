@@ -313,6 +313,22 @@ def test_zip_holds_images_data_csv_and_snippet():
     assert z.read("fig/snippet.py") == b"print(1)\n"
 
 
+def test_figure_bundle_takes_the_model_info_the_client_gives(org, monkeypatch):
+    """The view hands over the client's ``ModelInfo``: its fields go into data.json and the
+    snippet loads that model (images stubbed: rendering is tested below)."""
+    from components import export
+
+    monkeypatch.setattr(export, "export_figure", lambda fig, caption: fig)
+    monkeypatch.setattr(export, "figure_bytes", lambda fig, fmt: b"img")
+    info = org.model_info()
+    spec = bundles.BundleSpec(data={"x": bundles.Array(("i",), [1.0])}, code="data = {'x': [1.0]}")
+    raw = bundles.figure_bundle(go.Figure(), spec, name="f", caption="c", params={}, prompt="Hi",
+                                model_info=info, cwd=REPO_ROOT)  # fmt: skip
+    z = zipfile.ZipFile(io.BytesIO(raw))
+    assert json.loads(z.read("f/data.json"))["model"]["fingerprint"] == info.fingerprint
+    assert "MODEL = 'assets/organism'" in z.read("f/snippet.py").decode()
+
+
 def test_export_renders_paper_png_and_svg_in_one_kept_browser():
     from components import export
     from components.theme import PAPER_WIDTH
