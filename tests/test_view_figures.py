@@ -56,6 +56,7 @@ def test_head_scores_figure_and_table():
     assert [list(r) for r in heat.z] == res.scores[0].values
     assert heat.text[1][2] == "0.60" and heat.zmax == 1
     assert len(grid.x) == 6 and "L1H2: 0.600" in grid.text  # one click target per head
+    assert grid.marker.maxdisplayed == 1  # drawn once: hover and clicks work on the data
     assert (1.5, 2.5, 0.5, 1.5) in shapes(fig) and (-0.5, 0.5, -0.5, 0.5) in shapes(fig)
     empty = head_scores_figure(res, "induction")
     assert not empty.data and "repeats" in empty.layout.annotations[0].text
