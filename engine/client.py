@@ -119,7 +119,8 @@ class EngineClient:
         return TokenizeResponse.model_validate(self.request("POST", "/tokenize", body))
 
     def analyze(self, name: str, prompt: str, prepend_bos: bool = True, **params: Any) -> Any:
-        """The analysis's result model (``RESULTS[name]``: e.g. ``PredictionsResult``)."""
+        """The analysis's result model (``RESULTS[name]``: e.g. ``PredictionsResult``); the
+        JSON as it came for a name ``RESULTS`` lacks (an engine newer than this client)."""
         body = {"prompt": prompt, "prepend_bos": prepend_bos, "params": params}
         got = self.request("POST", f"/analysis/{name}", body)
         return RESULTS[name].model_validate(got) if name in RESULTS else got
