@@ -5,11 +5,12 @@ The snippet rebuilds each steering vector as the engine resolved it (the stream'
 event names its hook point and where a latent's dictionary is stored): an SAE latent's decoder
 row (SAELens), a transcoder latent's (its safetensors file), or a contrastive mean difference
 recomputed from the two prompt sets; conditions the same way. It then generates as
-``engine/steering.py`` does, with that module's own functions (their source, read by
-``components.engine_source``: ``mean_activation``, ``Probe``, ``_hooks``, ``_sample``,
-``_kl``) and the engine's unembedding (``engine/fast_unembed.py``): each continuation on its
-own TransformerLens KV cache with its own ``torch.Generator`` seeded alike, so on the same
-device it samples the same tokens.
+``engine/steering.py`` does, with that module's own code (its source, read by
+``components.engine_source``: ``mean_activation``, ``Probe``, ``_hooks``, ``_sample``, the
+``Continuation`` a step at a time and ``_steps``, which pairs them and takes the KL) and the
+engine's unembedding (``engine/fast_unembed.py``): each continuation on its own
+TransformerLens KV cache with its own ``torch.Generator`` seeded alike, so on the same device
+it samples the same tokens.
 """
 
 from __future__ import annotations
@@ -18,18 +19,26 @@ from components.bundles import Array, BundleSpec
 from components.engine_source import engine_source
 from components.safe import code_comment
 from components.snippets import relative_path
-from engine.schemas.steering import Condition, SteeringVector, SteerRequest
+from engine.schemas.saes import DictionaryRef
+from engine.schemas.steering import (
+    Condition,
+    ResolvedVector,
+    SteeringVector,
+    SteerRequest,
+    StreamEvent,
+)
 
 # The engine's own functions the snippet runs (read from their files: components.engine_source)
 ENGINE = engine_source(
     ("engine.fast_unembed", ("_forward", "speed_up")),
-    ("engine.steering", ("mean_activation", "Probe", "_hooks", "_sample", "_kl")),
+    (
+        "engine.steering",
+        ("mean_activation", "Probe", "_hooks", "_sample", "Step", "Continuation", "_kl", "_steps"),
+    ),
 )
 
 _PRELUDE = '''
 from types import SimpleNamespace
-
-from transformer_lens import TransformerLensKeyValueCache
 
 # Sampling draws from a torch.Generator on the model's device seeded with SEED, one per
 # continuation, as the engine does: the same tokens need the same kind of device as the engine's.
@@ -37,7 +46,8 @@ MAX_NEW_TOKENS, TEMPERATURE, TOP_K, SEED, STOP_AT_EOS = {settings}
 device, dtype = model.cfg.device, model.cfg.dtype
 {tokens}
 speed_up(model.unembed)  # the engine's unembedding: F.linear on a copy can differ in a last bit
-lm = SimpleNamespace(model=model, n_ctx=model.cfg.n_ctx)  # what the engine reads of its model
+lm = SimpleNamespace(model=model, n_ctx=model.cfg.n_ctx, path="hooked")  # what the engine reads
+req = SimpleNamespace(temperature=TEMPERATURE, top_k=TOP_K, seed=SEED, stop_at_eos=STOP_AT_EOS)
 
 
 def contrastive(positive, negative, hook):
@@ -51,35 +61,21 @@ def contrastive(positive, negative, hook):
 vectors = []
 '''
 
-_GENERATE = '''
-def generate(hooks):
-    """One continuation a token at a time on its own KV cache and generator, as the engine's
-    Continuation: (id, log-probs) of each step, up to and with EOS."""
-    kv = TransformerLensKeyValueCache.init_cache(model.cfg, device, 1)
-    gen = torch.Generator(device=device).manual_seed(SEED)
-    x, out = prompt_ids, []
-    for _ in range(min(MAX_NEW_TOKENS, model.cfg.n_ctx - prompt_ids.shape[1])):
-        with model.hooks(fwd_hooks=hooks):
-            last = model(x, past_kv_cache=kv, attention_mask=torch.ones_like(x))[0, -1].float()
-        token = _sample(last, gen, TEMPERATURE, TOP_K)
-        out.append((int(token), last.log_softmax(-1)))
-        if STOP_AT_EOS and int(token) == model.tokenizer.eos_token_id:
-            break
-        x = token[None]
-    return out
-
-
-base, steered = generate([]), generate(_hooks(vectors, device, dtype))
-stopped = (None, None)  # a continuation after its EOS
-steps = [(base[i] if i < len(base) else stopped, steered[i] if i < len(steered) else stopped)
-         for i in range(max(len(base), len(steered)))]
+_GENERATE = """
+# Both continuations as the engine's generate_pair steps them: the same Continuation class,
+# one with the vectors' hooks; each step's tokens (None once a continuation has stopped at EOS)
+# and KL(steered || baseline) of the step's next-token distributions
+ids = prompt_ids[0].tolist()
+n_new = min(MAX_NEW_TOKENS, lm.n_ctx - len(ids))
+base = Continuation(lm, ids, [], req)
+steer = Continuation(lm, ids, _hooks(vectors, device, dtype), req) if vectors else None
+steps = list(_steps(n_new, base, steer, None, [], None))
 data = {
-    # KL(steered || baseline) of each step's next-token distributions (0 once one has stopped)
-    "kl": [_kl(s[1], b[1]) for b, s in steps],
-    "baseline_id": [b[0] for b, _ in steps],  # None once a continuation has stopped at EOS
-    "steered_id": [s[0] for _, s in steps],
+    "kl": [s.kl for s in steps],
+    "baseline_id": [s.base for s in steps],
+    "steered_id": [s.steered for s in steps],
 }
-'''
+"""
 
 
 def _assign(name: str, value: list[str]) -> list[str]:
@@ -99,16 +95,16 @@ class _Code:
         self.loaded: dict[tuple, str] = {}
         self.packages: set[str] = set()
 
-    def dictionary(self, ref: dict) -> str:
+    def dictionary(self, ref: DictionaryRef) -> str:
         """The variable holding `ref`'s weights (an SAE, or a transcoder's W_dec)."""
-        key = (ref["kind"], ref.get("path"), ref.get("release"), ref.get("sae_id"))
+        key = (ref.kind, ref.path, ref.release, ref.sae_id)
         if key in self.loaded:
             return self.loaded[key]
-        name = f"{'sae' if ref['kind'] == 'sae' else 'transcoder'}_{len(self.loaded)}"
-        if ref["kind"] == "transcoder":
+        name = f"{'sae' if ref.kind == 'sae' else 'transcoder'}_{len(self.loaded)}"
+        if ref.kind == "transcoder":
             self.packages.add("safetensors")
             self.imports["from safetensors.torch import load_file"] = None
-            path = relative_path(ref["path"])
+            path = relative_path(ref.path or "")
             self.lines += [
                 f"{name} = load_file({path!r}, device=str(device))['W_dec']  # [latent, d_model]"
             ]
@@ -116,34 +112,34 @@ class _Code:
             self.packages.add("sae_lens")
             self.imports["from sae_lens import SAE"] = None
             where = (
-                f"SAE.from_pretrained({ref['release']!r}, {ref['sae_id']!r}, device=device)"
-                if ref.get("release")
-                else f"SAE.load_from_disk({relative_path(ref['path'])!r}, device=device)"
+                f"SAE.from_pretrained({ref.release!r}, {ref.sae_id!r}, device=device)"
+                if ref.release
+                else f"SAE.load_from_disk({relative_path(ref.path or '')!r}, device=device)"
             )
             self.lines.append(f"{name} = {where}.eval()")
         self.loaded[key] = name
         return name
 
-    def vector(self, i: int, v: SteeringVector, r: dict) -> None:
-        head = f"# {code_comment(r['label'])} × {r['coefficient']!r} at {code_comment(r['hook'])}"
-        self.lines += ["", head + (", where its condition holds" if r["conditional"] else "")]
+    def vector(self, i: int, v: SteeringVector, r: ResolvedVector) -> None:
+        head = f"# {code_comment(r.label)} × {r.coefficient!r} at {code_comment(r.hook)}"
+        self.lines += ["", head + (", where its condition holds" if r.conditional else "")]
         if v.kind == "contrastive":
             self.lines += _assign(f"positive_{i}", v.positive)
             self.lines += _assign(f"negative_{i}", v.negative)
             self.lines.append(
-                f"direction_{i} = contrastive(positive_{i}, negative_{i}, {r['hook']!r})"
+                f"direction_{i} = contrastive(positive_{i}, negative_{i}, {r.hook!r})"
             )
         else:
-            d = self.dictionary(r["dictionary"])
-            w_dec = d if r["dictionary"]["kind"] == "transcoder" else f"{d}.W_dec"
+            d = self.dictionary(r.dictionary)
+            w_dec = d if r.dictionary.kind == "transcoder" else f"{d}.W_dec"
             self.lines.append(f"direction_{i} = {w_dec}[{v.index}]  # the latent's decoder row")
         gate = self.gate(i, v.condition, r) if v.condition is not None else "gate=None"
         self.lines += [
-            f"vectors.append(SimpleNamespace(hook={r['hook']!r}, coefficient={r['coefficient']!r},",
+            f"vectors.append(SimpleNamespace(hook={r.hook!r}, coefficient={r.coefficient!r},",
             f"                               direction=direction_{i}, {gate}))",
         ]
 
-    def gate(self, i: int, c: Condition, r: dict) -> str:
+    def gate(self, i: int, c: Condition, r: ResolvedVector) -> str:
         """Lines making ``gate_<i>``, the vector's condition; its fields in the vector."""
         if c.probe_hook is not None:  # the unit mean difference of two prompt sets
             self.lines += _assign(f"probe_positive_{i}", c.positive)
@@ -155,7 +151,7 @@ class _Code:
             ]
             index = 0
         else:
-            g = self.dictionary(r["gate"])
+            g = self.dictionary(r.gate)
             self.lines.append(
                 f"gate_{i} = SimpleNamespace(reads={g}.cfg.metadata.hook_name, "
                 f"encode=lambda act: {g}.encode(act.to({g}.W_dec.dtype)))  # SAE latent {c.index}"
@@ -164,21 +160,21 @@ class _Code:
         return f"gate=gate_{i}, gate_index={index!r}, threshold={c.threshold!r}"
 
 
-def kl_bundle(request: dict, events: list[dict]) -> BundleSpec | None:
+def kl_bundle(request: dict, events: list[StreamEvent]) -> BundleSpec | None:
     """The KL figure's bundle from the request the view sent and the stream's events; None
     until the stream has ended well (a stopped or failed one has only part of the steps)."""
-    start = events[0] if events and events[0]["type"] == "start" else None
-    if start is None or events[-1]["type"] != "done":
+    start = events[0] if events and events[0].type == "start" else None
+    if start is None or events[-1].type != "done":
         return None
     req = SteerRequest.model_validate(request)
     if req.directions:  # saved directions acted on: their sweep's bundle (Directions page)
         return None
     code = _Code()
-    for i, (v, r) in enumerate(zip(req.vectors, start.get("vectors") or [], strict=True)):
+    for i, (v, r) in enumerate(zip(req.vectors, start.vectors or [], strict=True)):
         code.vector(i, v, r)
-    steps = [e for e in events if e["type"] == "token"]
-    base = [e.get("base") for e in steps]
-    steered = [e.get("steered") for e in steps]
+    steps = [e for e in events if e.type == "token"]
+    base = [e.base for e in steps]
+    steered = [e.steered for e in steps]
     settings = (req.max_new_tokens, req.temperature, req.top_k, req.seed, req.stop_at_eos)
     tokens = (
         "prompt_ids = tokens  # [1, pos], BOS first"
@@ -197,14 +193,14 @@ def kl_bundle(request: dict, events: list[dict]) -> BundleSpec | None:
     )
     return BundleSpec(
         data={
-            "kl": Array(("step",), [e["kl"] for e in steps]),
-            "baseline_id": Array(("baseline_token",), [t["id"] if t else None for t in base]),
-            "steered_id": Array(("steered_token",), [t["id"] if t else None for t in steered]),
+            "kl": Array(("step",), [e.kl for e in steps]),
+            "baseline_id": Array(("baseline_token",), [t.id if t else None for t in base]),
+            "steered_id": Array(("steered_token",), [t.id if t else None for t in steered]),
         },
         code=body,
         labels={
-            "baseline_token": [t["text"] if t else "" for t in base],
-            "steered_token": [t["text"] if t else "" for t in steered],
+            "baseline_token": [t.text if t else "" for t in base],
+            "steered_token": [t.text if t else "" for t in steered],
         },
         packages=("transformer_lens", *sorted(code.packages)),
     )
