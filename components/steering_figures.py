@@ -17,3 +17,14 @@ def kl_figure(kls: list[float]) -> go.Figure:
         xaxis_title="generated step", yaxis_title="KL (nats)", height=300,
     )  # fmt: skip
     return apply(fig)
+
+
+def continuation_html(prompt: str, text: str, css: str) -> str:
+    """A continuation after its prompt (greyed), both escaped: the HTML the Steering and
+    Directions pages show in their side-by-side boxes (`css`: the box's class)."""
+    from components.safe import h
+
+    return (
+        f"<div class='{css}' style='white-space: pre-wrap; font-size: 1.1em; line-height: 1.6'>"
+        f"<span style='color:#888'>{h(prompt)}</span>{h(text)}</div>"
+    )

@@ -446,7 +446,7 @@ def test_unsafe_allow_html_is_left_only_where_reviewed():
         for p in (root / d).glob("*.py")
         if "unsafe_allow_html=True" in p.read_text()
     )
-    assert sites == ["views/prompt.py", "views/steering.py"]
+    assert sites == ["views/directions.py", "views/prompt.py", "views/steering.py"]
 
 
 @pytest.mark.skipif(os.name != "posix", reason="symlinks")
@@ -715,3 +715,12 @@ def test_outside_text_is_never_an_autolink(text):
     for out in (md(text).replace("\\", ""), h(text)):
         assert not re.search(r"(?i)[a-z]://|www\.|@\w", out), out
         assert html.unescape(out).replace(WORD_JOINER, "") == text
+
+
+def test_continuation_boxes_escape_prompt_and_text():
+    """The one HTML builder behind the Steering and Directions pages' unsafe_allow_html."""
+    from components.steering_figures import continuation_html
+
+    out = continuation_html("<img src=x onerror=alert(1)>", "<script>alert(2)</script>", "b")
+    assert "<img" not in out and "<script" not in out
+    assert "&lt;img" in out and "&lt;script&gt;" in out

@@ -11,7 +11,8 @@ from components import direction_figures as dfig
 from components import directions_panel as dp
 from components import job_box, shell, state, widgets
 from components import steering_setup as ss
-from components.safe import h, md
+from components.safe import md
+from components.steering_figures import continuation_html
 from engine.client import EngineRequestError
 from engine.schemas.directions import SweepResult
 from engine.schemas.steering import StreamEvent
@@ -108,9 +109,7 @@ n_new = st.slider("New tokens (greedy)", 5, 80, 30, key="dir_new")
 
 
 def show(box, text: str, css: str) -> None:
-    box.markdown(f"<div class='{css}' style='white-space: pre-wrap; line-height: 1.6'>"
-                 f"<span style='color:#888'>{h(prompt)}</span>{h(text)}</div>",
-                 unsafe_allow_html=True)  # fmt: skip
+    box.markdown(continuation_html(prompt, text, css), unsafe_allow_html=True)  # escaped inside
 
 
 left, right = st.columns(2, gap="large")

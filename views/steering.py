@@ -11,8 +11,8 @@ from components import compare, diff_panels, diff_snippets, shell, state, widget
 from components import directions_panel as dp
 from components import steering_setup as ss
 from components.diff_figures import generation_kl_figure
-from components.safe import h, md
-from components.steering_figures import kl_figure
+from components.safe import md
+from components.steering_figures import continuation_html, kl_figure
 from components.steering_snippets import kl_bundle
 from engine.client import EngineRequestError
 from engine.schemas.steering import StreamEvent
@@ -181,11 +181,7 @@ if (slen, stemp, seed) != (state.get("slen"), state.get("stemp"), state.get("sse
 
 
 def show(box, text: str, css: str) -> None:
-    box.markdown(
-        f"<div class='{css}' style='white-space: pre-wrap; font-size: 1.1em; line-height: 1.6'>"
-        f"<span style='color:#888'>{h(prompt)}</span>{h(text)}</div>",
-        unsafe_allow_html=True,
-    )
+    box.markdown(continuation_html(prompt, text, css), unsafe_allow_html=True)  # escaped inside
 
 
 body = {"prompt": prompt, "vectors": vectors, "max_new_tokens": slen, "temperature": stemp,
