@@ -117,6 +117,7 @@ def test_the_same_slot_on_both_sides_is_refused_with_one_reason(eng, name):
         ask(eng, name, model_b="a", params=params)
     assert (e.value.status, e.value.code) == (422, "same_slot")
     assert "prompt_b" in e.value.message and not eng.runs._runs
-    with pytest.raises(EngineError) as e2:  # the text-set job says the same
-        eng.start_job("latent_diff_set", {"sae": SAE, "model_b": "a"})
-    assert (e2.value.code, e2.value.message) == ("same_slot", e.value.message)
+    for kind, params in (("latent_diff_set", {"sae": SAE}), ("adiff_lens", {})):
+        with pytest.raises(EngineError) as e2:  # the text-set jobs say the same
+            eng.start_job(kind, {**params, "model_b": "a"})
+        assert (e2.value.code, e2.value.message) == ("same_slot", e.value.message)
