@@ -49,8 +49,7 @@ def builtin_texts() -> list[str]:
 
 def sides(engine: Engine, p: TextSetParams) -> tuple[LoadedModel, LoadedModel]:
     """Both sides' models; a clear 4xx when a slot is empty, the same, or not comparable."""
-    if p.model == p.model_b:
-        raise EngineError(422, "same_slot", f"Side A and side B are both slot {p.model!r}.")
+    pairs.refuse_same_slot(p.model, p.model_b)
     lm_a, lm_b = engine.require_model(p.model), engine.require_model(p.model_b)
     why = pairs.tokenizer_mismatch(lm_a, lm_b)
     if why:

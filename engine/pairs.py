@@ -46,12 +46,18 @@ class OtherSide:
     ids: list[int]
     infos: list[TokenInfo]
     kind: PairKind
+    logits_only: bool = False  # the analysis reads only logits (``Analysis.logits_only``)
 
     @property
     def key(self) -> dict:
         return {"_b": {"model": self.lm.fingerprint, "tokens": self.ids, "kind": self.kind}}
 
     def pair(self, a: PromptRun, b: PromptRun) -> RunPair:
+        """The pair of side A's run and side B's; B's forward pass, when the run store has not
+        run it yet, without its activation cache if the analysis reads only logits: side A's
+        run is what every view of the prompt reads, side B's cache is left until one asks."""
+        if self.logits_only:
+            b.run_logits()
         return RunPair(a=a, b=b, kind=self.kind)
 
 
@@ -85,6 +91,19 @@ def _mismatch(a: LoadedModel, b: LoadedModel) -> str:
     return ""
 
 
+def refuse_same_slot(model: str, model_b: str) -> None:
+    """A 422 when both sides are one slot: on one prompt (or one text set) that pair is a
+    no-op diff. One model on two prompts is ``prompt_b``, not ``model_b``."""
+    if model == model_b:
+        raise EngineError(
+            422, "same_slot",
+            f"Side A and side B are both slot {model!r}: a model compared with itself on the "
+            "same input is a diff of nothing. Give another slot as model_b (load a second "
+            "model into it first), or, to compare two prompts on this model, prompt_b instead.",
+            {"slot": model},
+        )  # fmt: skip
+
+
 def other_side(
     engine: Engine,
     analysis: Analysis,
@@ -110,6 +129,7 @@ def other_side(
             f"the same prompt) or prompt_b (another prompt, the same model); got {given or 'none'}.",
         )  # fmt: skip
     if req.model_b is not None:
+        refuse_same_slot(req.model, req.model_b)
         lm_b = engine.require_model(req.model_b)
         if analysis.name in lm_b.unavailable:
             raise EngineError(
@@ -131,8 +151,11 @@ def other_side(
                 "tokens, so it cannot be compared token by token.",
                 {"reason": "different tokens"},
             )  # fmt: skip
-        analysis.check(lm_b, params)
-        return OtherSide(lm=lm_b, ids=ids_b, infos=infos_b, kind="models")
+        if analysis.check_b is None:
+            analysis.check(lm_b, params)
+        else:
+            analysis.check_b(lm, lm_b, params)
+        return OtherSide(lm_b, ids_b, infos_b, "models", analysis.logits_only)
     ids_b, infos_b = engine.tokenize(req.prompt_b, req.prepend_bos, req.model)
     if len(ids_b) != len(ids):
         raise EngineError(
@@ -141,4 +164,4 @@ def other_side(
             "compared position by position, so they need as many tokens.",
             {"n_tokens_a": len(ids), "n_tokens_b": len(ids_b)},
         )  # fmt: skip
-    return OtherSide(lm=lm, ids=ids_b, infos=infos_b, kind="prompts")
+    return OtherSide(lm, ids_b, infos_b, "prompts", analysis.logits_only)

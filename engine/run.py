@@ -1,7 +1,8 @@
 """One forward pass of a prompt, shared by every analysis of it.
 
 A ``PromptRun`` is the tokens plus the logits and activation cache of one
-``run_with_cache``, computed on first use. The engine keeps a few recent runs so that
+``run_with_cache``, computed on first use (or, for an analysis that reads only logits, the
+logits of a plain forward pass, until something reads the cache: ``run_logits``). The engine keeps a few recent runs so that
 opening several views of the same prompt costs one forward pass; the activation cache
 itself never leaves the engine process.
 """
@@ -35,6 +36,7 @@ class PromptRun:
         self.token_ids = token_ids
         self.token_infos = infos
         self.memo: dict = {}  # per-prompt results of analyses (e.g. lens blocks), kept with it
+        self._light: Float[Tensor, "pos vocab"] | None = None  # logits of run_logits, no cache
 
     @property
     def tokens(self) -> Int[Tensor, "1 pos"]:
@@ -44,10 +46,23 @@ class PromptRun:
     def _forward(self) -> tuple[Float[Tensor, "pos vocab"], ActivationCache]:
         with torch.inference_mode():
             logits, cache = self.lm.model.run_with_cache(self.tokens, names_filter=kept)
+        self._light = None  # the same logits, now held by the full run
         return logits[0].float(), cache.remove_batch_dim()
+
+    def run_logits(self) -> None:
+        """Run the forward pass for its logits only, when it has not run: what an analysis
+        that reads nothing but logits asks for, so that it neither builds nor keeps an
+        activation cache (most of a run's memory, and at 1000 tokens of GPT-2 small most of
+        its time: fresh pages faulted in). Reading ``cache`` later runs the full pass."""
+        if "_forward" not in self.__dict__ and self._light is None:
+            with torch.inference_mode():
+                self._light = self.lm.model(self.tokens)[0].float()
 
     @property
     def logits(self) -> Float[Tensor, "pos vocab"]:
+        light = self._light
+        if light is not None and "_forward" not in self.__dict__:
+            return light
         return self._forward[0]
 
     @property
@@ -58,7 +73,8 @@ class PromptRun:
     def nbytes(self) -> int:
         """Bytes its forward pass holds (0 until it has run)."""
         if "_forward" not in self.__dict__:
-            return 0
+            light = self._light
+            return 0 if light is None else light.numel() * light.element_size()
         logits, cache = self._forward
         held = sum(t.numel() * t.element_size() for t in cache.cache_dict.values())
         return held + logits.numel() * logits.element_size()

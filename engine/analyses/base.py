@@ -43,3 +43,9 @@ class Analysis(Generic[P, R]):
     # a pair analysis (engine/pairs.py): `fn` maps a ``RunPair`` (two runs: two models on
     # one prompt, or one model on two prompts) and params to a result
     pair: bool = False
+    # a pair analysis's check of side B's model (``model_b``), given side A's and B's: `check`
+    # is side A's; None: `check` on side B too. For what only side A has (e.g. an SAE).
+    check_b: Callable[[LoadedModel, LoadedModel, P], None] | None = None
+    # a pair analysis that reads only the runs' logits: side B's run, when its forward pass
+    # has not run yet, runs without an activation cache (``PromptRun.run_logits``)
+    logits_only: bool = False

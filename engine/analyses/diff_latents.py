@@ -111,9 +111,14 @@ def diff_latents(pair: RunPair, params: DiffLatentsParams) -> DiffLatentsResult:
 
 
 def check(lm: LoadedModel, params: DiffLatentsParams) -> None:
-    """Nothing before the run: engine/pairs.py calls this for side B too, whose model need
-    not have side A's SAE; ``diff_latents`` answers 404 when side A has no such SAE and 422
-    when side B lacks its hook point, before any forward pass."""
+    """Side A's check, before any forward pass: the SAE is attached to side A's model (404)."""
+    saes.for_model(lm).get(params.sae)
+
+
+def check_b(lm_a: LoadedModel, lm_b: LoadedModel, params: DiffLatentsParams) -> None:
+    """Side B's (``model_b``), before any forward pass: side B's model has the hook point side
+    A's SAE reads (422). Side B need not have the SAE itself."""
+    _check_side_b(saes.for_model(lm_a).get(params.sae), lm_b)
 
 
 def _check_side_b(d: saes.Dictionary, lm_b: LoadedModel) -> None:
@@ -239,6 +244,7 @@ DIFF_LATENTS = Analysis(
     feature="saes",
     available=saes.availability,
     check=check,
+    check_b=check_b,
     pair=True,
     description="one SAE on both sides of a pair: per token the latents whose activation "
     "changed most, and the prompt's strongest changes with labels",
