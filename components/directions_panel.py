@@ -129,3 +129,12 @@ def add_saved(client) -> dict | None:
     if mode == "cap":
         return intervention(name, mode, None, lo=-abs(value), hi=abs(value))
     return intervention(name, mode, "all" if mode == "ablate" else None, coeff=value)
+
+
+def saved_vectors(client, acting: list[dict]) -> dict[str, dict] | None:
+    """The saved directions the Steering page acts on, by name, for its KL figure's snippet
+    (``GET /directions/{name}``); None when one cannot be read (the figure then has no snippet)."""
+    try:
+        return {it["name"]: client.direction(it["name"]) for it in acting}
+    except Exception:  # noqa: BLE001  (a missing snippet, not a failed page)
+        return None

@@ -7,7 +7,10 @@ row (SAELens), a transcoder latent's (its safetensors file), or a contrastive me
 recomputed from the two prompt sets; conditions the same way. It then generates as
 ``engine/steering.py`` does, with that module's own functions (their source, read by
 ``components.engine_source``: ``mean_activation``, ``Probe``, ``_hooks``, ``_sample``,
-``_kl``) and the engine's unembedding (``engine/fast_unembed.py``): each continuation on its
+``_kl``) and the engine's unembedding (``engine/fast_unembed.py``); a saved direction acted
+on (Directions page) is its stored unit vector, resolved and hooked by
+``engine/interventions.py``'s own ``residual_direction``, ``hook_points``, ``Applied`` and
+``hooks``: each continuation on its
 own TransformerLens KV cache with its own ``torch.Generator`` seeded alike, so on the same
 device it samples the same tokens.
 """
@@ -18,6 +21,7 @@ from components.bundles import Array, BundleSpec
 from components.engine_source import engine_source
 from components.safe import code_comment
 from components.snippets import relative_path
+from engine.schemas.directions import DirectionIntervention
 from engine.schemas.steering import Condition, SteeringVector, SteerRequest
 
 # The engine's own functions the snippet runs (read from their files: components.engine_source)
@@ -25,6 +29,11 @@ ENGINE = engine_source(
     ("engine.fast_unembed", ("_forward", "speed_up")),
     ("engine.steering", ("mean_activation", "Probe", "_hooks", "_sample", "_kl")),
 )
+# The engine's edits of saved directions (engine/interventions.py), in a snippet that acts on some
+INTERVENTIONS = engine_source(
+    ("engine.interventions", ("ABLATE_AT", "add", "ablate", "cap", "residual_direction",
+                              "centred", "hook_points", "Applied", "hooks")),
+)  # fmt: skip
 
 _PRELUDE = '''
 from types import SimpleNamespace
@@ -49,6 +58,7 @@ def contrastive(positive, negative, hook):
 # (a dictionary or probe read at `gate.reads`; the vector applies where latent `gate_index`
 # of `gate.encode(activation)` exceeds `threshold`), or none
 vectors = []
+applied = []  # saved directions acted on (the engine's interventions.Applied), in order
 '''
 
 _GENERATE = '''
@@ -69,7 +79,7 @@ def generate(hooks):
     return out
 
 
-base, steered = generate([]), generate(_hooks(vectors, device, dtype))
+base, steered = generate([]), generate(_hooks(vectors, device, dtype) + hooks(applied, device, dtype))
 stopped = (None, None)  # a continuation after its EOS
 steps = [(base[i] if i < len(base) else stopped, steered[i] if i < len(steered) else stopped)
          for i in range(max(len(base), len(steered)))]
@@ -143,6 +153,27 @@ class _Code:
             f"                               direction=direction_{i}, {gate}))",
         ]
 
+    def direction(self, i: int, it: DirectionIntervention, d: dict) -> None:
+        """Lines appending saved direction `d` acted on as `it` to ``applied``, resolved as
+        ``interventions.resolve`` does: a projection (ablate, cap) uses the direction as the
+        residual stream holds it; the hook points from ``hook_points``."""
+        how = f"cap to [{it.lo}, {it.hi}]" if it.mode == "cap" else it.mode
+        self.lines += ["", f"# saved direction {code_comment(it.name)} ({how}), found at "
+                           f"{code_comment(d['hook'])}: its unit vector"]  # fmt: skip
+        values = [repr(float(x)) for x in d["vector"]]
+        rows = [", ".join(values[k : k + 6]) for k in range(0, len(values), 6)]
+        self.lines += [f"saved_{i} = [", *(f"    {row}," for row in rows), "]"]
+        self.lines.append(
+            f"direction_{i} = torch.tensor(saved_{i}, dtype=torch.float32, device=device)"
+        )
+        if it.mode != "add":
+            self.lines.append(f"direction_{i} = residual_direction(direction_{i}, centred(model))")
+        self.lines += [
+            f"at_{i} = hook_points({it.mode!r}, {it.layers!r}, {d['hook']!r}, model.cfg.n_layers)",
+            f"applied.append(Applied({it.name!r}, {it.mode!r}, direction_{i}, at_{i}, "
+            f"{it.coeff!r}, {it.lo!r}, {it.hi!r}))",
+        ]
+
     def gate(self, i: int, c: Condition, r: dict) -> str:
         """Lines making ``gate_<i>``, the vector's condition; its fields in the vector."""
         if c.probe_hook is not None:  # the unit mean difference of two prompt sets
@@ -164,18 +195,27 @@ class _Code:
         return f"gate=gate_{i}, gate_index={index!r}, threshold={c.threshold!r}"
 
 
-def kl_bundle(request: dict, events: list[dict]) -> BundleSpec | None:
+def kl_bundle(
+    request: dict, events: list[dict], directions: dict[str, dict] | None = None
+) -> BundleSpec | None:
     """The KL figure's bundle from the request the view sent and the stream's events; None
-    until the stream has ended well (a stopped or failed one has only part of the steps)."""
+    until the stream has ended well (a stopped or failed one has only part of the steps).
+    `directions`: the saved directions the request acts on (``GET /directions/{name}``), by
+    name; the snippet holds each one's unit vector and acts on it with the engine's own
+    ``interventions`` functions. None (no snippet) when one is missing or gated."""
     start = events[0] if events and events[0]["type"] == "start" else None
     if start is None or events[-1]["type"] != "done":
         return None
     req = SteerRequest.model_validate(request)
-    if req.directions:  # saved directions acted on: their sweep's bundle (Directions page)
-        return None
+    saved = directions or {}
+    if any(it.gate is not None or it.name not in saved for it in req.directions):
+        return None  # a gated saved direction (or one the view could not read): no snippet
     code = _Code()
-    for i, (v, r) in enumerate(zip(req.vectors, start.get("vectors") or [], strict=True)):
+    infos = start.get("vectors") or []
+    for i, (v, r) in enumerate(zip(req.vectors, infos[: len(req.vectors)], strict=True)):
         code.vector(i, v, r)
+    for i, it in enumerate(req.directions):
+        code.direction(i, it, saved[it.name])
     steps = [e for e in events if e["type"] == "token"]
     base = [e.get("base") for e in steps]
     steered = [e.get("steered") for e in steps]
@@ -190,6 +230,7 @@ def kl_bundle(request: dict, events: list[dict]) -> BundleSpec | None:
         "\n".join(code.imports)
         + "\n"
         + ENGINE
+        + (INTERVENTIONS if req.directions else "")
         + _PRELUDE.format(settings=", ".join(map(repr, settings)), tokens=tokens)
         + "\n".join(code.lines)
         + "\n\n"
