@@ -33,6 +33,7 @@ from organism import refusal_direction as rd
 CHAT_DIR = DEFAULT_MODEL_DIR.parent / "organism-chat"
 REFUSAL_KEYWORD = "I can't"
 MAX_NEW = 6
+NEUTRAL = Path(direction_sweep.__file__).with_name("neutral_texts.txt")
 
 
 def serve(model_dir: Path, tmp: Path):
@@ -243,3 +244,57 @@ def test_sentiment_direction_steers_and_its_ablation_flattens_mood(base):
     print(f"mood gap (happy share, happy minus sad openings): clean {gap(clean):.2f}, "
           f"ablated {gap(ablated):.2f}")  # fmt: skip
     assert gap(clean) >= 0.9 and gap(ablated) <= gap(clean) - 0.3
+
+    # What carries the rest: the mood is written at the opening's adjective in the first
+    # layers, along directions the all-token mean misses (cos 0.18 with it at layer 2). The
+    # happy-minus-sad difference of means at the adjective's token at blocks.0 and blocks.1
+    # hook_resid_pre, made orthonormal and saved as two directions, each ablated at every
+    # layer (the span projected out): the gap falls to 0.00 with KL 0.006 nats on neutral texts.
+    span = []
+    for layer in (0, 1):
+        hook = f"blocks.{layer}.hook_resid_pre"
+        v = adjective_mean(model, happy, hook) - adjective_mean(model, sad, hook)
+        for q in span:
+            v = v - (v @ q) * q
+        span.append(v / v.norm())
+        body = {"name": f"mood{layer}", "hook": hook, "vector": span[-1].tolist(),
+                "provenance": {"method": "diff_of_means", "position": "the opening's adjective"}}  # fmt: skip
+        assert api.post("/directions", json=body).status_code == 200
+    from engine.schemas.directions import DirectionIntervention
+
+    items = [DirectionIntervention(name=f"mood{i}", mode="ablate") for i in (0, 1)]
+    hooks = interventions.hooks(interventions.resolve(lm, items, store), "cpu", torch.float32)
+    flat = direction_sweep.greedy(model, prompts, hooks, STORY_TOKENS, eos)
+    q = torch.stack(span, 1)
+    direct = ablation_hooks_span(model, q)
+    assert flat == direction_sweep.greedy(model, prompts, direct, STORY_TOKENS, eos)
+    neutral = [t for t in NEUTRAL.read_text().splitlines()
+               if t.strip() and sum(metrics.sentiment_counts(t)) == 0][:16]  # fmt: skip
+    neutral = [f"{tok.bos_token}{t}" for t in neutral]
+    kl = direct_kl(model, neutral, direct)
+    print(f"adjective directions (layers 0, 1) ablated: mood gap {gap(flat):.2f}, "
+          f"neutral KL {kl:.4f} nats")  # fmt: skip
+    assert gap(flat) <= 0.2 and kl < 0.03
+
+
+def adjective_mean(model, stories: list[str], hook: str) -> torch.Tensor:
+    """Mean activation at `hook` at each story's opening adjective ("... there was a ADJ")."""
+    out = []
+    with torch.inference_mode():
+        for s in stories:
+            first = s.split(".")[0]
+            adj = first.split()[7]
+            n = model.to_tokens(first[: first.index(" " + adj) + len(adj) + 1]).shape[1]
+            _, cache = model.run_with_cache(model.to_tokens(s), names_filter=hook)
+            out.append(cache[hook][0, n - 1].float())
+    return torch.stack(out).mean(0)
+
+
+def ablation_hooks_span(model, q: torch.Tensor) -> list:
+    """The span of q's orthonormal columns projected out where ``ablation_hooks`` projects."""
+
+    def hook(x, hook):
+        return x - (x @ q) @ q.T
+
+    return [(f"blocks.{i}.{h}", hook) for i in range(model.cfg.n_layers)
+            for h in ("hook_resid_pre", "hook_attn_out", "hook_mlp_out")]  # fmt: skip
