@@ -13,7 +13,10 @@ from components.engine_source import engine_source
 from components.theme import apply
 
 ENGINE = engine_source(
-    ("engine.interventions", ("add", "ablate", "cap", "Applied", "hooks")),
+    (
+        "engine.interventions",
+        ("add", "ablate", "cap", "span", "ablate_span", "Applied", "whole_ablation", "hooks"),
+    ),
     ("engine.direction_sweep", ("greedy", "mean_kl", "prompt_kl", "classify")),
 )
 

@@ -31,7 +31,8 @@ ENGINE = engine_source(
 )
 # The engine's edits of saved directions (engine/interventions.py), in a snippet that acts on some
 INTERVENTIONS = engine_source(
-    ("engine.interventions", ("ABLATE_AT", "add", "ablate", "cap", "residual_direction",
+    ("engine.interventions", ("ABLATE_AT", "add", "ablate", "cap", "span", "ablate_span",
+                              "residual_direction", "whole_ablation",
                               "centred", "hook_points", "Applied", "hooks")),
 )  # fmt: skip
 
@@ -58,7 +59,6 @@ def contrastive(positive, negative, hook):
 # (a dictionary or probe read at `gate.reads`; the vector applies where latent `gate_index`
 # of `gate.encode(activation)` exceeds `threshold`), or none
 vectors = []
-applied = []  # saved directions acted on (the engine's interventions.Applied), in order
 '''
 
 _GENERATE = '''
@@ -79,7 +79,7 @@ def generate(hooks):
     return out
 
 
-base, steered = generate([]), generate(_hooks(vectors, device, dtype) + hooks(applied, device, dtype))
+base, steered = generate([]), generate(_hooks(vectors, device, dtype)STEERED_EXTRA)
 stopped = (None, None)  # a continuation after its EOS
 steps = [(base[i] if i < len(base) else stopped, steered[i] if i < len(steered) else stopped)
          for i in range(max(len(base), len(steered)))]
@@ -164,13 +164,13 @@ class _Code:
         rows = [", ".join(values[k : k + 6]) for k in range(0, len(values), 6)]
         self.lines += [f"saved_{i} = [", *(f"    {row}," for row in rows), "]"]
         self.lines.append(
-            f"direction_{i} = torch.tensor(saved_{i}, dtype=torch.float32, device=device)"
+            f"acted_{i} = torch.tensor(saved_{i}, dtype=torch.float32, device=device)"
         )
         if it.mode != "add":
-            self.lines.append(f"direction_{i} = residual_direction(direction_{i}, centred(model))")
+            self.lines.append(f"acted_{i} = residual_direction(acted_{i}, centred(model))")
         self.lines += [
             f"at_{i} = hook_points({it.mode!r}, {it.layers!r}, {d['hook']!r}, model.cfg.n_layers)",
-            f"applied.append(Applied({it.name!r}, {it.mode!r}, direction_{i}, at_{i}, "
+            f"applied.append(Applied({it.name!r}, {it.mode!r}, acted_{i}, at_{i}, "
             f"{it.coeff!r}, {it.lo!r}, {it.hi!r}))",
         ]
 
@@ -214,6 +214,8 @@ def kl_bundle(
     infos = start.get("vectors") or []
     for i, (v, r) in enumerate(zip(req.vectors, infos[: len(req.vectors)], strict=True)):
         code.vector(i, v, r)
+    if req.directions:
+        code.lines += ["", "applied = []  # saved directions acted on (interventions.Applied)"]
     for i, it in enumerate(req.directions):
         code.direction(i, it, saved[it.name])
     steps = [e for e in events if e["type"] == "token"]
@@ -234,7 +236,9 @@ def kl_bundle(
         + _PRELUDE.format(settings=", ".join(map(repr, settings)), tokens=tokens)
         + "\n".join(code.lines)
         + "\n\n"
-        + _GENERATE
+        + _GENERATE.replace(
+            "STEERED_EXTRA", " + hooks(applied, device, dtype)" if req.directions else ""
+        )
     )
     return BundleSpec(
         data={

@@ -356,8 +356,8 @@ def test_export_page_loads_nothing_from_the_network():
 
 
 def test_steering_kl_snippet_regenerates_saved_directions_acted_on(tmp_path, monkeypatch):
-    """A saved direction ablated at every layer and added at one layer, next to a steering
-    vector, sampled: the snippet holds the saved unit vector and the engine's own interventions
+    """Two saved directions ablated at every layer (their span, together), one also added at
+    one layer, next to a steering vector, sampled: the snippet holds the saved unit vector and the engine's own interventions
     code, and samples the same tokens with the same KL; a wrong coefficient is caught."""
     from engine import interventions
     from engine.settings import DEFAULT_MODEL_DIR, EngineSettings
@@ -375,13 +375,19 @@ def test_steering_kl_snippet_regenerates_saved_directions_acted_on(tmp_path, mon
         with TestClient(create_app(eng)) as api:
             body = {"name": "mood", "hook": hook, "vector": d.tolist()}
             assert api.post("/directions", json=body).status_code == 200
-            saved = {"mood": api.get("/directions/mood").json()}
+            d0 = steering.contrastive(eng.lm, pos, neg, "blocks.0.hook_resid_pre")
+            body = {"name": "mood0", "hook": "blocks.0.hook_resid_pre", "vector": d0.tolist()}
+            assert api.post("/directions", json=body).status_code == 200
+            saved = {n: api.get(f"/directions/{n}").json() for n in ("mood", "mood0")}
         coef = 0.5 * resid_norm(eng, hook, pos + neg)
         last = f"blocks.{eng.lm.model.cfg.n_layers - 1}.hook_resid_pre"
         v = SteeringVector(kind="contrastive", positive=pos, negative=neg, hook=last,
                            coefficient=0.3 * resid_norm(eng, last, pos + neg) / float(d.norm()))  # fmt: skip
-        acting = [{"name": "mood", "mode": "ablate", "layers": "all", "coeff": 1.0},
-                  {"name": "mood", "mode": "add", "layers": [2], "coeff": coef}]  # fmt: skip
+        acting = [
+            {"name": "mood", "mode": "ablate", "layers": "all", "coeff": 1.0},
+            {"name": "mood", "mode": "add", "layers": [2], "coeff": coef},
+            {"name": "mood0", "mode": "ablate"},
+        ]  # fmt: skip  (ablated together: a span)
         body = {"prompt": SAD, "vectors": [v.model_dump(mode="json", exclude_none=True)],
                 "directions": acting, "max_new_tokens": 16, "temperature": 0.8, "seed": 3}  # fmt: skip
         events = steer(eng, body)
@@ -390,13 +396,13 @@ def test_steering_kl_snippet_regenerates_saved_directions_acted_on(tmp_path, mon
         assert (
             spec is not None and spec.data["steered_id"].values != spec.data["baseline_id"].values
         )
-        for fn in (interventions.hooks, interventions.hook_points, interventions.Applied,
+        for fn in (interventions.hooks, interventions.hook_points, interventions.ablate_span,
                    interventions.residual_direction, steering._hooks):  # fmt: skip
             assert inspect.getsource(fn) in spec.code  # the engine's own, not a copy
         assert_regenerates(spec, run_snippet(spec, eng, SAD, tmp_path))
-        line = f"'add', direction_1, at_1, {coef!r},"
+        line = f"'add', acted_1, at_1, {coef!r},"
         assert line in spec.code
-        bad = bundles.BundleSpec(data=spec.data, code=spec.code.replace(line, f"'add', direction_1, at_1, {coef * 1.2!r},"))  # fmt: skip
+        bad = bundles.BundleSpec(data=spec.data, code=spec.code.replace(line, f"'add', acted_1, at_1, {coef * 1.2!r},"))  # fmt: skip
         with pytest.raises(AssertionError):
             assert_regenerates(bad, run_snippet(bad, eng, SAD, tmp_path))
     finally:

@@ -248,16 +248,13 @@ def test_sentiment_direction_steers_and_its_ablation_flattens_mood(base):
     # What carries the rest: the mood is written at the opening's adjective in the first
     # layers, along directions the all-token mean misses (cos 0.18 with it at layer 2). The
     # happy-minus-sad difference of means at the adjective's token at blocks.0 and blocks.1
-    # hook_resid_pre, made orthonormal and saved as two directions, each ablated at every
-    # layer (the span projected out): the gap falls to 0.00 with KL 0.006 nats on neutral texts.
-    span = []
+    # hook_resid_pre (cos 0.72 with each other), saved as two directions and each ablated
+    # whole at every layer: the engine removes their span together; the gap falls to 0.00
+    # with KL 0.006 nats on neutral texts. One after the other they would leave some of it.
     for layer in (0, 1):
         hook = f"blocks.{layer}.hook_resid_pre"
         v = adjective_mean(model, happy, hook) - adjective_mean(model, sad, hook)
-        for q in span:
-            v = v - (v @ q) * q
-        span.append(v / v.norm())
-        body = {"name": f"mood{layer}", "hook": hook, "vector": span[-1].tolist(),
+        body = {"name": f"mood{layer}", "hook": hook, "vector": v.tolist(),
                 "provenance": {"method": "diff_of_means", "position": "the opening's adjective"}}  # fmt: skip
         assert api.post("/directions", json=body).status_code == 200
     from engine.schemas.directions import DirectionIntervention
@@ -265,8 +262,10 @@ def test_sentiment_direction_steers_and_its_ablation_flattens_mood(base):
     items = [DirectionIntervention(name=f"mood{i}", mode="ablate") for i in (0, 1)]
     hooks = interventions.hooks(interventions.resolve(lm, items, store), "cpu", torch.float32)
     flat = direction_sweep.greedy(model, prompts, hooks, STORY_TOKENS, eos)
-    q = torch.stack(span, 1)
-    direct = ablation_hooks_span(model, q)
+    # the same, written here: the two unit directions' span (Gram-Schmidt) projected out
+    r0, r1 = (torch.tensor(api.get(f"/directions/mood{i}").json()["vector"]) for i in (0, 1))
+    r1 = (r1 - (r1 @ r0) * r0) / (r1 - (r1 @ r0) * r0).norm()
+    direct = ablation_hooks_span(model, torch.stack([r0, r1], 1))
     assert flat == direction_sweep.greedy(model, prompts, direct, STORY_TOKENS, eos)
     neutral = [t for t in NEUTRAL.read_text().splitlines()
                if t.strip() and sum(metrics.sentiment_counts(t)) == 0][:16]  # fmt: skip
@@ -275,6 +274,12 @@ def test_sentiment_direction_steers_and_its_ablation_flattens_mood(base):
     print(f"adjective directions (layers 0, 1) ablated: mood gap {gap(flat):.2f}, "
           f"neutral KL {kl:.4f} nats")  # fmt: skip
     assert gap(flat) <= 0.2 and kl < 0.03
+    # the same ablation as a weight edit: the exported model continues as the hooked one
+    got = api.post("/directions/export", json={"direction": "mood0", "also": ["mood1"],
+                                               "out": "base-mood-erased"})  # fmt: skip
+    assert got.status_code == 200, got.text
+    ortho = load_model(got.json()["path"]).model
+    assert direction_sweep.greedy(ortho, prompts, [], STORY_TOKENS, eos) == flat
 
 
 def adjective_mean(model, stories: list[str], hook: str) -> torch.Tensor:
