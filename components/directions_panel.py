@@ -138,3 +138,14 @@ def saved_vectors(client, acting: list[dict]) -> dict[str, dict] | None:
         return {it["name"]: client.direction(it["name"]) for it in acting}
     except Exception:  # noqa: BLE001  (a missing snippet, not a failed page)
         return None
+
+
+def together(it: dict, others: list[str]) -> list[dict]:
+    """The interventions ablating `others` whole at the same layers as ablation `it`: with it
+    (when it too is whole) the engine removes their span together (``interventions.span``),
+    e.g. a probe sweep's per-layer directions of one concept."""
+    return [
+        intervention(n, "ablate", it.get("layers"), 1.0, None, None, None,
+                     it.get("allow_other_model", False))
+        for n in others if n != it["name"]
+    ]  # fmt: skip

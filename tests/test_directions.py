@@ -424,3 +424,12 @@ def test_several_whole_ablations_remove_their_span():
     w = torch.randn(5, 16, generator=g)
     edited = orthogonalise.project_out(w, q, -1)
     torch.testing.assert_close(edited @ q, torch.zeros(5, 2), atol=1e-5, rtol=0)
+
+
+def test_panel_ablates_others_together():
+    from components import directions_panel as dp
+
+    it = dp.intervention("a", "ablate", [1, 2], 0.5)
+    got = dp.together(it, ["a", "b", "c"])
+    assert [(x["name"], x["mode"], x["layers"], x["coeff"]) for x in got] == [
+        ("b", "ablate", [1, 2], 1.0), ("c", "ablate", [1, 2], 1.0)]  # fmt: skip
