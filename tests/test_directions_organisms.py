@@ -8,8 +8,16 @@ every number equals the same measurement written here with TransformerLens's own
 and torch. The exported orthogonalised model refuses as the hooked one and gives its logits.
 
 Base organism: a sentiment direction (happy minus sad stories' mean activation) steers the
-mood of greedy continuations of held-out openings; ablating it at every layer moves the mood
-of continuations away from their opening's (the numbers are in the test's asserts).
+mood of greedy continuations of held-out openings; ablating it at every layer only halves the
+mood gap (happy share after happy openings minus after sad ones: 1.00 -> 0.50; the same with
+the opening's own words left out of the count: continuations do not copy the adjective, they
+pick the sky sentence's mood, "blue and sunny" vs "dark and rainy", from it). Each layer's
+own all-token direction at its own layer: 0.41; the span of the five all-token directions:
+0.75 at 0.10 nats KL; rank-1 LEACE (oblique, affine) at each resid_pre: 1.00. What carries
+the rest is written at the opening's adjective token, along directions the all-token mean
+misses: a probe sweep of openings cut after the adjective, its difference of means at every
+layer saved and ablated together (their span, the engine's joint ablation) flattens the gap
+to 0.00 at 0.056 nats KL on neutral texts, and the exported weights continue as the hooks.
 """
 
 from __future__ import annotations
@@ -245,41 +253,64 @@ def test_sentiment_direction_steers_and_its_ablation_flattens_mood(base):
           f"ablated {gap(ablated):.2f}")  # fmt: skip
     assert gap(clean) >= 0.9 and gap(ablated) <= gap(clean) - 0.3
 
-    # What carries the rest: the mood is written at the opening's adjective in the first
-    # layers, along directions the all-token mean misses (cos 0.18 with it at layer 2). The
-    # happy-minus-sad difference of means at the adjective's token at blocks.0 and blocks.1
-    # hook_resid_pre (cos 0.72 with each other), saved as two directions and each ablated
-    # whole at every layer: the engine removes their span together; the gap falls to 0.00
-    # with KL 0.006 nats on neutral texts. One after the other they would leave some of it.
-    for layer in (0, 1):
-        hook = f"blocks.{layer}.hook_resid_pre"
-        v = adjective_mean(model, happy, hook) - adjective_mean(model, sad, hook)
-        body = {"name": f"mood{layer}", "hook": hook, "vector": v.tolist(),
-                "provenance": {"method": "diff_of_means", "position": "the opening's adjective"}}  # fmt: skip
-        assert api.post("/directions", json=body).status_code == 200
+    # What carries the rest: the mood is written at the opening's adjective, along directions
+    # the all-token mean misses (cos 0.72, 0.66, 0.18, 0.12, 0.03 with it at resid_pre 0-3 and
+    # the last resid_post). A probe sweep of the stories' openings cut after their adjective
+    # (position "last", every layer), each layer's difference of means saved as a direction,
+    # all ablated whole at every layer: the engine removes their span together, and the gap
+    # falls to 0.00 (KL 0.04-0.08 nats on neutral texts over training splits; the single
+    # all-token direction: 0.007). Layers 0-1's two alone: 0.00 at 0.006 nats on some splits,
+    # 0.55 on another; one direction after the other would leave some of their span.
+    cut = {m: [adjective_cut(t) for t in texts] for m, texts in (("happy", happy), ("sad", sad))}
+    job = api.post("/jobs/probe_sweep", json={"positive": cut["happy"], "negative": cut["sad"],
+                                               "position": "last"}).json()  # fmt: skip
+    res = api.get(f"/jobs/{job['id']}/wait?timeout_s=120").json()
+    assert res["job"]["status"] == "done", res
+    names, vs = [], []
+    for k, row in enumerate(res["result"]["results"]):
+        got = api.post(f"/probes/{res['result']['sweep']}/directions",
+                       json={"hook": row["hook"], "method": "diff_of_means", "name": f"mood{k}"})  # fmt: skip
+        assert got.status_code == 200, got.text
+        names.append(f"mood{k}")
+        vs.append(torch.tensor(api.get(f"/directions/mood{k}").json()["vector"]))
+        # the adjective's difference of means, written here (all stories; the sweep's: its
+        # training share)
+        v = adjective_mean(model, happy, row["hook"]) - adjective_mean(model, sad, row["hook"])
+        assert float(vs[-1] @ v / v.norm()) > 0.95
+    assert len(names) == model.cfg.n_layers + 1
     from engine.schemas.directions import DirectionIntervention
 
-    items = [DirectionIntervention(name=f"mood{i}", mode="ablate") for i in (0, 1)]
+    items = [DirectionIntervention(name=n, mode="ablate") for n in names]
     hooks = interventions.hooks(interventions.resolve(lm, items, store), "cpu", torch.float32)
     flat = direction_sweep.greedy(model, prompts, hooks, STORY_TOKENS, eos)
-    # the same, written here: the two unit directions' span (Gram-Schmidt) projected out
-    r0, r1 = (torch.tensor(api.get(f"/directions/mood{i}").json()["vector"]) for i in (0, 1))
-    r1 = (r1 - (r1 @ r0) * r0) / (r1 - (r1 @ r0) * r0).norm()
-    direct = ablation_hooks_span(model, torch.stack([r0, r1], 1))
+    # the same, written here: the unit directions' span (Gram-Schmidt) projected out
+    basis: list[torch.Tensor] = []
+    for v in vs:
+        for b in basis:
+            v = v - (v @ b) * b
+        basis.append(v / v.norm())
+    direct = ablation_hooks_span(model, torch.stack(basis, 1))
     assert flat == direction_sweep.greedy(model, prompts, direct, STORY_TOKENS, eos)
     neutral = [t for t in NEUTRAL.read_text().splitlines()
                if t.strip() and sum(metrics.sentiment_counts(t)) == 0][:16]  # fmt: skip
     neutral = [f"{tok.bos_token}{t}" for t in neutral]
     kl = direct_kl(model, neutral, direct)
-    print(f"adjective directions (layers 0, 1) ablated: mood gap {gap(flat):.2f}, "
-          f"neutral KL {kl:.4f} nats")  # fmt: skip
-    assert gap(flat) <= 0.2 and kl < 0.03
+    print(f"adjective directions (every layer) ablated: mood gap {gap(flat):.2f}, "
+          f"neutral KL {kl:.4f} nats; e.g. {tok.decode(flat[0])!r}")  # fmt: skip
+    assert gap(flat) <= 0.2 and kl < 0.1
     # the same ablation as a weight edit: the exported model continues as the hooked one
-    got = api.post("/directions/export", json={"direction": "mood0", "also": ["mood1"],
+    got = api.post("/directions/export", json={"direction": names[0], "also": names[1:],
                                                "out": "base-mood-erased"})  # fmt: skip
     assert got.status_code == 200, got.text
     ortho = load_model(got.json()["path"]).model
     assert direction_sweep.greedy(ortho, prompts, [], STORY_TOKENS, eos) == flat
+
+
+def adjective_cut(story: str) -> str:
+    """The story's opening up to its adjective: "Once upon a time, there was a ADJ"."""
+    first = story.split(".")[0]
+    adj = first.split()[7]
+    return first[: first.index(" " + adj) + len(adj) + 1]
 
 
 def adjective_mean(model, stories: list[str], hook: str) -> torch.Tensor:
@@ -287,9 +318,7 @@ def adjective_mean(model, stories: list[str], hook: str) -> torch.Tensor:
     out = []
     with torch.inference_mode():
         for s in stories:
-            first = s.split(".")[0]
-            adj = first.split()[7]
-            n = model.to_tokens(first[: first.index(" " + adj) + len(adj) + 1]).shape[1]
+            n = model.to_tokens(adjective_cut(s)).shape[1]
             _, cache = model.run_with_cache(model.to_tokens(s), names_filter=hook)
             out.append(cache[hook][0, n - 1].float())
     return torch.stack(out).mean(0)
