@@ -6,7 +6,9 @@ direction r projected out of what it writes: ``W <- W - (W r) r^T`` along its d_
 The residual stream then never holds r, which is what ablating r at every layer with hooks
 (engine/interventions.py, mode ``ablate``) does. The edit is made on the model's Hugging Face
 weight files, and the result is a Hugging Face directory (config, safetensors, tokenizer)
-that loads back anywhere, the engine included.
+that loads back anywhere, the engine included. With more directions (``ExportRequest.also``)
+their span is projected out (orthonormal columns from ``interventions.span``), as the hooks
+ablate several directions together.
 
 TransformerLens centres the weights that write to the residual stream of a LayerNorm model
 (``center_writing_weights``), so its residual stream has no component along (1, ..., 1): the
