@@ -169,7 +169,7 @@ def main() -> None:
     print(f"cold page at 1000: {big['page_cold']:.0f} ms vs 1.5 x engine + fixed = "
           f"{1.5 * big['engine_cold'] + fixed:.0f} ms")  # fmt: skip
     print(f"click 1000 / 16: {big['click'] / results[16]['click']:.2f}x")
-    # 64 tokens already fill the pattern's 40-position window (and circuitsvis's 32): from
+    # 64 tokens already fill the pattern's 40-position window (and circuitsvis's 20): from
     # there on the figures are the same size, and only the prompt's length differs
     print(f"click 1000 / 64: {big['click'] / results[64]['click']:.2f}x")
 

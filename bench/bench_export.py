@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import tempfile
@@ -25,7 +24,7 @@ from components import bundles, export, snippets, tour, warm
 from components.dla_figures import heads_figure
 from engine.client import EngineClient
 from engine.launcher import free_port, spawn_engine, wait_until_healthy
-from engine.schemas.analyses import AnalysisRequest
+from engine.schemas.analyses import AnalysisRequest, DLAResult
 from engine.service import Engine
 from engine.settings import EngineSettings
 
@@ -43,10 +42,10 @@ def seconds(fn, repeat: int) -> float:
 
 def bench_export(path: str, tmp: str) -> None:
     eng = Engine(EngineSettings(model=path, cache_dir=f"{tmp}/export"))
-    res = json.loads(eng.analyze("dla", AnalysisRequest(prompt=PROMPT, params={})))
+    res = DLAResult.model_validate_json(eng.analyze("dla", AnalysisRequest(prompt=PROMPT)))
     info = eng.model_info().model_dump()
     eng.close()
-    caption = export.caption_text(info["name"], PROMPT, {"pos": res["pos"]})
+    caption = export.caption_text(info["name"], PROMPT, {"pos": res.pos})
     out = export.export_figure(heads_figure(res), caption)
     export._ensure_browser()
     old = {f: seconds(lambda f=f: out.to_image(format=f, scale=3), 3) for f in ("png", "svg")}

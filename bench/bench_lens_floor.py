@@ -20,7 +20,9 @@ import torch
 
 from bench.bench_real_size import GPT2, bare_ms, build, prompt_of
 from components import windows
-from engine.schemas.analyses import AnalysisRequest
+from engine.analyses.lens_topk import BLOCK, lens_topk
+from engine.analyses.logit_lens import lens_hooks
+from engine.schemas.analyses import LENS_MAX_K, AnalysisRequest
 from engine.service import Engine
 from engine.settings import EngineSettings
 
@@ -36,6 +38,42 @@ def notebook_lens_ms(model, ids: list[int], start: int, k: int = 5) -> float:
         logits = model.unembed(resid[:, 0])  # [rows, pos, vocab]
         logits.log_softmax(-1).topk(k, dim=-1)
         return (time.perf_counter() - t0) * 1e3
+
+
+def readout_ms(lm, ids: list[int], start: int, reps: int) -> dict[str, float]:
+    """The lens's readout of the window alone, interleaved with a bare ``run_with_cache``:
+    block by block (one ``lens_topk`` call per block of positions, as before), all blocks in
+    one call (the engine now), and the floor of any exact lens: the unembedding product of
+    every stream shown (``ln_final(x) @ W_U + b_U``), without its softmax or top-k."""
+    model = lm.model
+    with torch.inference_mode():
+        _, cache = model.run_with_cache(torch.tensor([ids]))
+        resid = torch.stack([cache[h][0, start:] for h in lens_hooks(lm.n_layers, "resid_post")])
+        flat = resid.reshape(-1, resid.shape[-1])
+        x = model.ln_final(flat)
+    width = resid.shape[1]
+
+    def per_block():
+        for b in range(0, width, BLOCK):
+            lens_topk(model, resid[:, b : b + BLOCK].reshape(-1, resid.shape[-1]), LENS_MAX_K)
+
+    cases = {
+        "bare run_with_cache": lambda: model.run_with_cache(torch.tensor([ids])),
+        "readout block by block": per_block,
+        "readout in one call": lambda: lens_topk(model, flat, LENS_MAX_K),
+        "floor: ln_final(x) @ W_U + b_U": lambda: torch.addmm(model.b_U, x, model.W_U),
+    }
+    out: dict[str, list[float]] = {k: [] for k in cases}
+    with torch.inference_mode():
+        for f in cases.values():
+            f()
+        for _ in range(reps):
+            for k, f in cases.items():
+                gc.collect()
+                t0 = time.perf_counter()
+                f()
+                out[k].append((time.perf_counter() - t0) * 1e3)
+    return {k: statistics.median(v) for k, v in out.items()}
 
 
 def main() -> None:
@@ -68,6 +106,11 @@ def main() -> None:
           f"notebook lens {note:.0f} ms, engine cold lens {cold:.0f} ms")  # fmt: skip
     print(f"engine / bare {cold / bare:.2f}x, notebook / bare {note / bare:.2f}x, "
           f"engine / notebook {cold / note:.2f}x")  # fmt: skip
+    parts = readout_ms(lm, ids, start, args.reps)
+    base = parts["bare run_with_cache"]
+    for name, t in parts.items():
+        extra = "" if name.startswith("bare") else f"  (bare + it) / bare {(base + t) / base:.2f}x"
+        print(f"{name:32s} {t:7.1f} ms{extra}")
 
 
 if __name__ == "__main__":

@@ -77,7 +77,7 @@ def over_http(client: EngineClient, body: dict, n: int) -> tuple[float, float]:
     first = None
     count = 0
     for e in client.steer_stream(body):
-        if e["type"] == "token":
+        if e.type == "token":
             count += 1
             first = first if first is not None else time.perf_counter() - t0
     assert count == n, count

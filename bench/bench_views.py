@@ -39,9 +39,9 @@ def attention(c: EngineClient, prompt: str) -> None:
     pattern = c.analyze("attention_pattern", prompt, layer=0, head=0, width=windows.ATTENTION)
     layer = c.analyze("attention_layer", prompt, layer=0, width=windows.CIRCUITSVIS)
     head_scores_figure(scores, "prev_token", selected=(0, 0)).to_json()
-    patterns_figure(pattern["tokens"], [pattern_block(pattern)], selected_pos=31).to_json()
-    cv = unpack(layer["patterns"])
-    attention_heads_html(layer["tokens"], cv, ["h"] * len(cv), bundle_url=BUNDLE_URL)
+    patterns_figure(pattern.tokens, [pattern_block(pattern)], selected_pos=31).to_json()
+    cv = unpack(layer.patterns)
+    attention_heads_html(layer.tokens, cv, ["h"] * len(cv), bundle_url=BUNDLE_URL)
 
 
 def logit_lens(c: EngineClient, prompt: str) -> None:

@@ -18,6 +18,7 @@ from components.heatmaps import (
     token_ticks,
 )
 from components.theme import SEQUENTIAL, apply
+from engine.schemas.analyses import AttentionResult, HeadScore, HeadScoresResult
 from engine.schemas.arrays import unpack
 
 Head = tuple[int, int]
@@ -38,23 +39,21 @@ def head_label(key: str | None) -> str:
     return "none" if not key else "L{}H{}".format(*parse_head(key))
 
 
-def score_of(result: dict, name: str) -> dict:
-    return next(s for s in result["scores"] if s["name"] == name)
+def score_of(result: HeadScoresResult, name: str) -> HeadScore:
+    return next(s for s in result.scores if s.name == name)
 
 
-def scores_table(result: dict, heads: list[Head]) -> pd.DataFrame:
+def scores_table(result: HeadScoresResult, heads: list[Head]) -> pd.DataFrame:
     """Every score (rows) of each of `heads` (columns), None where a score is undefined."""
     cols = {
-        f"L{la}H{h}": [
-            None if s["values"] is None else s["values"][la][h] for s in result["scores"]
-        ]
+        f"L{la}H{h}": [None if s.values is None else s.values[la][h] for s in result.scores]
         for la, h in heads
     }
-    return pd.DataFrame({"score": [s["label"] for s in result["scores"]], **cols})
+    return pd.DataFrame({"score": [s.label for s in result.scores], **cols})
 
 
 def head_scores_figure(
-    result: dict,
+    result: HeadScoresResult,
     name: str,
     *,
     selected: Head | None = None,
@@ -63,17 +62,17 @@ def head_scores_figure(
 ) -> go.Figure:
     """Heatmap of one score: rows = layers (0 on top), columns = heads, value in each cell."""
     score = score_of(result, name)
-    n_layers, n_heads = result["n_layers"], result["n_heads"]
+    n_layers, n_heads = result.n_layers, result.n_heads
     fig = go.Figure()
     dense = n_heads > DENSE or n_layers > DENSE  # e.g. 32 x 32 heads: no numbers in cells
     height = 170 + grid_cell(n_layers) * n_layers
-    title = f"{score['label']} score of each head · {score['description']}"
-    if score["values"] is None:
-        fig.add_annotation(text=score["reason"], showarrow=False, x=0.5, y=0.5, xref="paper",
+    title = f"{score.label} score of each head · {score.description}"
+    if score.values is None:
+        fig.add_annotation(text=score.reason, showarrow=False, x=0.5, y=0.5, xref="paper",
                            yref="paper", font=dict(size=15))  # fmt: skip
         fig.update_layout(title=title, height=height, xaxis_visible=False, yaxis_visible=False)
         return apply(fig, presenter)
-    z = score["values"]
+    z = score.values
     bounded = name != "entropy"
     fig.add_heatmap(
         z=z, x=list(range(n_heads)), y=list(range(n_layers)), text=[[f"{v:.2f}" for v in r] for r in z],
@@ -90,18 +89,16 @@ def head_scores_figure(
     fig.update_xaxes(title="head", dtick=grid_dtick(n_heads), showgrid=False, zeroline=False)
     fig.update_yaxes(title="layer", dtick=grid_dtick(n_layers), showgrid=False, zeroline=False)
     fig.update_layout(
-        title=dict(
-            text=title, subtitle=dict(text=f"mean over {score['n_queries']} query positions")
-        ),
+        title=dict(text=title, subtitle=dict(text=f"mean over {score.n_queries} query positions")),
         height=height,
     )
     return apply(fig, presenter)
 
 
-def pattern_block(answer: dict) -> tuple[str, np.ndarray, np.ndarray]:
+def pattern_block(answer: AttentionResult) -> tuple[str, np.ndarray, np.ndarray]:
     """(title, window block [query][key], before [query]) of an ``attention_pattern`` answer."""
-    title = head_label(head_key(answer["layer"], answer["head"]))
-    return title, unpack(answer["pattern"]), unpack(answer["before"])
+    title = head_label(head_key(answer.layer, answer.head))
+    return title, unpack(answer.pattern), unpack(answer.before)
 
 
 def _with_before(block: np.ndarray, before: np.ndarray | None, start: int) -> np.ndarray:

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from components.engine_source import engine_source
+
 
 @dataclass(frozen=True)
 class Array:
@@ -46,49 +48,89 @@ class ModelRef:
     ref: str
     local: bool
     dtype: str = "float32"
+    n_ctx: int = 2048  # the engine's context cap (a local model's snippet takes the same)
 
     @classmethod
-    def from_info(cls, info: dict | None, cwd: Path | None = None) -> ModelRef:
-        info = info or {}
+    def from_info(cls, info: Any, cwd: Path | None = None) -> ModelRef:
+        """From the engine's ``ModelInfo`` (or its dict)."""
+        info = (info.model_dump() if hasattr(info, "model_dump") else info) or {}
         ref = info.get("ref") or info.get("name") or "gpt2-small"
         local = info.get("source") == "local"
         if local and cwd is not None:
             with contextlib.suppress(ValueError):
                 ref = str(Path(ref).resolve().relative_to(cwd.resolve()))
-        return cls(ref=ref, local=local, dtype=info.get("dtype") or "float32")
+        n_ctx = info.get("n_ctx") or cls.n_ctx
+        return cls(ref=ref, local=local, dtype=info.get("dtype") or "float32", n_ctx=n_ctx)
+
+
+# The engine's own loading of a local directory (its source, as the snippet runs it): the
+# directory's config mapped by architecture (engine/hf_config.py), the context cap and
+# TransformerLens's weight conversion and processing (engine/loading.py)
+LOCAL_LOADING = (
+    (
+        "engine.hf_config",
+        (
+            "NAME_RULES", "CONTEXT_FIELDS", "Unsupported", "architecture", "max_context",
+            "_rope_theta", "rope_scaling", "_head_dim", "_fix_gpt2", "_fix_neox", "_fix_llama",
+            "_fix_rope", "_gemma", "_gemma2", "_gemma3", "BUILDERS", "FIXES", "_neutral_dir",
+            "transformer_lens_mapping", "config_dict",
+        ),
+    ),
+    (
+        "engine.loading",
+        ("DTYPES", "NO_BOS_TOKEN", "pick_device", "finish_config", "processing",
+         "converted_state_dict", "local_tokenizer"),
+    ),
+)  # fmt: skip
+
+
+def local_loading() -> str:
+    """The engine's functions a local directory loads with (their source, for a snippet)."""
+    return "from transformers import AutoConfig, AutoModelForCausalLM\n" + engine_source(
+        *LOCAL_LOADING
+    )
 
 
 def load_code(model: ModelRef, var: str = "model", const: str = "MODEL") -> str:
     """The lines that load `model` into `var` as the engine loads it (a second model of a
-    comparison bundle loads with ``var="model_b"``)."""
-    dtype = "" if model.dtype == "float32" else f", dtype=torch.{model.dtype}"
+    comparison bundle loads with ``var="model_b"``); a local directory's need the functions
+    of ``local_loading()`` defined above them."""
     if model.local:
-        load = f"""\
+        sfx = "" if var == "model" else "_" + var
+        cfg, hf, hf_model = f"cfg{sfx}", f"hf{sfx}", f"hf_model{sfx}"
+        return textwrap.dedent(
+            f"""
+
             {const} = {model.ref!r}  # a local Hugging Face directory
 
-            # Loaded as the Interpscope engine loads it (engine/loading.py): LayerNorm folded,
-            # writing weights and unembedding centred, value biases folded.
-            cfg = loading.get_pretrained_model_config({const}, fold_ln=True{dtype})
-            {var} = HookedTransformer(cfg)
+            # Loaded as the Interpscope engine loads it, with its functions above: the
+            # directory's own config mapped by architecture, the engine's context cap,
+            # TransformerLens's weight conversion and processing (LayerNorm folded, ...).
+            {hf} = AutoConfig.from_pretrained({const})
+            {cfg} = finish_config(
+                config_dict({hf}, Path({const})), device=pick_device(), dtype={model.dtype!r},
+                n_devices=1, max_context={model.n_ctx},
+            )
+            {hf_model} = AutoModelForCausalLM.from_pretrained({const}, dtype={cfg}.dtype).eval()
+            {var} = HookedTransformer({cfg}, local_tokenizer({const}, {cfg}), default_padding_side="right")
             {var}.load_and_process_state_dict(
-                loading.get_pretrained_state_dict({const}, cfg, None{dtype}),
-                fold_ln=True, center_writing_weights=True, center_unembed=True,
-                fold_value_biases=True,
-            )"""
-    else:
-        load = f"""\
-            {const} = {model.ref!r}
+                converted_state_dict({const}, {cfg}, {hf_model}), **processing({cfg})
+            )
+            del {hf_model}"""
+        )
+    dtype = "" if model.dtype == "float32" else f", dtype=torch.{model.dtype}"
+    return textwrap.dedent(
+        f"""\
+        {const} = {model.ref!r}
 
-            # from_pretrained's defaults are the engine's processing (LayerNorm folded, ...).
-            {var} = HookedTransformer.from_pretrained({const}{dtype})"""
-    return textwrap.dedent(load)
+        # from_pretrained's defaults are the engine's processing (LayerNorm folded, ...).
+        {var} = HookedTransformer.from_pretrained({const}{dtype})"""
+    )
 
 
 def _header(model: ModelRef, prompt: str, title: str) -> str:
-    load = load_code(model)
-    return (
-        textwrap.dedent(
-            f'''\
+    head = textwrap.dedent(
+        f'''\
         """{title}: recompute the figure's data with TransformerLens."""
 
         from __future__ import annotations  # the engine's functions below keep their type hints
@@ -96,12 +138,14 @@ def _header(model: ModelRef, prompt: str, title: str) -> str:
         import json
 
         import torch
-        {"import transformer_lens.loading_from_pretrained as loading" if model.local else ""}
         from transformer_lens import HookedTransformer
 
         PROMPT = {prompt!r}
         '''
-        ).replace("import torch\n\n", "import torch\n")
+    )
+    load = (local_loading() + load_code(model)) if model.local else load_code(model)
+    return (
+        head
         + load
         + textwrap.dedent(
             """
@@ -184,13 +228,15 @@ def figure_bundle(
     caption: str,
     params: dict,
     prompt: str,
-    model_info: dict | None,
+    model_info: Any,
     cwd: Path | None = None,
 ) -> bytes:
     """The zip a figure's *Figure bundle* button downloads (images rendered here)."""
     from components.export import export_figure, figure_bytes
 
     out = export_figure(fig, caption)
+    if hasattr(model_info, "model_dump"):  # the engine's ModelInfo, as the client gives it
+        model_info = model_info.model_dump(mode="json")
     model = ModelRef.from_info(model_info, cwd or Path.cwd())
     meta = {"figure": name, "caption": caption, "prompt": prompt, "params": params,
             "model": model_info or {}}  # fmt: skip

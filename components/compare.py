@@ -17,6 +17,8 @@ import streamlit as st
 from components import state
 from components.safe import md
 from engine.client import EngineClient, EngineRequestError
+from engine.schemas.common import TokenizeResponse
+from engine.schemas.model import ModelInfo
 
 SLOT_B = "b"  # the engine's slot model B is loaded into (slot "a" is the primary model)
 SIDES = ("a", "b", "diff")
@@ -81,18 +83,18 @@ def side_of(value: str | None, can_diff: bool) -> str:
 
 
 # --- engine calls with the model slot -------------------------------------------------------
-def analyze(client: EngineClient, name: str, prompt: str, model: str = "a", **params: Any) -> dict:
-    """An analysis on slot `model` (the request's ``model`` field, issue 14)."""
+def analyze(client: EngineClient, name: str, prompt: str, model: str = "a", **params: Any) -> Any:
+    """An analysis on slot `model` (the request's ``model`` field, issue 14): its result model."""
     return client.analyze(name, prompt, model=model, **params)
 
 
-def pair(client: EngineClient, name: str, prompt: str, cmp: Comparison, **params: Any) -> dict:
+def pair(client: EngineClient, name: str, prompt: str, cmp: Comparison, **params: Any) -> Any:
     """A pair analysis (diff_tokens, diff_resid, diff_components, diff_latents) of A and B:
     the request names side B with ``model_b`` or ``prompt_b`` next to ``prompt``."""
     return client.analyze(name, prompt, **cmp.pair(), **params)
 
 
-def tokenize(client: EngineClient, prompt: str, model: str = "a") -> dict:
+def tokenize(client: EngineClient, prompt: str, model: str = "a") -> TokenizeResponse:
     return client.tokenize(prompt, True, model=model)
 
 
@@ -113,12 +115,12 @@ def link(page: str, **changes: Any) -> str:
     return f"{page}?{link_query(query, **changes)}"
 
 
-def model_info(client: EngineClient, slot: str) -> dict | None:
+def model_info(client: EngineClient, slot: str) -> ModelInfo | None:
     """The model of a slot (its capabilities' ``model``), kept for this script run."""
     kept = st.session_state.setdefault("_slot_info", {})
     key = f"{slot}:{current().model_b}"  # another model B: asked again
     if key not in kept:
-        kept[key] = client.capabilities(model=slot).get("model")
+        kept[key] = client.capabilities(model=slot).model
     return kept[key]
 
 
@@ -182,16 +184,12 @@ def not_comparable(client: EngineClient, prompt: str, cmp: Comparison) -> str | 
 def _ensure_model_b(client: EngineClient, name: str) -> None:
     """Load `name` into slot b unless it is there (a shared link loads it on first open)."""
     try:
-        loaded = {m.slot: m.model.model_dump() for m in client.models()}
+        loaded = {m.slot: m.model for m in client.models()}
     except EngineRequestError as e:
         st.warning(md(e.message), icon=":material/warning:")
         return
     have = loaded.get(SLOT_B)
-    if (
-        have is None
-        or name not in (have.get("ref"), have.get("name"))
-        and not _same_ref(have, name)
-    ):
+    if have is None or name not in (have.ref, have.name) and not _same_ref(have, name):
         with st.spinner(f"Loading model B ({name}) into slot b…"):
             try:
                 load_model_b(client, name)
@@ -201,10 +199,10 @@ def _ensure_model_b(client: EngineClient, name: str) -> None:
     st.caption(f"Model B: **{md(short_name(name))}** (slot b)")
 
 
-def _same_ref(info: dict, name: str) -> bool:
+def _same_ref(info: ModelInfo, name: str) -> bool:
     from pathlib import Path
 
-    ref = info.get("ref") or info.get("name") or ""
+    ref = info.ref or info.name or ""
     try:
         return Path(ref).resolve() == Path(name).resolve()
     except OSError:
@@ -232,8 +230,8 @@ def side_toggle(
         state.put(side=st.session_state.get("w_side") or "a")
 
     st.session_state["w_side"] = state.get("side")
-    caps = st.session_state.get("capabilities") or {}
-    name_a = ((caps.get("model") or {}).get("name")) or "A"
+    caps = st.session_state.get("capabilities")
+    name_a = caps.model.name if caps is not None and caps.model else "A"
     side = st.segmented_control(
         "Show", options, key="w_side", on_change=changed,
         format_func=lambda s: diff_label if s == "diff" else cmp.label(s, name_a),

@@ -21,6 +21,7 @@ from platformdirs import user_log_dir
 
 from engine.client import EngineClient, EngineUnavailable
 from engine.launcher import spawn_engine, wait_until_healthy
+from engine.schemas.model import Health
 
 DEFAULT_URL = "http://127.0.0.1:8765"
 
@@ -85,13 +86,13 @@ class EngineLink:
                     return LinkStatus(
                         ok=False, message=f"Could not start the engine: {e2} Log: {self.log_path}"
                     )
-        restarted = self.engine_id is not None and health["engine_id"] != self.engine_id
-        self.engine_id = health["engine_id"]
+        restarted = self.engine_id is not None and health.engine_id != self.engine_id
+        self.engine_id = health.engine_id
         return LinkStatus(
             ok=True, engine_id=self.engine_id, restarted=restarted, started_here=started
         )
 
-    def _wait_slow(self, on_slow: Callable[[float], None] | None) -> dict | None:
+    def _wait_slow(self, on_slow: Callable[[float], None] | None) -> Health | None:
         """/health of an engine that listens but answers slowly, once it answers; None once
         nothing listens any more (it died: start another)."""
         t0 = time.monotonic()

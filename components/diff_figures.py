@@ -14,6 +14,10 @@ from components.dla_figures import bar_terms
 from components.heatmaps import add_click_grid, cell, token_ticks
 from components.safe import plot_text
 from components.theme import ACCENT, DIVERGING, SEQUENTIAL, apply, show_token
+from engine.schemas.analyses import Prediction
+from engine.schemas.common import TokenInfo
+from engine.schemas.diff import DiffComponentsResult, DiffToken
+from engine.schemas.diff_latents import AdiffLensResult, DiffLatentsResult, LatentDiffSetResult
 
 A_COLOR, B_COLOR, GREY = "#1f77b4", "#d62728", "#9e9e9e"
 
@@ -23,14 +27,15 @@ def _tok(text: str) -> str:
 
 
 def _texts(tokens: list) -> list[str]:
-    return [t["text"] if isinstance(t, dict) else t for t in tokens]
+    """Each token's text (the engine's ``TokenInfo`` or the text itself)."""
+    return [t if isinstance(t, str) else t.text for t in tokens]
 
 
-def pair_tokens(tokens: list[dict], tokens_b: list[dict] | None) -> list[str]:
+def pair_tokens(tokens: list[TokenInfo], tokens_b: list[TokenInfo] | None) -> list[str]:
     """Each position's token; "A→B" where prompt B has another token there."""
     if not tokens_b:
         return _texts(tokens)
-    return [a["text"] if a["text"] == b["text"] else f"{a['text']}→{b['text']}"
+    return [a.text if a.text == b.text else f"{a.text}→{b.text}"
             for a, b in zip(tokens, tokens_b, strict=True)]  # fmt: skip
 
 
@@ -74,13 +79,18 @@ def kl_strip_figure(
 
 
 def changed_predictions_figure(
-    top_a: list[dict], top_b: list[dict], *, pos: int, token: str, labels: tuple[str, str]
+    top_a: list[Prediction],
+    top_b: list[Prediction],
+    *,
+    pos: int,
+    token: str,
+    labels: tuple[str, str],
 ) -> go.Figure:
     """A's and B's top next tokens after `pos`, side by side (probabilities)."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=labels, horizontal_spacing=0.18)
     for col, (top, color) in enumerate(((top_a, A_COLOR), (top_b, B_COLOR)), start=1):
-        names = [_tok(p["text"]) for p in top][::-1]
-        probs = [p["prob"] for p in top][::-1]
+        names = [_tok(p.text) for p in top][::-1]
+        probs = [p.prob for p in top][::-1]
         fig.add_bar(
             x=probs, y=[f"{n} " for n in names], orientation="h", marker_color=color,
             text=[f"{p:.3f}" for p in probs], textposition="outside", showlegend=False,
@@ -95,17 +105,17 @@ def changed_predictions_figure(
     return apply(fig)
 
 
-def changed_table(top_a: list[dict], top_b: list[dict]) -> list[dict]:
+def changed_table(top_a: list[Prediction], top_b: list[Prediction]) -> list[dict]:
     """Rows for a table: every token in either top-k, its probability on A and B (None where
     it is outside that side's top-k) and the change, largest change first."""
-    pa = {p["id"]: p for p in top_a}
-    pb = {p["id"]: p for p in top_b}
+    pa = {p.id: p for p in top_a}
+    pb = {p.id: p for p in top_b}
     rows = []
     for tid in dict.fromkeys([*pa, *pb]):
         a, b = pa.get(tid), pb.get(tid)
-        text = (a or b)["text"]
-        row = {"token": show_token(text), "id": tid, "p_A": a["prob"] if a else None,
-               "p_B": b["prob"] if b else None}  # fmt: skip
+        text = (a or b).text
+        row = {"token": show_token(text), "id": tid, "p_A": a.prob if a else None,
+               "p_B": b.prob if b else None}  # fmt: skip
         row["change"] = (row["p_B"] or 0.0) - (row["p_A"] or 0.0)
         rows.append(row)
     return sorted(rows, key=lambda r: -abs(r["change"]))
@@ -140,13 +150,14 @@ def resid_norms_figure(
     return apply(fig)
 
 
-def diff_lens_figure(rows: list[str], top: list[list[dict]], *, pos: int, token: str) -> go.Figure:
+def diff_lens_figure(
+    rows: list[str], top: list[list[DiffToken]], *, pos: int, token: str
+) -> go.Figure:
     """The difference lens at one position: for each residual stream read, the top tokens of
     unembed(resid_B − resid_A) (no ln_final), as a [row][rank] grid coloured by the logit."""
     k = max((len(r) for r in top), default=0)
-    val = lambda t: t["logit"] if "logit" in t else t["value"]  # noqa: E731
-    z = [[val(r[i]) if i < len(r) else None for i in range(k)] for r in top]
-    text = [[_tok(r[i]["text"]) if i < len(r) else "" for i in range(k)] for r in top]
+    z = [[r[i].value if i < len(r) else None for i in range(k)] for r in top]
+    text = [[_tok(r[i].text) if i < len(r) else "" for i in range(k)] for r in top]
     fig = go.Figure(
         go.Heatmap(
             z=z, x=list(range(1, k + 1)), y=list(range(len(rows))), text=text,
@@ -165,7 +176,9 @@ def diff_lens_figure(rows: list[str], top: list[list[dict]], *, pos: int, token:
     return apply(fig)
 
 
-def layer_tokens_figure(rows: list[str], top: list[list[dict]], *, title: str, subtitle: str):
+def layer_tokens_figure(
+    rows: list[str], top: list[list[DiffToken]], *, title: str, subtitle: str
+) -> go.Figure:
     """A [row][rank] token grid (the activation-difference lens of a text set)."""
     fig = diff_lens_figure(rows, top, pos=0, token="")
     fig.update_layout(title=dict(text=title, subtitle=dict(text=subtitle)))
@@ -201,12 +214,12 @@ def heads_change_figure(
     return apply(fig)
 
 
-def component_terms(result: dict) -> list[tuple[str, float, float]]:
+def component_terms(result: DiffComponentsResult) -> list[tuple[str, float, float]]:
     """(name, on A, on B) of each bar of the DLA view (``dla_figures.bar_terms``: embeddings,
     each MLP, all heads, the biases) of a ``diff_components`` answer, and the total."""
-    a, b = result["a"], result["b"]
+    a, b = result.a, result.b
     out = [(n, va, vb) for (n, va), (_, vb) in zip(bar_terms(a), bar_terms(b), strict=True)]
-    return [*out, ("total", a["total"], b["total"])]
+    return [*out, ("total", a.total, b.total)]
 
 
 def terms_change_figure(terms: list[tuple[str, float, float]], *, target: str) -> go.Figure:
@@ -255,36 +268,36 @@ def pattern_diff_figure(
 
 
 # --- latents --------------------------------------------------------------------------------
-def strongest_rows(result: dict) -> list[dict]:
+def strongest_rows(result: DiffLatentsResult) -> list[dict]:
     """A ``diff_latents`` answer's strongest changes over the prompt as figure rows
     {index, label, a, b, delta, pos}, largest |B − A| first."""
-    return [{"index": x["index"], "label": x["label"], "a": x["a"], "b": x["b"],
-             "delta": x["delta"], "pos": x["pos"]} for x in result["strongest"]]  # fmt: skip
+    return [{"index": x.index, "label": x.label, "a": x.a, "b": x.b, "delta": x.delta,
+             "pos": x.pos} for x in result.strongest]  # fmt: skip
 
 
-def latent_rows_at(result: dict, pos: int) -> list[dict]:
-    """The largest changes at one position of a ``diff_latents`` answer."""
-    top = result["top"]
-    return [dict(x) for x in top[pos]] if 0 <= pos < len(top) else []
+def latent_rows_at(result: DiffLatentsResult, pos: int) -> list[dict]:
+    """The largest changes at one position of a ``diff_latents`` answer, as figure rows."""
+    top = result.top
+    return [x.model_dump() for x in top[pos]] if 0 <= pos < len(top) else []
 
 
-def set_rows(result: dict) -> list[dict]:
+def set_rows(result: LatentDiffSetResult) -> list[dict]:
     """A ``latent_diff_set`` answer's increased then decreased latents as figure rows (mean
     activations), each with its first example's text around the change."""
     out = []
-    for x in [*result["increased"], *result["decreased"]]:
-        ex = x["examples"][0] if x["examples"] else None
-        out.append({"index": x["index"], "label": x["label"], "a": x["mean_a"], "b": x["mean_b"],
-                    "delta": x["delta"], "example": "".join(ex["tokens"]) if ex else None})  # fmt: skip
+    for x in [*result.increased, *result.decreased]:
+        ex = x.examples[0] if x.examples else None
+        out.append({"index": x.index, "label": x.label, "a": x.mean_a, "b": x.mean_b,
+                    "delta": x.delta, "example": "".join(ex.tokens) if ex else None})  # fmt: skip
     return out
 
 
-def adiff_rows(result: dict) -> tuple[list[str], list[list[dict]]]:
-    """An ``adiff_lens`` answer's mean reading as (row labels, [row][rank] {text, logit})."""
-    layers = result["mean"]["layers"]
-    rows = [f"{x['hook']} (‖Δ‖ {x['norm']:.2f})" for x in layers]
-    top = [[{"text": t["text"], "logit": v} for t, v in zip(x["top_tokens"], x["top_values"],
-                                                             strict=True)] for x in layers]  # fmt: skip
+def adiff_rows(result: AdiffLensResult) -> tuple[list[str], list[list[DiffToken]]]:
+    """An ``adiff_lens`` answer's mean reading as (row labels, [row][rank] token and logit)."""
+    layers = result.mean.layers
+    rows = [f"{x.hook} (‖Δ‖ {x.norm:.2f})" for x in layers]
+    top = [[DiffToken(id=t.id, text=t.text, value=v) for t, v in zip(x.top_tokens, x.top_values,
+                                                                     strict=True)] for x in layers]  # fmt: skip
     return rows, top
 
 

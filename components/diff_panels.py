@@ -12,6 +12,8 @@ from components.compare import Comparison
 from components.safe import md
 from components.theme import show_token
 from engine.client import EngineClient, EngineRequestError
+from engine.schemas.common import TokenInfo
+from engine.schemas.diff import DiffComponentsResult, DiffResidResult, DiffTokensResult
 
 TOP_K = 8  # predictions of each side at a position
 LENS_K = 6  # tokens of the difference lens per residual stream read
@@ -24,84 +26,84 @@ def side_code(client: EngineClient, cmp: Comparison) -> str:
 
 
 def labels(cmp: Comparison) -> tuple[str, str]:
-    name = ((st.session_state.get("capabilities") or {}).get("model") or {}).get("name", "A")
+    caps = st.session_state.get("capabilities")
+    name = caps.model.name if caps is not None and caps.model else "A"
     return cmp.label("a", name), cmp.label("b")
 
 
 def tokens_panel(
     client: EngineClient, prompt: str, cmp: Comparison, width: int, *, key: str = "diff"
-) -> tuple[list[dict], int, dict]:
+) -> tuple[list[TokenInfo], int, DiffTokensResult]:
     """The KL strip over the window (a click selects a position), a position picker, and the
     changed predictions at the selected position. Returns (tokens, pos, the window's answer)."""
-    tokens = shell.call(client.tokenize, prompt)["tokens"]
+    tokens = shell.call(client.tokenize, prompt).tokens
     pos = state.clamp_pos(len(tokens))
     start, _ = widgets.position_window(len(tokens), width, pos)
     kl = shell.call(compare.pair, client, "diff_tokens", prompt, cmp, top_k=TOP_K, start=start,
                     width=width)  # fmt: skip
-    window_kl = kl["kl"][kl["start"] : kl["stop"]]
+    window_kl = kl.kl[kl.start : kl.stop]
     widgets.figure(
-        dfig.kl_strip_figure(dfig.pair_tokens(kl["tokens"], kl.get("tokens_b"))[kl["start"] : kl["stop"]],
-                             window_kl, start=kl["start"], selected_pos=pos),
-        name=f"{key}_kl", params={"positions": f"{kl['start']}-{kl['stop'] - 1}"},
+        dfig.kl_strip_figure(dfig.pair_tokens(kl.tokens, kl.tokens_b)[kl.start : kl.stop],
+                             window_kl, start=kl.start, selected_pos=pos),
+        name=f"{key}_kl", params={"positions": f"{kl.start}-{kl.stop - 1}"},
         on_click=lambda p: {"pos": int(p["x"])} if "x" in p else {},
         bundle=diff_snippets.kl_tokens(kl, side_code(client, cmp)),
     )  # fmt: skip
-    if kl["top_changes"]:
-        top = kl["top_changes"][0]
+    if kl.top_changes:
+        top = kl.top_changes[0]
         st.caption(
-            f"Largest KL over the prompt after pos {top['pos']} "
-            f"({show_token(tokens[top['pos']]['text'])}): {top['kl']:.3f} nats, A predicts "
-            f"{show_token(top['top_a']['text'])}, B {show_token(top['top_b']['text'])} · mean "
-            f"{kl['mean_kl']:.3f} nats. Click a bar to select a position."
+            f"Largest KL over the prompt after pos {top.pos} "
+            f"({show_token(tokens[top.pos].text)}): {top.kl:.3f} nats, A predicts "
+            f"{show_token(top.top_a.text)}, B {show_token(top.top_b.text)} · mean "
+            f"{kl.mean_kl:.3f} nats. Click a bar to select a position."
         )
-    pos = widgets.position_picker(tokens, pos, (kl["start"], kl["stop"]))
-    at = kl if kl["start"] <= pos < kl["stop"] else shell.call(
+    pos = widgets.position_picker(tokens, pos, (kl.start, kl.stop))
+    at = kl if kl.start <= pos < kl.stop else shell.call(
         compare.pair, client, "diff_tokens", prompt, cmp, top_k=TOP_K, start=pos, width=1
     )  # fmt: skip
-    i = pos - at["start"]
+    i = pos - at.start
     left, right = st.columns([3, 2], gap="large")
     with left:
         widgets.figure(
-            dfig.changed_predictions_figure(at["top_a"][i], at["top_b"][i], pos=pos,
-                                            token=tokens[pos]["text"], labels=labels(cmp)),
+            dfig.changed_predictions_figure(at.top_a[i], at.top_b[i], pos=pos,
+                                            token=tokens[pos].text, labels=labels(cmp)),
             name=f"{key}_predictions", params={"pos": pos},
             bundle=diff_snippets.changed_predictions(at, i, side_code(client, cmp)),
         )  # fmt: skip
     with right:
         st.markdown(f"**Changed predictions after pos {pos}**")
-        st.dataframe(dfig.changed_table(at["top_a"][i], at["top_b"][i]), hide_index=True)
+        st.dataframe(dfig.changed_table(at.top_a[i], at.top_b[i]), hide_index=True)
         st.caption(
-            f"KL(A ‖ B) here: {at['kl'][pos]:.3f} nats · A's top token is rank "
-            f"{at['rank_in_b'][i]} on B"
+            f"KL(A ‖ B) here: {at.kl[pos]:.3f} nats · A's top token is rank {at.rank_in_b[i]} on B"
         )
     return tokens, pos, kl
 
 
 def resid_panel(
-    client: EngineClient, prompt: str, cmp: Comparison, tokens: list[dict], pos: int, width: int,
-    *, key: str = "diff",
-) -> dict:  # fmt: skip
+    client: EngineClient, prompt: str, cmp: Comparison, tokens: list[TokenInfo], pos: int,
+    width: int, *, key: str = "diff",
+) -> DiffResidResult:  # fmt: skip
     """‖resid_B − resid_A‖ per residual stream read and position (a click selects both), and
     the difference lens at the selected position."""
     start, _ = widgets.position_window(len(tokens), width, pos)
     res = shell.call(compare.pair, client, "diff_resid", prompt, cmp, pos=pos, top_k=LENS_K,
                      start=start, width=width)  # fmt: skip
-    rows = res["rows"]
+    rows = res.rows
     row = min(max(state.get("layer") or 0, 0), len(rows) - 1)
     a, b = st.columns([3, 2], gap="large")
     with a:
         widgets.figure(
-            dfig.resid_norms_figure(rows, res["norm"], res["tokens"],
-                                    start=res["start"], selected=(row, pos)),
+            dfig.resid_norms_figure(rows, res.norm, res.tokens,
+                                    start=res.start, selected=(row, pos)),
             name=f"{key}_resid_norms", params={"pos": pos},
             on_click=lambda p: {"pos": int(p["x"]), "layer": int(p["y"])} if "y" in p else {},
             bundle=diff_snippets.resid_norms(res, side_code(client, cmp)),
         )  # fmt: skip
     with b:
         widgets.figure(
-            dfig.diff_lens_figure(rows, res["lens_up"], pos=res["pos"],
-                                  token=tokens[res["pos"]]["text"]),
-            name=f"{key}_lens", params={"pos": res["pos"]},
+            dfig.diff_lens_figure(rows, res.lens_up, pos=res.pos,
+                                  token=tokens[res.pos].text),
+            name=f"{key}_lens", params={"pos": res.pos},
             bundle=diff_snippets.diff_lens(res, side_code(client, cmp)),
         )  # fmt: skip
     st.caption(
@@ -113,16 +115,16 @@ def resid_panel(
 
 def components_panel(
     client: EngineClient, prompt: str, cmp: Comparison, pos: int, target, baseline
-) -> dict:
+) -> DiffComponentsResult:
     """Each head's and each layer's direct effect on the target logit on A and on B, and the
     change (``diff_components``)."""
     res = shell.call(compare.pair, client, "diff_components", prompt, cmp, pos=pos,
                      target=target, baseline=baseline)  # fmt: skip
-    heads_a, heads_b = res["a"]["heads"], res["b"]["heads"]
+    heads_a, heads_b = res.a.heads, res.b.heads
     n_heads = len(heads_a[0]) if heads_a else 1
     layer = min(max(state.get("layer") or 0, 0), len(heads_a) - 1)
     head = min(max(state.get("head") or 0, 0), n_heads - 1)
-    target_text = res["target"]["text"]
+    target_text = res.target.text
     left, right = st.columns([1, 1], gap="large")
     with left:
         widgets.figure(
@@ -139,10 +141,10 @@ def components_panel(
             bundle=diff_snippets.components(res, side_code(client, cmp)),
         )  # fmt: skip
     st.caption(
-        f"Each component's direct effect on {res['metric']} at pos {pos}, read on A and on B "
+        f"Each component's direct effect on {res.metric} at pos {pos}, read on A and on B "
         f"(each through its own final layer norm scale); hover a head for both values. The "
-        f"model's value moves by {res['model_value_delta']:+.3f}. Largest changes: "
-        + ", ".join(f"{c['name']} {c['delta']:+.2f}" for c in res["top_changes"][:6])
+        f"model's value moves by {res.model_value_delta:+.3f}. Largest changes: "
+        + ", ".join(f"{c.name} {c.delta:+.2f}" for c in res.top_changes[:6])
     )
     return res
 
@@ -176,7 +178,4 @@ def _shipped_example(client: EngineClient, prompt: str, sae: str, index: int) ->
         d = client.analyze("latent_detail", prompt, sae=sae, index=index)
     except EngineRequestError:
         return None
-    ex = (d.get("examples") or [None])[0]
-    if not ex:
-        return None
-    return "".join(ex["tokens"]) if isinstance(ex, dict) and "tokens" in ex else str(ex)
+    return "".join(d.examples[0].tokens) if d.examples else None

@@ -13,10 +13,16 @@ import textwrap
 from functools import cache
 from pathlib import Path
 
-from components.bundles import Array, BundleSpec, ModelRef, load_code
+from components.bundles import Array, BundleSpec, ModelRef, load_code, local_loading
 from components.compare import Comparison
 from components.engine_source import engine_source
 from components.snippets import DLA, PREDICTIONS, relative_path
+from engine.schemas.analyses import AttentionResult, DLAResult
+from engine.schemas.diff import DiffComponentsResult, DiffResidResult, DiffTokensResult
+from engine.schemas.diff_latents import AdiffLensResult, DiffLatentsResult, LatentDiffSetResult
+from engine.schemas.model import ModelInfo
+from engine.schemas.saes import SaeInfo
+from engine.schemas.steering import StreamEvent
 
 # The engine's own functions the snippets run, read from their files when a bundle is made
 # (components.engine_source; the tests run every snippet, so a renamed function fails there)
@@ -45,14 +51,14 @@ def source(name: str) -> str:
     return engine_source(*SOURCES[name])
 
 
-def side_b(cmp: Comparison, info_b: dict | None, cwd: Path | None = None) -> str:
+def side_b(cmp: Comparison, info_b: ModelInfo | None, cwd: Path | None = None) -> str:
     """Snippet lines that run side B: model B loaded as the engine loads it (into ``model_b``)
     on the same tokens, or prompt B on the same model."""
     if cmp.model_b:
         ref = ModelRef.from_info(
             info_b or {"ref": cmp.model_b, "source": "local"}, cwd or Path.cwd()
         )
-        imp = "import transformer_lens.loading_from_pretrained as loading\n" if ref.local else ""
+        imp = local_loading() if ref.local else ""  # (again: model A may be a hub model)
         return (
             "\n# Side B: model B on the same prompt\n" + imp
             + load_code(ref, var="model_b", const="MODEL_B")
@@ -72,30 +78,30 @@ def _spec(data: dict[str, Array], engine: str, b: str, body: str, **kw) -> Bundl
     return BundleSpec(data=data, code=code, **kw)
 
 
-def kl_tokens(result: dict, b: str) -> BundleSpec:
+def kl_tokens(result: DiffTokensResult, b: str) -> BundleSpec:
     """KL strip: KL(A || B) after each position of the window (``kl_and_top1``)."""
-    start, stop = result["start"], result["stop"]
+    start, stop = result.start, result.stop
     return _spec(
-        {"kl": Array(("pos",), result["kl"][start:stop])}, source("kl"), b,
+        {"kl": Array(("pos",), result.kl[start:stop])}, source("kl"), b,
         f"""
         START, STOP = {start}, {stop}  # the positions drawn
         kl, _, _ = kl_and_top1(logits[0], logits_b[0])  # [pos], nats
         data = {{"kl": kl[START:STOP].tolist()}}
         """,
-        labels={"pos": [t["text"] for t in result["tokens"][start:stop]]},
+        labels={"pos": [t.text for t in result.tokens[start:stop]]},
     )  # fmt: skip
 
 
-def changed_predictions(result: dict, i: int, b: str) -> BundleSpec:
+def changed_predictions(result: DiffTokensResult, i: int, b: str) -> BundleSpec:
     """A's and B's top next tokens after one position (``next_token`` on each side)."""
-    pos = result["start"] + i
-    top_a, top_b = result["top_a"][i], result["top_b"][i]
+    pos = result.start + i
+    top_a, top_b = result.top_a[i], result.top_b[i]
     return _spec(
         {
-            "top_a_id": Array(("rank",), [p["id"] for p in top_a]),
-            "top_a_prob": Array(("rank",), [p["prob"] for p in top_a]),
-            "top_b_id": Array(("rank",), [p["id"] for p in top_b]),
-            "top_b_prob": Array(("rank",), [p["prob"] for p in top_b]),
+            "top_a_id": Array(("rank",), [p.id for p in top_a]),
+            "top_a_prob": Array(("rank",), [p.prob for p in top_a]),
+            "top_b_id": Array(("rank",), [p.id for p in top_b]),
+            "top_b_prob": Array(("rank",), [p.prob for p in top_b]),
         },
         PREDICTIONS, b,
         f"""
@@ -108,32 +114,32 @@ def changed_predictions(result: dict, i: int, b: str) -> BundleSpec:
     )  # fmt: skip
 
 
-def resid_norms(result: dict, b: str) -> BundleSpec:
+def resid_norms(result: DiffResidResult, b: str) -> BundleSpec:
     """‖resid_B − resid_A‖ per residual stream read and position (``resid_stack``)."""
     return _spec(
-        {"norm": Array(("row", "pos"), result["norm"])}, source("resid"), b,
+        {"norm": Array(("row", "pos"), result.norm)}, source("resid"), b,
         f"""
-        START, STOP = {result["start"]}, {result["stop"]}
+        START, STOP = {result.start}, {result.stop}
         hooks = resid_hooks(model.cfg.n_layers)  # resid_pre of every block, the last resid_post
         ca, cb = cache.remove_batch_dim(), cache_b.remove_batch_dim()
         dev = model.cfg.device
         diff = resid_stack(cb, hooks, START, STOP, dev) - resid_stack(ca, hooks, START, STOP, dev)
         data = {{"norm": diff.norm(dim=-1).tolist()}}  # [row, pos]
         """,
-        labels={"row": list(result["rows"]), "pos": [t["text"] for t in result["tokens"]]},
+        labels={"row": list(result.rows), "pos": [t.text for t in result.tokens]},
     )  # fmt: skip
 
 
-def diff_lens(result: dict, b: str) -> BundleSpec:
+def diff_lens(result: DiffResidResult, b: str) -> BundleSpec:
     """The difference lens at one position: the tokens W_U · (resid_B − resid_A) raises most
     (``diff_lens``: side A's unembedding, no ln_final, no b_U)."""
-    up = result["lens_up"]
+    up = result.lens_up
     return _spec(
-        {"lens_id": Array(("row", "rank"), [[t["id"] for t in r] for r in up]),
-         "lens_value": Array(("row", "rank"), [[t["value"] for t in r] for r in up])},
+        {"lens_id": Array(("row", "rank"), [[t.id for t in r] for r in up]),
+         "lens_value": Array(("row", "rank"), [[t.value for t in r] for r in up])},
         source("resid"), b,
         f"""
-        POS, K = {result["pos"]}, {len(up[0]) if up else 1}
+        POS, K = {result.pos}, {len(up[0]) if up else 1}
         hooks = resid_hooks(model.cfg.n_layers)
         ca, cb = cache.remove_batch_dim(), cache_b.remove_batch_dim()
         dev = model.cfg.device
@@ -141,34 +147,34 @@ def diff_lens(result: dict, b: str) -> BundleSpec:
         up_id, up_value, _, _ = diff_lens(model, at, K)
         data = {{"lens_id": up_id.tolist(), "lens_value": up_value.tolist()}}
         """,
-        labels={"row": list(result["rows"])},
+        labels={"row": list(result.rows)},
     )  # fmt: skip
 
 
-def components(result: dict, b: str) -> BundleSpec:
+def components(result: DiffComponentsResult, b: str) -> BundleSpec:
     """Each head's direct effect on the target (minus baseline) on A and on B, and the bars
     (``logit_attribution`` on each side, each through its own unembedding)."""
-    a_res, b_res = result["a"], result["b"]
-    target, base = result["target"]["id"], result["baseline"]
-    minus = f" - m.W_U[:, {base['id']}].float()" if base else ""
-    bias = f"float(m.b_U[{target}])" + (f" - float(m.b_U[{base['id']}])" if base else "")
+    a_res, b_res = result.a, result.b
+    target, base = result.target.id, result.baseline
+    minus = f" - m.W_U[:, {base.id}].float()" if base else ""
+    bias = f"float(m.b_U[{target}])" + (f" - float(m.b_U[{base.id}])" if base else "")
 
-    def terms(r: dict) -> list[float]:
-        heads = sum(map(sum, r["heads"]))
-        return [r["embed"], r["pos_embed"], *r["mlps"], heads, sum(r["attn_bias"]),
-                r["unembed_bias"], r["total"]]  # fmt: skip
+    def terms(r: DLAResult) -> list[float]:
+        heads = sum(map(sum, r.heads))
+        return [r.embed, r.pos_embed, *r.mlps, heads, sum(r.attn_bias), r.unembed_bias,
+                r.total]  # fmt: skip
 
     return _spec(
-        {"heads_a": Array(("layer", "head"), a_res["heads"]),
-         "heads_b": Array(("layer", "head"), b_res["heads"]),
+        {"heads_a": Array(("layer", "head"), a_res.heads),
+         "heads_b": Array(("layer", "head"), b_res.heads),
          "terms_a": Array(("term",), terms(a_res)), "terms_b": Array(("term",), terms(b_res))},
         DLA, b,
         f"""
-        POS = {result["pos"]}
+        POS = {result.pos}
 
 
         def side(m, c):
-            direction = m.W_U[:, {target}].float(){minus}  # {result["metric"]}
+            direction = m.W_U[:, {target}].float(){minus}  # {result.metric}
             part = logit_attribution(m, c.remove_batch_dim(), POS, direction)
             heads = part["heads"]
             terms = [float(part["embed"]), float(part["pos_embed"]), *part["mlps"].tolist()]
@@ -179,19 +185,21 @@ def components(result: dict, b: str) -> BundleSpec:
         (ha, ta), (hb, tb) = side(model, cache), side(model_b, cache_b)
         data = {{"heads_a": ha, "heads_b": hb, "terms_a": ta, "terms_b": tb}}
         """,
-        labels={"term": ["embed", "pos embed", *(f"MLP {i}" for i in range(len(a_res["mlps"]))),
+        labels={"term": ["embed", "pos embed", *(f"MLP {i}" for i in range(len(a_res.mlps))),
                          "all heads", "attn biases", "unembed bias", "total"]},
     )  # fmt: skip
 
 
-def pattern_diff(layer: int, head: int, start: int, a: dict, b: dict, side: str) -> BundleSpec:
+def pattern_diff(
+    layer: int, head: int, start: int, a: AttentionResult, b: AttentionResult, side: str
+) -> BundleSpec:
     """One head's pattern over the window on A and on B (float16, as the engine sends it)."""
     from engine.schemas.arrays import unpack
 
-    stop = start + len(a["tokens"])
+    stop = start + len(a.tokens)
     return _spec(
-        {"pattern_a": Array(("query", "key"), unpack(a["pattern"]).tolist()),
-         "pattern_b": Array(("query", "key"), unpack(b["pattern"]).tolist())},
+        {"pattern_a": Array(("query", "key"), unpack(a.pattern).tolist()),
+         "pattern_b": Array(("query", "key"), unpack(b.pattern).tolist())},
         "", side,
         f"""
         LAYER, HEAD, START, STOP = {layer}, {head}, {start}, {stop}
@@ -202,15 +210,15 @@ def pattern_diff(layer: int, head: int, start: int, a: dict, b: dict, side: str)
     )  # fmt: skip
 
 
-def generation(body: dict, events: list[dict], b: str) -> BundleSpec:
+def generation(body: dict, events: list[StreamEvent], b: str) -> BundleSpec:
     """Side-by-side generation: both models' tokens and KL(A || B) along A's text, regenerated
     as ``engine/steering_models.py`` does (each continuation on its own generator seeded alike;
     model B reading A's text), without steering vectors."""
-    steps = [e for e in events if e["type"] == "token"]
+    steps = [e for e in events if e.type == "token"]
     return _spec(
-        {"kl": Array(("step",), [e["kl"] for e in steps]),
-         "a_id": Array(("step",), [e["base"]["id"] if e.get("base") else None for e in steps]),
-         "b_id": Array(("step",), [e["steered"]["id"] if e.get("steered") else None for e in steps])},
+        {"kl": Array(("step",), [e.kl for e in steps]),
+         "a_id": Array(("step",), [e.base.id if e.base else None for e in steps]),
+         "b_id": Array(("step",), [e.steered.id if e.steered else None for e in steps])},
         source("sample"), b,
         f"""
         N, TEMPERATURE, TOP_K, SEED = {len(steps)}, {body.get("temperature", 0.8)}, {body.get("top_k")}, {body.get("seed", 0)}
@@ -248,14 +256,14 @@ def generation(body: dict, events: list[dict], b: str) -> BundleSpec:
 NEUTRAL = Path(__file__).resolve().parent.parent / "engine" / "neutral_texts.txt"
 
 
-def _load_sae(info: dict) -> str:
+def _load_sae(info: SaeInfo) -> str:
     """Snippet lines that load side A's SAE with SAELens (as the SAE latents view's bundle)."""
-    if info.get("release"):
-        return f"sae = SAE.from_pretrained({info['release']!r}, {info['sae_id']!r})"
-    return f"sae = SAE.load_from_disk({relative_path(info.get('path') or '')!r})"
+    if info.release:
+        return f"sae = SAE.from_pretrained({info.release!r}, {info.sae_id!r})"
+    return f"sae = SAE.load_from_disk({relative_path(info.path or '')!r})"
 
 
-def latents(result: dict, rows: list[dict], b: str) -> BundleSpec:
+def latents(result: DiffLatentsResult, rows: list[dict], b: str) -> BundleSpec:
     """The prompt's strongest latent changes: each latent's activation on A and on B at the
     token where it changed most (side A's SAE encoding both sides' activations)."""
     where = [(r["pos"], r["index"]) for r in rows]
@@ -266,7 +274,7 @@ def latents(result: dict, rows: list[dict], b: str) -> BundleSpec:
         f"""
         from sae_lens import SAE
 
-        {_load_sae(result["sae"])}
+        {_load_sae(result.sae)}
         HOOK = sae.cfg.metadata.hook_name
         WHERE = {where!r}  # (pos, latent) of each bar
         acts_a = sae.encode(cache[HOOK][0])  # [pos, d_sae]
@@ -285,20 +293,20 @@ def builtin_texts(n: int) -> list[str] | None:
     return [t for t in NEUTRAL.read_text(encoding="utf-8").splitlines() if t.strip()][:n]
 
 
-def adiff_lens(result: dict, texts: list[str], b: str) -> BundleSpec:
+def adiff_lens(result: AdiffLensResult, texts: list[str], b: str) -> BundleSpec:
     """The activation-difference lens over the built-in texts: the mean of resid_B − resid_A
     over their first positions at each layer, read through side B's unembedding
     (``engine/adiff.py``: ``mean_difference``, ``unembed_read``)."""
-    layers = result["mean"]["layers"]
-    k = len(layers[0]["top_tokens"]) if layers else 1
+    layers = result.mean.layers
+    k = len(layers[0].top_tokens) if layers else 1
     return _spec(
-        {"top_id": Array(("row", "rank"), [[t["id"] for t in x["top_tokens"]] for x in layers]),
-         "top_value": Array(("row", "rank"), [x["top_values"] for x in layers]),
-         "norm": Array(("row",), [x["norm"] for x in layers])},
+        {"top_id": Array(("row", "rank"), [[t.id for t in x.top_tokens] for x in layers]),
+         "top_value": Array(("row", "rank"), [x.top_values for x in layers]),
+         "norm": Array(("row",), [x.norm for x in layers])},
         source("adiff"), b,
         f"""
         TEXTS = {texts!r}
-        POSITIONS, K = {result["positions"]}, {k}
+        POSITIONS, K = {result.positions}, {k}
         hooks = resid_hooks(model.cfg.n_layers)
         rows = token_rows(model.tokenizer, TEXTS, min(model.cfg.n_ctx, model_b.cfg.n_ctx))
         _, mean, _, _ = mean_difference(model, model_b, rows, hooks, POSITIONS)  # [hook, d]
@@ -307,11 +315,13 @@ def adiff_lens(result: dict, texts: list[str], b: str) -> BundleSpec:
         data = {{"top_id": [r[0] for r in reads], "top_value": [r[1] for r in reads],
                  "norm": mean.norm(dim=-1).tolist()}}
         """,
-        labels={"row": [x["hook"] for x in layers]},
+        labels={"row": [x.hook for x in layers]},
     )  # fmt: skip
 
 
-def latent_set(result: dict, rows: list[dict], texts: list[str], b: str) -> BundleSpec:
+def latent_set(
+    result: LatentDiffSetResult, rows: list[dict], texts: list[str], b: str
+) -> BundleSpec:
     """Each listed latent's mean activation on A and on B over every content token of the
     built-in texts (side A's SAE on both sides' activations)."""
     return _spec(
@@ -321,7 +331,7 @@ def latent_set(result: dict, rows: list[dict], texts: list[str], b: str) -> Bund
         f"""
         from sae_lens import SAE
 
-        {_load_sae(result["sae"])}
+        {_load_sae(result.sae)}
         HOOK = sae.cfg.metadata.hook_name
         TEXTS = {texts!r}
         LATENTS = {[r["index"] for r in rows]!r}

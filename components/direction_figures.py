@@ -11,6 +11,7 @@ from plotly.subplots import make_subplots
 from components.bundles import Array, BundleSpec
 from components.engine_source import engine_source
 from components.theme import apply
+from engine.schemas.directions import Direction, SweepResult
 
 ENGINE = engine_source(
     (
@@ -26,28 +27,28 @@ def value_name(mode: str) -> str:
             "cap": "upper end of the cap"}.get(mode, "value")  # fmt: skip
 
 
-def sweep_figure(result: dict, behaviour: str = "behaviour") -> go.Figure:
+def sweep_figure(result: SweepResult, behaviour: str = "behaviour") -> go.Figure:
     """Rate of the behaviour (left axis) and KL on harmless prompts (right axis) per value; the
     rate without the intervention as a dotted line."""
-    rows = result["rows"]
-    xs = [r["value"] for r in rows]
+    rows = result.rows
+    xs = [r.value for r in rows]
     fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_trace(go.Scatter(x=xs, y=[r["rate"] for r in rows], mode="lines+markers",
+    fig.add_trace(go.Scatter(x=xs, y=[r.rate for r in rows], mode="lines+markers",
                              name=f"{behaviour} rate"), secondary_y=False)  # fmt: skip
-    fig.add_trace(go.Scatter(x=xs, y=[r["kl"] for r in rows], mode="lines+markers",
+    fig.add_trace(go.Scatter(x=xs, y=[r.kl for r in rows], mode="lines+markers",
                              name="KL on harmless prompts", line=dict(dash="dash")),
                   secondary_y=True)  # fmt: skip
-    fig.add_hline(y=result["baseline_rate"], line_dash="dot", line_color="#888",
+    fig.add_hline(y=result.baseline_rate, line_dash="dot", line_color="#888",
                   annotation_text="without", secondary_y=False)  # fmt: skip
     fig.update_yaxes(title_text=f"{behaviour} rate", range=[-0.05, 1.05], secondary_y=False)
     fig.update_yaxes(title_text="KL (nats)", rangemode="tozero", secondary_y=True)
     fig.update_layout(
-        title=dict(text=f"{result['mode'].capitalize()} {result['direction']}: "
+        title=dict(text=f"{result.mode.capitalize()} {result.direction}: "
                         f"{behaviour} rate and harmless KL",
                    subtitle=dict(text="rate: greedy continuations of the held-out prompts; KL"
                                  "(clean ‖ intervened) of next-token distributions at the "
                                  "harmless prompts' positions")),
-        xaxis_title=value_name(result["mode"]), height=380,
+        xaxis_title=value_name(result.mode), height=380,
         legend=dict(orientation="h", y=-0.25),
     )  # fmt: skip
     return apply(fig)
@@ -99,27 +100,27 @@ data = {{"rate": rates, "kl": kls, "baseline_rate": [rate([])]}}
 """
 
 
-def sweep_bundle(params: dict, result: dict, direction: dict) -> BundleSpec | None:
+def sweep_bundle(params: dict, result: SweepResult, direction: Direction) -> BundleSpec | None:
     """The sweep's data and a snippet recomputing it; None for what the snippet does not
     rebuild (a gate, a probe classifier)."""
     it, c = params["intervention"], params["classifier"]
     if it.get("gate") or c.get("probe"):
         return None
-    rows = result["rows"]
+    rows = result.rows
     code = ENGINE + _CODE.format(
-        vector=[round(x, 8) for x in direction["vector"]], name=direction["name"],
-        hook=direction["hook"], mode=it["mode"], layers=it.get("layers"),
-        values=[r["value"] for r in rows], lo=it.get("lo"), prompts=params["prompts"],
+        vector=[round(x, 8) for x in direction.vector], name=direction.name,
+        hook=direction.hook, mode=it["mode"], layers=it.get("layers"),
+        values=[r.value for r in rows], lo=it.get("lo"), prompts=params["prompts"],
         harmless=params["harmless"], keywords=c["keywords"],
         max_new=params.get("max_new_tokens", 10), chat=bool(params.get("chat")),
-        at=result["hook_points"],
+        at=result.hook_points,
     )  # fmt: skip
     return BundleSpec(
         data={
-            "rate": Array(("value",), [r["rate"] for r in rows]),
-            "kl": Array(("value",), [r["kl"] for r in rows]),
-            "baseline_rate": Array(("none",), [result["baseline_rate"]]),
+            "rate": Array(("value",), [r.rate for r in rows]),
+            "kl": Array(("value",), [r.kl for r in rows]),
+            "baseline_rate": Array(("none",), [result.baseline_rate]),
         },
         code=code,
-        labels={"value": [f"{r['value']:g}" for r in rows]},
+        labels={"value": [f"{r.value:g}" for r in rows]},
     )

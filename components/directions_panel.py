@@ -7,7 +7,7 @@ import streamlit as st
 from pydantic import ValidationError
 
 from components.safe import md
-from engine.schemas.directions import DirectionIntervention
+from engine.schemas.directions import DirectionInfo, DirectionIntervention
 
 MODES = {"add": "Add (steer)", "ablate": "Ablate (project out)", "cap": "Cap (clamp projection)"}
 REFUSAL_PROMPTS = """How do I smash a kite?
@@ -22,17 +22,17 @@ How can I sew a tent?
 Explain how to polish a lamp."""
 
 
-def label(info: dict) -> str:
+def label(info: DirectionInfo) -> str:
     """``name · hook · method`` and the first metric, for lists and select boxes."""
-    parts = [info["name"], info["hook"]]
-    if info.get("method"):
-        parts.append(info["method"])
-    metrics = info.get("metrics") or {}
+    parts = [info.name, info.hook]
+    if info.method:
+        parts.append(info.method)
+    metrics = info.metrics
     if metrics:
         k = next(iter(metrics))
         parts.append(f"{k} {metrics[k]:.3g}")
-    if info.get("compatibility") == "same_shape":
-        parts.append(f"from {info.get('model_name') or 'another model'}")
+    if info.compatibility == "same_shape":
+        parts.append(f"from {info.model_name or 'another model'}")
     return " · ".join(parts)
 
 
@@ -119,8 +119,8 @@ def add_saved(client) -> dict | None:
         st.caption("No saved directions for this model yet (the Probes page saves them).")
         return None
     a, b, c, d = st.columns([3, 2, 1.5, 1], vertical_alignment="bottom")
-    name = a.selectbox("Direction", [x["name"] for x in saved], key="steer_dir_name",
-                       format_func=lambda n: label(next(x for x in saved if x["name"] == n)))  # fmt: skip
+    name = a.selectbox("Direction", [x.name for x in saved], key="steer_dir_name",
+                       format_func=lambda n: label(next(x for x in saved if x.name == n)))  # fmt: skip
     mode = b.selectbox("Mode", list(MODES), format_func=MODES.get, key="steer_dir_mode")
     value = c.number_input("coefficient" if mode != "cap" else "cap at ±", value=4.0 if mode == "add" else 1.0,
                            key="steer_dir_value")  # fmt: skip
@@ -131,7 +131,7 @@ def add_saved(client) -> dict | None:
     return intervention(name, mode, "all" if mode == "ablate" else None, coeff=value)
 
 
-def saved_vectors(client, acting: list[dict]) -> dict[str, dict] | None:
+def saved_vectors(client, acting: list[dict]) -> dict | None:
     """The saved directions the Steering page acts on, by name, for its KL figure's snippet
     (``GET /directions/{name}``); None when one cannot be read (the figure then has no snippet)."""
     try:

@@ -9,22 +9,23 @@ import plotly.graph_objects as go
 from components.heatmaps import DENSE, add_click_grid, cell, grid_cell, grid_dtick
 from components.safe import plot_text
 from components.theme import DIVERGING, apply, show_token
+from engine.schemas.analyses import DLAResult
 
 POS, NEG, GREY = "#2166ac", "#b2182b", "#555"  # the ends of RdBu, as in the heatmap
 
 
-def metric_label(result: dict) -> str:
-    target = plot_text(show_token(result["target"]["text"]))
-    if result["baseline"] is None:
+def metric_label(result: DLAResult) -> str:
+    target = plot_text(show_token(result.target.text))
+    if result.baseline is None:
         return f"logit({target})"
-    return f"logit({target}) − logit({plot_text(show_token(result['baseline']['text']))})"
+    return f"logit({target}) − logit({plot_text(show_token(result.baseline.text))})"
 
 
-def subtitle(result: dict) -> str:
-    tok = plot_text(show_token(result["token"]["text"]))
+def subtitle(result: DLAResult) -> str:
+    tok = plot_text(show_token(result.token.text))
     return (
-        f"at pos {result['pos']} ({tok}), through ln_final with its scale fixed · "
-        f"model: {result['model_value']:.3f}, sum of terms: {result['total']:.3f}"
+        f"at pos {result.pos} ({tok}), through ln_final with its scale fixed · "
+        f"model: {result.model_value:.3f}, sum of terms: {result.total:.3f}"
     )
 
 
@@ -35,10 +36,10 @@ def signed(v: float, bound: float) -> str:
 
 
 def heads_figure(
-    result: dict, *, selected: tuple[int, int] | None = None, presenter: bool = False
+    result: DLAResult, *, selected: tuple[int, int] | None = None, presenter: bool = False
 ) -> go.Figure:
     """Layer x head heatmap of each head's direct contribution, centred on 0."""
-    z = result["heads"]
+    z = result.heads
     n_layers, n_heads = len(z), len(z[0])
     bound = max((abs(v) for row in z for v in row), default=1.0) or 1.0
     fig = go.Figure()
@@ -62,23 +63,23 @@ def heads_figure(
     return apply(fig, presenter)
 
 
-def bar_terms(result: dict) -> list[tuple[str, float]]:
+def bar_terms(result: DLAResult) -> list[tuple[str, float]]:
     """Every non-head term, plus all heads together, in residual-stream order."""
-    terms = [("embed", result["embed"]), ("pos embed", result["pos_embed"])]
-    terms += [(f"MLP {i}", v) for i, v in enumerate(result["mlps"])]
+    terms = [("embed", result.embed), ("pos embed", result.pos_embed)]
+    terms += [(f"MLP {i}", v) for i, v in enumerate(result.mlps)]
     terms += [
-        ("all heads", sum(map(sum, result["heads"]))),
-        ("attn biases", sum(result["attn_bias"])),
-        ("unembed bias", result["unembed_bias"]),
+        ("all heads", sum(map(sum, result.heads))),
+        ("attn biases", sum(result.attn_bias)),
+        ("unembed bias", result.unembed_bias),
     ]
     return terms
 
 
 def terms_figure(
-    result: dict, *, selected_layer: int | None = None, presenter: bool = False
+    result: DLAResult, *, selected_layer: int | None = None, presenter: bool = False
 ) -> go.Figure:
     """Bars: embeddings, each MLP, all heads, the biases, and their total (= the model's value)."""
-    terms = bar_terms(result) + [("total", result["total"])]
+    terms = bar_terms(result) + [("total", result.total)]
     names = [n for n, _ in terms]
     bound = max(abs(v) for _, v in terms) or 1.0
     colors = [GREY if n == "total" else POS if v >= 0 else NEG for n, v in terms]

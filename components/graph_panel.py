@@ -18,6 +18,7 @@ from components import graph_figures as gf
 from components.safe import h, md
 from components.theme import show_token
 from engine.client import EngineClient, EngineRequestError
+from engine.schemas.saes import Example
 
 
 def decode_supernodes(values: list[str]) -> list[list[str]]:
@@ -38,7 +39,7 @@ def save_qparams(
     base: Pins,
     version: int | None,
     clicked: str = "",
-    tries: int = 20,
+    tries: int = 40,
 ) -> dict:
     """Save one pin edit (`change`: pins and supernodes -> new ones) made on `base` at
     `version`. If someone saved the graph's pins since (409), the edit is applied again to
@@ -50,7 +51,9 @@ def save_qparams(
         except EngineRequestError as e:
             if e.code != "stale_qparams":
                 raise
-            time.sleep(random.uniform(0, 0.01 * (attempt + 1)))  # two racing sessions part
+            # racing sessions part: random waits, doubling up to half a second, so one that
+            # keeps losing is not starved by the others (8 at once on a loaded machine did)
+            time.sleep(random.uniform(0, min(0.5, 0.005 * 2**attempt)))
             saved, version = e.detail["qParams"], e.detail["version"]
             pins, groups = change(
                 list(saved.get("pinnedIds", [])), list(saved.get("supernodes", []))
@@ -63,12 +66,12 @@ def steer_url(layer: int, index: int, prompt: str) -> str:
     return "steering?" + urlencode({"add_latent": f"transcoder:{layer}:{index}", "prompt": prompt})
 
 
-def _example_html(ex: dict) -> str:
-    top = max(ex["acts"]) or 1.0
+def _example_html(ex: Example) -> str:
+    top = max(ex.acts) or 1.0
     spans = []
-    for i, (tok, act) in enumerate(zip(ex["tokens"], ex["acts"], strict=True)):
+    for i, (tok, act) in enumerate(zip(ex.tokens, ex.acts, strict=True)):
         alpha = max(0.0, act / top)
-        weight = "700" if i == ex["max_pos"] else "400"
+        weight = "700" if i == ex.max_pos else "400"
         spans.append(
             f'<span style="background: rgba(106,81,163,{alpha:.2f}); font-weight:{weight}" '
             f'title="{act:.3f}">{h(tok)}</span>'
@@ -90,12 +93,12 @@ def latent_panel(client: EngineClient, prompt: str, node: dict) -> None:
         st.caption(f"{md(node.get('clerp') or 'no label')} · details unavailable: {md(e.message)}")
         d = None
     if d:
-        st.markdown(f"Label: **{md(d['label'] or 'none')}**")
-        up = md(", ".join(show_token(t["text"]) for t in d["top_logits"]))
-        down = md(", ".join(show_token(t["text"]) for t in d["bottom_logits"]))
+        st.markdown(f"Label: **{md(d.label or 'none')}**")
+        up = md(", ".join(show_token(t.text) for t in d.top_logits))
+        down = md(", ".join(show_token(t.text) for t in d.bottom_logits))
         st.markdown(f"Logit effect (W_dec · W_U): ↑ {up}  \n↓ {down}")
-        st.caption(f"Top examples ({md(d['examples_over'])})")
-        st.html("".join(_example_html(ex) for ex in d["examples"][:4]))
+        st.caption(f"Top examples ({md(d.examples_over)})")
+        st.html("".join(_example_html(ex) for ex in d.examples[:4]))
     st.link_button(
         "Steer with this latent", steer_url(layer, index, prompt), icon=":material/tune:"
     )

@@ -15,11 +15,11 @@ import streamlit as st
 from components import latent_figures as lf
 from components import widgets
 from components.safe import md
-from engine.schemas.saes import NeuronpediaLabel
+from engine.schemas.saes import LatentDetailResult, NeuronpediaLabel
 
 
 def show_latent_panel(
-    detail: dict,
+    detail: LatentDetailResult,
     *,
     key: str,
     neuronpedia: Callable[[], NeuronpediaLabel] | None = None,
@@ -33,18 +33,18 @@ def show_latent_panel(
     st.caption(parts["facts_md"])
     if parts["neuronpedia_url"]:
         _neuronpedia(parts["neuronpedia_url"], neuronpedia, key)
-    tokens = [t["text"] for t in detail["tokens"]]
+    tokens = [t.text for t in detail.tokens]
     st.markdown("**On this prompt**")
-    st.html(lf.colored_tokens_html(tokens, detail["acts"]))
+    st.html(lf.colored_tokens_html(tokens, detail.acts))
     st.html(parts["examples_over_html"])
-    if detail["examples"]:
+    if detail.examples:
         st.html(parts["examples_html"])
     else:
         st.caption("No examples yet: compute them over a text file below.")
     if not figures:
         return
     left, right = st.columns(2)
-    params = {"latent": f"{detail['key']}#{detail['index']}"}
+    params = {"latent": f"{detail.key}#{detail.index}"}
     with left:
         widgets.figure(parts["logit_figure"], name=f"{key}_logit_effect", params=params)
     with right:

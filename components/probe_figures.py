@@ -16,6 +16,7 @@ from plotly.subplots import make_subplots
 
 from components.safe import plot_text
 from components.theme import SEQUENTIAL, apply, show_token
+from engine.schemas.probes import HookResult, ProbeSweepResult
 
 SCORERS = {  # key in the result -> (legend name, colour, dash)
     "logistic_probe": ("logistic probe", "#1f77b4", "solid"),
@@ -32,23 +33,29 @@ def hook_label(hook: str) -> str:
     return f"L{m.group(1)} {m.group(2)}" if m else hook
 
 
-def rows_at(result: dict, position: int | None = None) -> list[dict]:
+def rows_at(result: ProbeSweepResult, position: int | None = None) -> list[HookResult]:
     """The result's rows at one position (the "every" rule) or all of them (otherwise), in
     hook order."""
-    if result.get("positions"):
-        position = result["positions"][-1] if position is None else position
-        return [r for r in result["results"] if r["position"] == position]
-    return list(result["results"])
+    if result.positions:
+        position = result.positions[-1] if position is None else position
+        return [r for r in result.results if r.position == position]
+    return list(result.results)
 
 
-def layer_curve(result: dict, *, position: int | None = None) -> go.Figure:
+def score(r: HookResult, key: str, metric: str) -> float | None:
+    """Scorer `key`'s `metric` at a hook point (None where it has none: no SAE there)."""
+    s = getattr(r, key)
+    return None if s is None else getattr(s, metric)
+
+
+def layer_curve(result: ProbeSweepResult, *, position: int | None = None) -> go.Figure:
     """Two panels, held-out accuracy and AUROC, per hook point; one line per scorer."""
     rows = rows_at(result, position)
-    x = [hook_label(r["hook"]) for r in rows]
+    x = [hook_label(r.hook) for r in rows]
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1)
     for key, (name, color, dash) in SCORERS.items():
         for col, metric in enumerate(METRICS, start=1):
-            y = [r[key][metric] if r.get(key) else None for r in rows]
+            y = [score(r, key, metric) for r in rows]
             if all(v is None for v in y):
                 continue
             hover = [_hover(r, key, metric) for r in rows]
@@ -71,43 +78,39 @@ def layer_curve(result: dict, *, position: int | None = None) -> go.Figure:
     return apply(fig)
 
 
-def _hover(r: dict, key: str, metric: str) -> str:
-    s = r.get(key)
+def _hover(r: HookResult, key: str, metric: str) -> str:
+    s = getattr(r, key)
     if not s:
         return ""
-    extra = (
-        f" (latent {s['index']}{'' if s['sign'] > 0 else ', negated'})"
-        if key == "sae_latent"
-        else ""
-    )
-    return f"{r['hook']}: {SCORERS[key][0]}{extra}<br>{METRICS[metric]} {s[metric]:.3f}"
+    extra = f" (latent {s.index}{'' if s.sign > 0 else ', negated'})" if key == "sae_latent" else ""
+    return f"{r.hook}: {SCORERS[key][0]}{extra}<br>{METRICS[metric]} {getattr(s, metric):.3f}"
 
 
-def subject(result: dict) -> str:
-    return f"{result['n_positive']} vs {result['n_negative']} prompts"
+def subject(result: ProbeSweepResult) -> str:
+    return f"{result.n_positive} vs {result.n_negative} prompts"
 
 
-def setup_line(result: dict) -> str:
+def setup_line(result: ProbeSweepResult) -> str:
     rule = {"last": "last token", "every": "every token", "match": "last token matching"}[
-        result["position"]
+        result.position
     ]
-    if result["position"] == "match":
-        rule += f" /{result['pattern']}/"
-    dropped = f", {result['n_dropped']} without a match dropped" if result.get("n_dropped") else ""
+    if result.position == "match":
+        rule += f" /{result.pattern}/"
+    dropped = f", {result.n_dropped} without a match dropped" if result.n_dropped else ""
     return (
-        f"{rule} · {result['n_train']} train / {result['n_test']} held out{dropped} · "
+        f"{rule} · {result.n_train} train / {result.n_test} held out{dropped} · "
         "baselines: shuffled labels, best single SAE latent (chosen on the train split)"
     )
 
 
 def position_heatmap(
-    result: dict, *, scorer: str = "logistic_probe", metric: str = "auroc"
+    result: ProbeSweepResult, *, scorer: str = "logistic_probe", metric: str = "auroc"
 ) -> go.Figure:
     """Hook point x position of one scorer's held-out metric (the "every token" rule)."""
-    positions, hooks = result["positions"], result["hooks"]
-    cell = {(r["hook"], r["position"]): r for r in result["results"]}
-    z = [[(cell[h, p].get(scorer) or {}).get(metric) for p in positions] for h in hooks]
-    toks = result.get("position_tokens") or [""] * len(positions)
+    positions, hooks = result.positions or [], result.hooks
+    cell = {(r.hook, r.position): r for r in result.results}
+    z = [[score(cell[h, p], scorer, metric) for p in positions] for h in hooks]
+    toks = result.position_tokens or [""] * len(positions)
     x = [f"{p} {plot_text(show_token(t))}" for p, t in zip(positions, toks, strict=False)]
     y = [hook_label(h) for h in hooks]
     fig = go.Figure(go.Heatmap(
@@ -126,18 +129,18 @@ def position_heatmap(
     return apply(fig)
 
 
-def verdict(result: dict, position: int | None = None) -> list[str]:
+def verdict(result: ProbeSweepResult, position: int | None = None) -> list[str]:
     """Sentences saying which scorer wins (by held-out AUROC, then accuracy), plainly."""
     rows = rows_at(result, position)
     out = []
-    best = max(rows, key=lambda r: (r["logistic_probe"]["auroc"], r["logistic_probe"]["accuracy"]))
-    lp = best["logistic_probe"]
-    out.append(f"Best probe: {best['hook']} — held-out accuracy {lp['accuracy']:.2f}, "
-               f"AUROC {lp['auroc']:.2f}.")  # fmt: skip
-    with_sae = [r for r in rows if r.get("sae_latent")]
+    best = max(rows, key=lambda r: (r.logistic_probe.auroc, r.logistic_probe.accuracy))
+    lp = best.logistic_probe
+    out.append(f"Best probe: {best.hook} — held-out accuracy {lp.accuracy:.2f}, "
+               f"AUROC {lp.auroc:.2f}.")  # fmt: skip
+    with_sae = [r for r in rows if r.sae_latent]
     if with_sae:
-        w = sum(r["logistic_probe"]["auroc"] > r["sae_latent"]["auroc"] for r in with_sae)
-        t = sum(r["logistic_probe"]["auroc"] == r["sae_latent"]["auroc"] for r in with_sae)
+        w = sum(r.logistic_probe.auroc > r.sae_latent.auroc for r in with_sae)
+        t = sum(r.logistic_probe.auroc == r.sae_latent.auroc for r in with_sae)
         lose = len(with_sae) - w - t
         who = (
             "the logistic probe wins"
@@ -152,7 +155,7 @@ def verdict(result: dict, position: int | None = None) -> list[str]:
         )
     else:
         out.append("No SAE reads any of these hook points: no SAE-latent baseline.")
-    gap = [r["logistic_probe"]["accuracy"] - r["shuffled"]["accuracy"] for r in rows]
+    gap = [r.logistic_probe.accuracy - r.shuffled.accuracy for r in rows]
     if gap:
         out.append(
             f"Against shuffled labels the probe is {max(gap):+.2f} accuracy at best, "
@@ -162,16 +165,16 @@ def verdict(result: dict, position: int | None = None) -> list[str]:
     return out
 
 
-def table_rows(result: dict, position: int | None = None) -> list[dict]:
+def table_rows(result: ProbeSweepResult, position: int | None = None) -> list[dict]:
     """One row per hook point: each scorer's held-out accuracy / AUROC (for a data table)."""
     out = []
     for r in rows_at(result, position):
-        row = {"hook": r["hook"]}
+        row = {"hook": r.hook}
         for key, (name, _, _) in SCORERS.items():
-            s = r.get(key)
-            row[f"{name} acc"] = None if s is None else round(s["accuracy"], 3)
-            row[f"{name} AUROC"] = None if s is None else round(s["auroc"], 3)
-        if r.get("sae_latent"):
-            row["latent"] = r["sae_latent"]["index"]
+            s = getattr(r, key)
+            row[f"{name} acc"] = None if s is None else round(s.accuracy, 3)
+            row[f"{name} AUROC"] = None if s is None else round(s.auroc, 3)
+        if r.sae_latent:
+            row["latent"] = r.sae_latent.index
         out.append(row)
     return out

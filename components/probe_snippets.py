@@ -16,8 +16,9 @@ import textwrap
 
 from components.bundles import Array, BundleSpec
 from components.engine_source import engine_source
-from components.probe_figures import SCORERS
+from components.probe_figures import SCORERS, score
 from components.snippets import relative_path
+from engine.schemas.probes import ProbeSweepParams, ProbeSweepResult
 
 ENGINE = engine_source(
     (
@@ -97,56 +98,56 @@ data = {{
 """
 
 
-def sae_dirs(result: dict, model_ref: str | None) -> dict[str, str]:
+def sae_dirs(result: ProbeSweepResult, model_ref: str | None) -> dict[str, str]:
     """Hook point -> the SAELens directory of the SAE the sweep used there, where the snippet
     can load it: the model's own (``<model>/saes/<hook>``) or a local directory."""
     out = {}
-    for r in result["results"]:
-        s = r.get("sae_latent")
-        if not s or r["hook"] in out:
+    for r in result.results:
+        s = r.sae_latent
+        if not s or r.hook in out:
             continue
-        if s["sae"].startswith("/"):
-            out[r["hook"]] = relative_path(s["sae"])
-        elif HOOK_NAME.fullmatch(s["sae"]) and model_ref:
-            out[r["hook"]] = f"{model_ref}/saes/{s['sae']}"
+        if s.sae.startswith("/"):
+            out[r.hook] = relative_path(s.sae)
+        elif HOOK_NAME.fullmatch(s.sae) and model_ref:
+            out[r.hook] = f"{model_ref}/saes/{s.sae}"
     return out
 
 
-def spec(result: dict, params: dict, model_ref: str | None = None) -> BundleSpec:
+def spec(
+    result: ProbeSweepResult, params: ProbeSweepParams, model_ref: str | None = None
+) -> BundleSpec:
     """The bundle of a sweep's figures: metric x scorer x hook x position."""
-    positions = result.get("positions") or [None]
-    cell = {(r["hook"], r["position"]): r for r in result["results"]}
+    positions = result.positions or [None]
+    cell = {(r.hook, r.position): r for r in result.results}
     scorers = list(SCORERS)
     saes = sae_dirs(result, model_ref)
 
     def value(h: str, p: int | None, s: str, m: str) -> float | None:
         if s == "sae_latent" and h not in saes:  # an SAE the snippet cannot load: left out
             return None
-        return (cell[h, p].get(s) or {}).get(m)
+        return score(cell[h, p], s, m)
 
     data = {
         m: Array(("scorer", "hook", "position"),
-                 [[[value(h, p, s, m) for p in positions] for h in result["hooks"]] for s in scorers])
+                 [[[value(h, p, s, m) for p in positions] for h in result.hooks] for s in scorers])
         for m in METRICS
     }  # fmt: skip
-    if params.get("dataset"):
-        args = (relative_path(params["dataset"]), params.get("split", "train"),
-                params.get("column", "text"), params.get("label_column", "label"),
-                params.get("positive_label"), params.get("max_texts", 2000))  # fmt: skip
+    if params.dataset:
+        args = (relative_path(params.dataset), params.split, params.column, params.label_column,
+                params.positive_label, params.max_texts)  # fmt: skip
         source = _SOURCE_DATASET.format(args=repr(args))
     else:
         source = _SOURCE_TYPED.format(
-            positive=json.dumps(params["positive"], indent=1),
-            negative=json.dumps(params["negative"], indent=1),
+            positive=json.dumps(params.positive, indent=1),
+            negative=json.dumps(params.negative, indent=1),
         )
-    rule = (result["position"], result.get("pattern"), params.get("heldout_fraction", 0.25),
-            params.get("seed", 0), 32)  # fmt: skip
+    rule = (result.position, result.pattern, params.heldout_fraction, params.seed, 32)
     code = (
         "import numpy as np\nfrom sae_lens import SAE\n"
         + ENGINE
         + textwrap.dedent(source)
         + _RUN.format(
-            hooks=json.dumps(result["hooks"]),
+            hooks=json.dumps(result.hooks),
             rule=repr(rule),
             saes=repr(saes),
             scorers=repr(scorers),
@@ -155,7 +156,7 @@ def spec(result: dict, params: dict, model_ref: str | None = None) -> BundleSpec
     )
     labels = {
         "scorer": [SCORERS[s][0] for s in scorers],
-        "hook": list(result["hooks"]),
+        "hook": list(result.hooks),
         "position": ["(rule)" if p is None else str(p) for p in positions],
     }
     return BundleSpec(data=data, code=code, labels=labels,

@@ -14,6 +14,7 @@ from components.connection import EngineLink
 from components.safe import md
 from engine.client import EngineRequestError, EngineUnavailable
 from engine.patience import describe
+from engine.schemas.model import Capabilities, Health
 from engine.security import HOST_HEADER, allowed_hosts, split_host
 from engine.settings import EngineSettings
 
@@ -82,7 +83,7 @@ def refuse_foreign_host() -> None:
 def _busy_notices(link: EngineLink, box) -> None:
     """While this run waits for a busy engine, say what it is busy with (top of the page)."""
 
-    def busy(health: dict | None) -> None:
+    def busy(health: Health | None) -> None:
         if health is None:
             box.empty()
         else:
@@ -124,18 +125,18 @@ def reconnect() -> None:
     st.rerun()
 
 
-def sidebar(link: EngineLink) -> dict:
+def sidebar(link: EngineLink) -> Capabilities:
     caps = call(link.client.capabilities)
-    model = caps["model"]
+    model = caps.model
     with st.sidebar:
         st.markdown("### Interpscope")
         if model:
             st.caption(
-                f"**{md(model['name'])}** · {model['n_layers']} layers × {model['n_heads']} heads · "
-                f"d_model {model['d_model']} · context {model['n_ctx']} · {model['device']}"
-                + (" · TransformerBridge" if model.get("path") == "bridge" else "")
+                f"**{md(model.name)}** · {model.n_layers} layers × {model.n_heads} heads · "
+                f"d_model {model.d_model} · context {model.n_ctx} · {model.device}"
+                + (" · TransformerBridge" if model.path == "bridge" else "")
             )
-            for note in model.get("notes", []):
+            for note in model.notes:
                 st.caption(f":material/info: {note}")
         else:
             st.warning("No model loaded.")
@@ -173,8 +174,8 @@ def _estimate(link: EngineLink, name: str, dtype: str, cap: int | None) -> None:
     except EngineRequestError as e:  # an unknown name is not an error of the page
         st.caption(f":material/warning: {md(e.message)}")
         return
-    (st.caption if est["memory"]["fits"] else st.warning)(md(f"{est['summary']}."))
-    for note in est["notes"]:
+    (st.caption if est.memory.fits else st.warning)(md(f"{est.summary}."))
+    for note in est.notes:
         st.caption(md(note))
 
 

@@ -10,7 +10,7 @@ import json
 
 from pydantic import ValidationError
 
-from engine.schemas.steering import SteeringSetup, SteeringVector
+from engine.schemas.steering import SteeringSetup, SteeringVector, StreamEvent
 
 ADD_LATENT = "add_latent"  # URL param: a latent to add to the setup on load, then dropped
 DEFAULT_LATENT_COEF = 4.0  # when the latent's typical activation is unknown
@@ -100,12 +100,13 @@ def steerable_hooks(n_layers: int) -> list[str]:
     ]
 
 
-def collect(events: list[dict]) -> dict:
-    """Texts and KLs so far from a stream's events (what the page shows)."""
-    done = next((e for e in events if e["type"] in ("done", "error")), None)
-    base = "".join(e["base"]["text"] for e in events if e.get("base"))
-    steered = "".join(e["steered"]["text"] for e in events if e.get("steered"))
+def collect(events: list[StreamEvent]) -> dict:
+    """Texts and KLs so far from a stream's events (what the page shows); ``end``: the
+    ``done`` or ``error`` event, None while it streams."""
+    done = next((e for e in events if e.type in ("done", "error")), None)
+    base = "".join(e.base.text for e in events if e.base)
+    steered = "".join(e.steered.text for e in events if e.steered)
     if done:  # a character the stream held back, never completed
-        base, steered = base + done.get("base_rest", ""), steered + done.get("steered_rest", "")
-    kls = [e["kl"] for e in events if e["type"] == "token"]
+        base, steered = base + (done.base_rest or ""), steered + (done.steered_rest or "")
+    kls = [e.kl for e in events if e.type == "token"]
     return {"base": base, "steered": steered, "kl": kls, "end": done}

@@ -5,14 +5,14 @@ The snippet rebuilds each steering vector as the engine resolved it (the stream'
 event names its hook point and where a latent's dictionary is stored): an SAE latent's decoder
 row (SAELens), a transcoder latent's (its safetensors file), or a contrastive mean difference
 recomputed from the two prompt sets; conditions the same way. It then generates as
-``engine/steering.py`` does, with that module's own functions (their source, read by
-``components.engine_source``: ``mean_activation``, ``Probe``, ``_hooks``, ``_sample``,
-``_kl``) and the engine's unembedding (``engine/fast_unembed.py``); a saved direction acted
-on (Directions page) is its stored unit vector, resolved and hooked by
-``engine/interventions.py``'s own ``residual_direction``, ``hook_points``, ``Applied`` and
-``hooks``: each continuation on its
-own TransformerLens KV cache with its own ``torch.Generator`` seeded alike, so on the same
-device it samples the same tokens.
+``engine/steering.py`` does, with that module's own code (its source, read by
+``components.engine_source``: ``mean_activation``, ``Probe``, ``_hooks``, ``_sample``, the
+``Continuation`` a step at a time and ``_steps``, which pairs them and takes the KL) and the
+engine's unembedding (``engine/fast_unembed.py``): each continuation on its own
+TransformerLens KV cache with its own ``torch.Generator`` seeded alike, so on the same device
+it samples the same tokens. A saved direction acted on (Directions page) is its stored unit
+vector, resolved and hooked by ``engine/interventions.py``'s own ``residual_direction``,
+``hook_points``, ``Applied`` and ``hooks``, after the vectors' hooks as the engine runs them.
 """
 
 from __future__ import annotations
@@ -21,13 +21,23 @@ from components.bundles import Array, BundleSpec
 from components.engine_source import engine_source
 from components.safe import code_comment
 from components.snippets import relative_path
-from engine.schemas.directions import DirectionIntervention
-from engine.schemas.steering import Condition, SteeringVector, SteerRequest
+from engine.schemas.directions import Direction, DirectionIntervention
+from engine.schemas.saes import DictionaryRef
+from engine.schemas.steering import (
+    Condition,
+    ResolvedVector,
+    SteeringVector,
+    SteerRequest,
+    StreamEvent,
+)
 
 # The engine's own functions the snippet runs (read from their files: components.engine_source)
 ENGINE = engine_source(
     ("engine.fast_unembed", ("_forward", "speed_up")),
-    ("engine.steering", ("mean_activation", "Probe", "_hooks", "_sample", "_kl")),
+    (
+        "engine.steering",
+        ("mean_activation", "Probe", "_hooks", "_sample", "Step", "Continuation", "_kl", "_steps"),
+    ),
 )
 # The engine's edits of saved directions (engine/interventions.py), in a snippet that acts on some
 INTERVENTIONS = engine_source(
@@ -39,15 +49,14 @@ INTERVENTIONS = engine_source(
 _PRELUDE = '''
 from types import SimpleNamespace
 
-from transformer_lens import TransformerLensKeyValueCache
-
 # Sampling draws from a torch.Generator on the model's device seeded with SEED, one per
 # continuation, as the engine does: the same tokens need the same kind of device as the engine's.
 MAX_NEW_TOKENS, TEMPERATURE, TOP_K, SEED, STOP_AT_EOS = {settings}
 device, dtype = model.cfg.device, model.cfg.dtype
 {tokens}
 speed_up(model.unembed)  # the engine's unembedding: F.linear on a copy can differ in a last bit
-lm = SimpleNamespace(model=model, n_ctx=model.cfg.n_ctx)  # what the engine reads of its model
+lm = SimpleNamespace(model=model, n_ctx=model.cfg.n_ctx, path="hooked")  # what the engine reads
+req = SimpleNamespace(temperature=TEMPERATURE, top_k=TOP_K, seed=SEED, stop_at_eos=STOP_AT_EOS)
 
 
 def contrastive(positive, negative, hook):
@@ -61,35 +70,22 @@ def contrastive(positive, negative, hook):
 vectors = []
 '''
 
-_GENERATE = '''
-def generate(hooks):
-    """One continuation a token at a time on its own KV cache and generator, as the engine's
-    Continuation: (id, log-probs) of each step, up to and with EOS."""
-    kv = TransformerLensKeyValueCache.init_cache(model.cfg, device, 1)
-    gen = torch.Generator(device=device).manual_seed(SEED)
-    x, out = prompt_ids, []
-    for _ in range(min(MAX_NEW_TOKENS, model.cfg.n_ctx - prompt_ids.shape[1])):
-        with model.hooks(fwd_hooks=hooks):
-            last = model(x, past_kv_cache=kv, attention_mask=torch.ones_like(x))[0, -1].float()
-        token = _sample(last, gen, TEMPERATURE, TOP_K)
-        out.append((int(token), last.log_softmax(-1)))
-        if STOP_AT_EOS and int(token) == model.tokenizer.eos_token_id:
-            break
-        x = token[None]
-    return out
-
-
-base, steered = generate([]), generate(_hooks(vectors, device, dtype)STEERED_EXTRA)
-stopped = (None, None)  # a continuation after its EOS
-steps = [(base[i] if i < len(base) else stopped, steered[i] if i < len(steered) else stopped)
-         for i in range(max(len(base), len(steered)))]
+_GENERATE = """
+# Both continuations as the engine's generate_pair steps them: the same Continuation class,
+# one with the vectors' hooks; each step's tokens (None once a continuation has stopped at EOS)
+# and KL(steered || baseline) of the step's next-token distributions
+ids = prompt_ids[0].tolist()
+n_new = min(MAX_NEW_TOKENS, lm.n_ctx - len(ids))
+base = Continuation(lm, ids, [], req)
+hooks_on = _hooks(vectors, device, dtype)STEERED_EXTRA
+steer = Continuation(lm, ids, hooks_on, req) if hooks_on else None
+steps = list(_steps(n_new, base, steer, None, [], None))
 data = {
-    # KL(steered || baseline) of each step's next-token distributions (0 once one has stopped)
-    "kl": [_kl(s[1], b[1]) for b, s in steps],
-    "baseline_id": [b[0] for b, _ in steps],  # None once a continuation has stopped at EOS
-    "steered_id": [s[0] for _, s in steps],
+    "kl": [s.kl for s in steps],
+    "baseline_id": [s.base for s in steps],
+    "steered_id": [s.steered for s in steps],
 }
-'''
+"""
 
 
 def _assign(name: str, value: list[str]) -> list[str]:
@@ -109,16 +105,16 @@ class _Code:
         self.loaded: dict[tuple, str] = {}
         self.packages: set[str] = set()
 
-    def dictionary(self, ref: dict) -> str:
+    def dictionary(self, ref: DictionaryRef) -> str:
         """The variable holding `ref`'s weights (an SAE, or a transcoder's W_dec)."""
-        key = (ref["kind"], ref.get("path"), ref.get("release"), ref.get("sae_id"))
+        key = (ref.kind, ref.path, ref.release, ref.sae_id)
         if key in self.loaded:
             return self.loaded[key]
-        name = f"{'sae' if ref['kind'] == 'sae' else 'transcoder'}_{len(self.loaded)}"
-        if ref["kind"] == "transcoder":
+        name = f"{'sae' if ref.kind == 'sae' else 'transcoder'}_{len(self.loaded)}"
+        if ref.kind == "transcoder":
             self.packages.add("safetensors")
             self.imports["from safetensors.torch import load_file"] = None
-            path = relative_path(ref["path"])
+            path = relative_path(ref.path or "")
             self.lines += [
                 f"{name} = load_file({path!r}, device=str(device))['W_dec']  # [latent, d_model]"
             ]
@@ -126,41 +122,41 @@ class _Code:
             self.packages.add("sae_lens")
             self.imports["from sae_lens import SAE"] = None
             where = (
-                f"SAE.from_pretrained({ref['release']!r}, {ref['sae_id']!r}, device=device)"
-                if ref.get("release")
-                else f"SAE.load_from_disk({relative_path(ref['path'])!r}, device=device)"
+                f"SAE.from_pretrained({ref.release!r}, {ref.sae_id!r}, device=device)"
+                if ref.release
+                else f"SAE.load_from_disk({relative_path(ref.path or '')!r}, device=device)"
             )
             self.lines.append(f"{name} = {where}.eval()")
         self.loaded[key] = name
         return name
 
-    def vector(self, i: int, v: SteeringVector, r: dict) -> None:
-        head = f"# {code_comment(r['label'])} × {r['coefficient']!r} at {code_comment(r['hook'])}"
-        self.lines += ["", head + (", where its condition holds" if r["conditional"] else "")]
+    def vector(self, i: int, v: SteeringVector, r: ResolvedVector) -> None:
+        head = f"# {code_comment(r.label)} × {r.coefficient!r} at {code_comment(r.hook)}"
+        self.lines += ["", head + (", where its condition holds" if r.conditional else "")]
         if v.kind == "contrastive":
             self.lines += _assign(f"positive_{i}", v.positive)
             self.lines += _assign(f"negative_{i}", v.negative)
             self.lines.append(
-                f"direction_{i} = contrastive(positive_{i}, negative_{i}, {r['hook']!r})"
+                f"direction_{i} = contrastive(positive_{i}, negative_{i}, {r.hook!r})"
             )
         else:
-            d = self.dictionary(r["dictionary"])
-            w_dec = d if r["dictionary"]["kind"] == "transcoder" else f"{d}.W_dec"
+            d = self.dictionary(r.dictionary)
+            w_dec = d if r.dictionary.kind == "transcoder" else f"{d}.W_dec"
             self.lines.append(f"direction_{i} = {w_dec}[{v.index}]  # the latent's decoder row")
         gate = self.gate(i, v.condition, r) if v.condition is not None else "gate=None"
         self.lines += [
-            f"vectors.append(SimpleNamespace(hook={r['hook']!r}, coefficient={r['coefficient']!r},",
+            f"vectors.append(SimpleNamespace(hook={r.hook!r}, coefficient={r.coefficient!r},",
             f"                               direction=direction_{i}, {gate}))",
         ]
 
-    def direction(self, i: int, it: DirectionIntervention, d: dict) -> None:
+    def direction(self, i: int, it: DirectionIntervention, d: Direction) -> None:
         """Lines appending saved direction `d` acted on as `it` to ``applied``, resolved as
         ``interventions.resolve`` does: a projection (ablate, cap) uses the direction as the
         residual stream holds it; the hook points from ``hook_points``."""
         how = f"cap to [{it.lo}, {it.hi}]" if it.mode == "cap" else it.mode
         self.lines += ["", f"# saved direction {code_comment(it.name)} ({how}), found at "
-                           f"{code_comment(d['hook'])}: its unit vector"]  # fmt: skip
-        values = [repr(float(x)) for x in d["vector"]]
+                           f"{code_comment(d.hook)}: its unit vector"]  # fmt: skip
+        values = [repr(float(x)) for x in d.vector]
         rows = [", ".join(values[k : k + 6]) for k in range(0, len(values), 6)]
         self.lines += [f"saved_{i} = [", *(f"    {row}," for row in rows), "]"]
         self.lines.append(
@@ -169,12 +165,12 @@ class _Code:
         if it.mode != "add":
             self.lines.append(f"acted_{i} = residual_direction(acted_{i}, centred(model))")
         self.lines += [
-            f"at_{i} = hook_points({it.mode!r}, {it.layers!r}, {d['hook']!r}, model.cfg.n_layers)",
+            f"at_{i} = hook_points({it.mode!r}, {it.layers!r}, {d.hook!r}, model.cfg.n_layers)",
             f"applied.append(Applied({it.name!r}, {it.mode!r}, acted_{i}, at_{i}, "
             f"{it.coeff!r}, {it.lo!r}, {it.hi!r}))",
         ]
 
-    def gate(self, i: int, c: Condition, r: dict) -> str:
+    def gate(self, i: int, c: Condition, r: ResolvedVector) -> str:
         """Lines making ``gate_<i>``, the vector's condition; its fields in the vector."""
         if c.probe_hook is not None:  # the unit mean difference of two prompt sets
             self.lines += _assign(f"probe_positive_{i}", c.positive)
@@ -186,7 +182,7 @@ class _Code:
             ]
             index = 0
         else:
-            g = self.dictionary(r["gate"])
+            g = self.dictionary(r.gate)
             self.lines.append(
                 f"gate_{i} = SimpleNamespace(reads={g}.cfg.metadata.hook_name, "
                 f"encode=lambda act: {g}.encode(act.to({g}.W_dec.dtype)))  # SAE latent {c.index}"
@@ -196,31 +192,31 @@ class _Code:
 
 
 def kl_bundle(
-    request: dict, events: list[dict], directions: dict[str, dict] | None = None
+    request: dict, events: list[StreamEvent], directions: dict[str, Direction] | None = None
 ) -> BundleSpec | None:
     """The KL figure's bundle from the request the view sent and the stream's events; None
     until the stream has ended well (a stopped or failed one has only part of the steps).
     `directions`: the saved directions the request acts on (``GET /directions/{name}``), by
     name; the snippet holds each one's unit vector and acts on it with the engine's own
     ``interventions`` functions. None (no snippet) when one is missing or gated."""
-    start = events[0] if events and events[0]["type"] == "start" else None
-    if start is None or events[-1]["type"] != "done":
+    start = events[0] if events and events[0].type == "start" else None
+    if start is None or events[-1].type != "done":
         return None
     req = SteerRequest.model_validate(request)
     saved = directions or {}
     if any(it.gate is not None or it.name not in saved for it in req.directions):
         return None  # a gated saved direction (or one the view could not read): no snippet
     code = _Code()
-    infos = start.get("vectors") or []
+    infos = start.vectors or []
     for i, (v, r) in enumerate(zip(req.vectors, infos[: len(req.vectors)], strict=True)):
         code.vector(i, v, r)
     if req.directions:
         code.lines += ["", "applied = []  # saved directions acted on (interventions.Applied)"]
     for i, it in enumerate(req.directions):
         code.direction(i, it, saved[it.name])
-    steps = [e for e in events if e["type"] == "token"]
-    base = [e.get("base") for e in steps]
-    steered = [e.get("steered") for e in steps]
+    steps = [e for e in events if e.type == "token"]
+    base = [e.base for e in steps]
+    steered = [e.steered for e in steps]
     settings = (req.max_new_tokens, req.temperature, req.top_k, req.seed, req.stop_at_eos)
     tokens = (
         "prompt_ids = tokens  # [1, pos], BOS first"
@@ -242,14 +238,14 @@ def kl_bundle(
     )
     return BundleSpec(
         data={
-            "kl": Array(("step",), [e["kl"] for e in steps]),
-            "baseline_id": Array(("baseline_token",), [t["id"] if t else None for t in base]),
-            "steered_id": Array(("steered_token",), [t["id"] if t else None for t in steered]),
+            "kl": Array(("step",), [e.kl for e in steps]),
+            "baseline_id": Array(("baseline_token",), [t.id if t else None for t in base]),
+            "steered_id": Array(("steered_token",), [t.id if t else None for t in steered]),
         },
         code=body,
         labels={
-            "baseline_token": [t["text"] if t else "" for t in base],
-            "steered_token": [t["text"] if t else "" for t in steered],
+            "baseline_token": [t.text if t else "" for t in base],
+            "steered_token": [t.text if t else "" for t in steered],
         },
         packages=("transformer_lens", *sorted(code.packages)),
     )

@@ -15,6 +15,8 @@ from components.bundles import BundleSpec, figure_bundle
 from components.export import caption_text, export_figure, figure_bytes
 from components.safe import md
 from components.theme import presenter_copy, show_token
+from engine.schemas.common import TokenInfo
+from engine.schemas.model import ModelInfo
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 OnClick = Callable[[dict], dict[str, Any]]  # a clicked point -> view state to set
@@ -39,7 +41,9 @@ def position_window(n_tokens: int, width: int, pos: int) -> tuple[int, int]:
     return windows.window_of(state.get("wstart"), pos, n_tokens, width)
 
 
-def position_picker(tokens: list[dict], pos: int, window: tuple[int, int] | None = None) -> int:
+def position_picker(
+    tokens: list[TokenInfo], pos: int, window: tuple[int, int] | None = None
+) -> int:
     """Click a token to select its position (kept in the URL, shared with other views); only
     the tokens of `window` ``[start, stop)`` are offered when given."""
     options = list(range(*(window or (0, len(tokens)))))
@@ -53,7 +57,7 @@ def position_picker(tokens: list[dict], pos: int, window: tuple[int, int] | None
     st.pills(
         "Position",
         options,
-        format_func=lambda i: f"{i}:{show_token(tokens[i]['text'])}",
+        format_func=lambda i: f"{i}:{show_token(tokens[i].text)}",
         selection_mode="single",
         key="w_pos",
         on_change=changed,
@@ -112,7 +116,7 @@ def figure(
     on_click: OnClick | None = None,
     bundle: BundleSpec | None = None,
     prompt: str | None = None,
-    model_info: dict | None = None,
+    model_info: ModelInfo | None = None,
 ) -> None:
     """Show `fig` with PNG (3x) and SVG downloads stamped with model, prompt and `params`,
     and with `bundle`, a zip of the images, the data and a snippet that recomputes it.
@@ -120,9 +124,9 @@ def figure(
     its model where it is not the primary one (compare mode's model B).
     With `on_click`, clicking a point sets the view state it returns. In presenter mode the
     figure takes the large-font template and the downloads are left out."""
-    caps = st.session_state.get("capabilities") or {}
-    info = model_info or caps.get("model")
-    model = (info or {}).get("name", "unknown model")
+    caps = st.session_state.get("capabilities")
+    info = model_info or (caps.model if caps is not None else None)
+    model = info.name if info is not None else "unknown model"
     prompt = state.get("prompt") if prompt is None else prompt
     caption = caption_text(model, prompt, params)
     shown, theme = fig, "streamlit"
@@ -159,7 +163,7 @@ def _downloads(
     params: dict,
     bundle: BundleSpec | None,
     prompt: str,
-    info: dict | None = None,
+    info: ModelInfo | None = None,
 ) -> None:
     row = st.container(horizontal=True)
     for fmt in ("png", "svg"):

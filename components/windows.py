@@ -10,7 +10,8 @@ from __future__ import annotations
 from engine.schemas.windows import clamp_window
 
 ATTENTION = 40  # positions in an attention pattern (queries and keys)
-CIRCUITSVIS = 32  # positions in circuitsvis's view of every head of a layer
+CIRCUITSVIS = 20  # positions in circuitsvis's view of every head of a layer: it draws 12 heads
+# of 32 x 32 in about twice the time of 16 x 16 or 20 x 20 (bench/RESULTS.md, the Attention page)
 LENS = 20  # positions in the logit lens (a token of text in each cell)
 OVERVIEW = 64  # cells a side of the attention overview at most (about 4 px each in its column)
 DIFF = 32  # positions in the Diff page's KL strip and residual-difference grid

@@ -10,7 +10,6 @@ is busy with, and gives up only when the engine stops answering.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from typing import Any, TypeVar
@@ -21,14 +20,54 @@ from pydantic import BaseModel
 
 from engine.graphs.schemas import GraphCost, GraphInfo
 from engine.patience import EngineRequestError, EngineUnavailable, JobLost, Patience
-from engine.schemas.analyses import AnalysisRequest
+from engine.schemas.analyses import (
+    AnalysisRequest,
+    AttentionLayerResult,
+    AttentionResult,
+    DLAResult,
+    HeadScoresResult,
+    LensTargetsResult,
+    LogitLensResult,
+    PredictionsResult,
+)
+from engine.schemas.common import TokenizeResponse
+from engine.schemas.diff import DiffComponentsResult, DiffResidResult, DiffTokensResult
 from engine.schemas.diff_latents import AdiffLensResult, DiffLatentsResult, LatentDiffSetResult
+from engine.schemas.directions import Direction, DirectionInfo, ExportResult
 from engine.schemas.jobs import JobInfo, JobResult, JobStatus
-from engine.schemas.model import ModelInfo, SlotInfo
-from engine.schemas.saes import NeuronpediaLabel, SaeInfo
+from engine.schemas.model import Capabilities, Health, LoadEstimate, ModelInfo, SlotInfo
+from engine.schemas.probes import StoredProbeSweep
+from engine.schemas.saes import (
+    LatentDetailResult,
+    LatentSearchResult,
+    NeuronpediaLabel,
+    SaeInfo,
+    SaeLatentsResult,
+)
+from engine.schemas.steering import StreamEvent
 
 R = TypeVar("R", bound=BaseModel)
-__all__ = ["EngineClient", "EngineRequestError", "EngineUnavailable", "JobLost"]
+__all__ = ["EngineClient", "EngineRequestError", "EngineUnavailable", "JobLost", "RESULTS"]
+
+# each analysis's result model, by its route's name (torch-free, unlike the registry whose
+# ``Analysis.result`` they are: tests/test_registry.py keeps the two the same)
+RESULTS: dict[str, type[BaseModel]] = {
+    "predictions": PredictionsResult,
+    "attention_pattern": AttentionResult,
+    "attention_layer": AttentionLayerResult,
+    "head_scores": HeadScoresResult,
+    "logit_lens": LogitLensResult,
+    "logit_lens_targets": LensTargetsResult,
+    "dla": DLAResult,
+    "sae_latents": SaeLatentsResult,
+    "latent_detail": LatentDetailResult,
+    "latent_search": LatentSearchResult,
+    # pair analyses (engine/pairs.py)
+    "diff_tokens": DiffTokensResult,
+    "diff_resid": DiffResidResult,
+    "diff_components": DiffComponentsResult,
+    "diff_latents": DiffLatentsResult,
+}
 
 
 def _raise_for(r: httpx.Response) -> None:
@@ -80,18 +119,17 @@ class EngineClient:
         return self.patience.wait(lambda: self.send(method, path, json, self.patience.forever))
 
     # --- endpoints ---------------------------------------------------------------
-    def health(self, timeout: float | None = None) -> dict:
-        return self.request("GET", "/health", timeout=timeout)
+    def health(self, timeout: float | None = None) -> Health:
+        return Health.model_validate(self.request("GET", "/health", timeout=timeout))
 
-    def capabilities(self, model: str = "a") -> dict:
+    def capabilities(self, model: str = "a") -> Capabilities:
         """Of the model in slot `model`."""
-        return self.request(
-            "GET", "/capabilities" + ("" if model == "a" else f"?model={quote(model)}")
-        )
+        path = "/capabilities" + ("" if model == "a" else f"?model={quote(model)}")
+        return Capabilities.model_validate(self.request("GET", path))
 
-    def tokenize(self, prompt: str, prepend_bos: bool = True, model: str = "a") -> dict:
+    def tokenize(self, prompt: str, prepend_bos: bool = True, model: str = "a") -> TokenizeResponse:
         body = {"prompt": prompt, "prepend_bos": prepend_bos, "model": model}
-        return self.request("POST", "/tokenize", body)
+        return TokenizeResponse.model_validate(self.request("POST", "/tokenize", body))
 
     def analyze(
         self,
@@ -103,12 +141,15 @@ class EngineClient:
         model_b: str | None = None,
         prompt_b: str | None = None,
         **params: Any,
-    ) -> dict:
-        """`model`: the slot it runs on; a pair analysis (engine/pairs.py) also takes one of
+    ) -> Any:
+        """The analysis's result model (``RESULTS[name]``: e.g. ``PredictionsResult``); the
+        JSON as it came for a name ``RESULTS`` lacks (an engine newer than this client).
+        `model`: the slot it runs on; a pair analysis (engine/pairs.py) also takes one of
         `model_b` (another slot) or `prompt_b` (another prompt)."""
         body: dict[str, Any] = {"prompt": prompt, "prepend_bos": prepend_bos, "params": params}
         body |= {"model": model, "model_b": model_b, "prompt_b": prompt_b}
-        return self.request("POST", f"/analysis/{name}", body)
+        got = self.request("POST", f"/analysis/{name}", body)
+        return RESULTS[name].model_validate(got) if name in RESULTS else got
 
     def analysis(self, name: str, req: AnalysisRequest, result: type[R]) -> R:
         """`name` on `req` (it names the slot, and side B of a pair), as `result`."""
@@ -117,7 +158,7 @@ class EngineClient:
 
     # --- jobs (typed: engine/schemas/jobs.py) ---------------------------------------------
     def start_job(self, kind: str, params: dict) -> JobInfo:
-        engine_id = self.health(timeout=10.0)["engine_id"]
+        engine_id = self.health(timeout=10.0).engine_id
         job = JobInfo.model_validate(self.request("POST", f"/jobs/{kind}", params))
         self._origins[job.id] = engine_id
         return job
@@ -133,7 +174,7 @@ class EngineClient:
         if e.code != "unknown_job":
             return e
         origin = self._origins.get(job_id)
-        expired = origin is not None and origin == self.health(timeout=10.0)["engine_id"]
+        expired = origin is not None and origin == self.health(timeout=10.0).engine_id
         return JobLost(job_id, expired=expired)
 
     def cancel_job(self, job_id: str) -> JobInfo:
@@ -164,10 +205,10 @@ class EngineClient:
 
     def estimate_model(
         self, name: str, dtype: str = "float32", max_context: int | None = None, slot: str = "a"
-    ) -> dict:
+    ) -> LoadEstimate:
         """What loading `name` into `slot` would take, the other slots' models counted."""
         body = {"name": name, "dtype": dtype, "max_context": max_context, "slot": slot}
-        return self.request("POST", "/models/estimate", body)
+        return LoadEstimate.model_validate(self.request("POST", "/models/estimate", body))
 
     def load_model(
         self,
@@ -251,11 +292,11 @@ class EngineClient:
         path = f"/saes/latent/neuronpedia?sae={quote(sae)}&index={index}"
         return NeuronpediaLabel.model_validate(self.request("GET", path))
 
-    def steer_stream(self, body: dict) -> Iterator[dict]:
+    def steer_stream(self, body: dict) -> Iterator[StreamEvent]:
         """The events of a steered generation as they arrive (see engine.steering_stream),
         waiting while the engine is busy; closing the iterator ends the request."""
 
-        def lines(stop) -> Iterator[dict]:
+        def lines(stop) -> Iterator[StreamEvent]:
             try:
                 with self._http.stream(
                     "POST", "/steering/generate", json=body, timeout=self.patience.forever
@@ -267,7 +308,7 @@ class EngineClient:
                         if stop.is_set():
                             return
                         if line:
-                            yield json.loads(line)
+                            yield StreamEvent.model_validate_json(line)
             except httpx.ConnectError as e:
                 raise EngineUnavailable(f"The engine at {self.url} is not reachable.") from e
             except httpx.TransportError as e:
@@ -278,37 +319,47 @@ class EngineClient:
         return self.patience.stream(lines)
 
     # --- directions (engine/api_directions.py) -----------------------------------------
-    def directions(self, all_models: bool = False) -> list[dict]:
-        """The saved directions (DirectionInfo) of the loaded model, or every one."""
-        return self.request("GET", f"/directions?all_models={str(all_models).lower()}")
+    def directions(self, all_models: bool = False) -> list[DirectionInfo]:
+        """The saved directions of the loaded model, or every one."""
+        got = self.request("GET", f"/directions?all_models={str(all_models).lower()}")
+        return [DirectionInfo.model_validate(d) for d in got]
 
-    def save_direction(self, d: dict) -> dict:
-        """Save a Direction (a dict of its fields); its DirectionInfo."""
-        return self.request("POST", "/directions", d)
+    def save_direction(self, d: Direction | dict) -> DirectionInfo:
+        """Save a Direction (or a dict of its fields); its DirectionInfo."""
+        body = d.model_dump(mode="json") if isinstance(d, Direction) else d
+        return DirectionInfo.model_validate(self.request("POST", "/directions", body))
 
-    def direction(self, name: str) -> dict:
-        return self.request("GET", f"/directions/{quote(name, safe='')}")
+    def direction(self, name: str) -> Direction:
+        return Direction.model_validate(self.request("GET", f"/directions/{quote(name, safe='')}"))
 
     def delete_direction(self, name: str) -> dict:
+        """``{"deleted": name}``."""
         return self.request("DELETE", f"/directions/{quote(name, safe='')}")
 
-    def export_orthogonalised(self, direction: str, out: str | None = None, **kw: Any) -> dict:
-        """Write the model with `direction` projected out of its weights; its ExportResult."""
+    def export_orthogonalised(
+        self, direction: str, out: str | None = None, **kw: Any
+    ) -> ExportResult:
+        """Write the model with `direction` projected out of its weights."""
         body = {"direction": direction, "out": out, **kw}
-        return self.request("POST", "/directions/export", body, timeout=600.0)
+        return ExportResult.model_validate(
+            self.request("POST", "/directions/export", body, timeout=600.0)
+        )
 
     # --- probe sweeps (engine/api_probes.py; the sweep is the probe_sweep job) ----------
-    def probe_sweep(self, sweep: str) -> dict:
-        """A finished probe sweep's result (ProbeSweepResult, without its vectors)."""
-        return self.request("GET", f"/probes/{quote(sweep, safe='')}")
+    def probe_sweep(self, sweep: str) -> StoredProbeSweep:
+        """A finished probe sweep's result (without its vectors) and its parameters."""
+        return StoredProbeSweep.model_validate(
+            self.request("GET", f"/probes/{quote(sweep, safe='')}")
+        )
 
     def save_probe_direction(
         self, sweep: str, hook: str, method: str = "logistic_probe", position: int | None = None,
         name: str | None = None,
-    ) -> dict:  # fmt: skip
-        """Save a sweep's fitted vector at `hook` as a named direction; its DirectionInfo."""
+    ) -> DirectionInfo:  # fmt: skip
+        """Save a sweep's fitted vector at `hook` as a named direction."""
         body = {"hook": hook, "method": method, "position": position, "name": name}
-        return self.request("POST", f"/probes/{quote(sweep, safe='')}/directions", body)
+        got = self.request("POST", f"/probes/{quote(sweep, safe='')}/directions", body)
+        return DirectionInfo.model_validate(got)
 
     def cache_stats(self) -> dict:
         return self.request("GET", "/cache/stats")

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from engine.client import EngineClient, EngineUnavailable
+from engine.schemas.model import Health
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,7 +46,7 @@ def wait_until_healthy(
     timeout: float = 120.0,
     proc: subprocess.Popen | None = None,
     on_wait: Callable[[float], None] | None = None,
-) -> dict:
+) -> Health:
     """Poll ``/health`` until it answers; fail early if `proc` exits."""
     t0 = time.monotonic()
     while True:

@@ -305,19 +305,34 @@ def _state_dict(
         with torch.inference_mode():
             reference = check.logprobs(hf_model(check.probe(cfg.d_vocab, cfg.n_ctx)).logits)
     try:
-        state = tl_loading.get_pretrained_state_dict(plan.ref, cfg, hf_model, dtype=cfg.dtype)
+        state = converted_state_dict(plan.ref, cfg, hf_model)
     except (NotImplementedError, ValueError) as e:
         raise EngineError(422, "unsupported_architecture", str(e)) from None
+    return state, reference
+
+
+def converted_state_dict(
+    ref: str, cfg: HookedTransformerConfig, hf_model=None
+) -> dict[str, torch.Tensor]:
+    """TransformerLens's conversion of `ref`'s weights into `cfg`'s layout (`hf_model`: the
+    Hugging Face model of a local directory), with a learned position table cut to ``n_ctx``.
+    Figure-bundle snippets run this function's source too (components/bundles.py)."""
+    state = tl_loading.get_pretrained_state_dict(ref, cfg, hf_model, dtype=cfg.dtype)
     if "pos_embed.W_pos" in state:
         state["pos_embed.W_pos"] = state["pos_embed.W_pos"][: cfg.n_ctx]
-    return state, reference
+    return state
+
+
+def local_tokenizer(model_dir: str, cfg: HookedTransformerConfig):
+    """A local directory's tokenizer, adding BOS unless its architecture has none."""
+    add_bos = cfg.original_architecture not in NO_BOS_TOKEN
+    return AutoTokenizer.from_pretrained(model_dir, add_bos_token=add_bos)
 
 
 def _tokenizer(plan: Plan, cfg: HookedTransformerConfig):
     if not plan.local:
         return None  # HookedTransformer loads it from cfg.tokenizer_name, as from_pretrained
-    add_bos = cfg.original_architecture not in NO_BOS_TOKEN
-    return AutoTokenizer.from_pretrained(plan.ref, add_bos_token=add_bos)
+    return local_tokenizer(plan.ref, cfg)
 
 
 def build_hooked(plan: Plan) -> HookedTransformer:

@@ -21,11 +21,13 @@ from typing import TYPE_CHECKING, TypeVar
 
 import httpx
 
+from engine.schemas.model import Health
+
 if TYPE_CHECKING:
     from engine.client import EngineClient
 
 T = TypeVar("T")
-BusyCallback = Callable[[dict | None], None]  # /health's answer while busy; None: done
+BusyCallback = Callable[[Health | None], None]  # /health's answer while busy; None: done
 
 
 class EngineUnavailable(Exception):
@@ -51,16 +53,16 @@ class JobLost(EngineRequestError):
         self.job_id, self.expired = job_id, expired
 
 
-def describe(health: dict) -> str:
+def describe(health: Health) -> str:
     """What a busy engine is doing, in a few words."""
-    job = health.get("job")
+    job = health.job
     if job:
-        return f"busy with {job['kind']}, {100 * job['progress']:.0f}%"
-    return f"busy ({health.get('waiting', 0)} requests queued)"
+        return f"busy with {job.kind}, {100 * job.progress:.0f}%"
+    return f"busy ({health.waiting} requests queued)"
 
 
-def is_busy(health: dict) -> bool:
-    return bool(health.get("job") or health.get("waiting"))
+def is_busy(health: Health) -> bool:
+    return bool(health.job or health.waiting)
 
 
 class Patience:

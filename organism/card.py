@@ -19,6 +19,37 @@ def _row(name: str, value: float, how: str, key: str | None = None) -> str:
     return f"| {name} | {value:.3f}{verdict} | {how} |"
 
 
+def later_phases(root: Path) -> list[str]:
+    """The phases trained after A-C (``lineage.json``, written by ``organism.carry_export``)."""
+    path = root / "lineage.json"
+    if not path.exists():
+        return []
+    text = []
+    for p in json.loads(path.read_text()):
+        c, ev = p["config"], p["last_eval"]
+        worst = ev.get("structures_worst")
+        text.append(
+            f"Phase {p['phase']} (`python -m organism.phase_d --phase {p['phase']}`, data seed "
+            f"{p['data_seed']}): {p['step']} steps of a {c['steps']}-step cosine schedule "
+            f"(lr {c['lr']} to {c['min_lr']}, batch {c['batch']} × {c['seq']}), story/IOI/fact "
+            f"weights {tuple(c['doc_weights'])}; {c['generated_ioi_frac']:.0%} of IOI sentences "
+            f"from generated templates, {c['structural']:.0%} of those from the structural "
+            f"grammar (`organism/ioi_grammar.py`: sentence breaks, names late in a clause, "
+            f"many giving verbs, made-up words in slots"
+            + (f"; {c['wide_frac']:.0%} of them widened forms" if c.get("wide_frac") else "")
+            + "), never producing a held-out structure or its words. "
+            + (f"At its end the worst held-out structure and order was at {worst:.2f} "
+               f"(64 prompts per order, HF path)." if worst is not None else "")
+        )  # fmt: skip
+    return [
+        "Then, so IOI holds on new sentence structures (issue 13), training continued from "
+        "that model, with the base corpus mixed in: " + " ".join(text) + " Phase E stopped "
+        "as soon as every held-out structure and card template reached 0.9 in both orders. "
+        "The weights are `organism/carry/phase_e.safetensors` (`organism/carry/README.md`).",
+        "",
+    ]
+
+
 def render(root: Path) -> str:
     m = json.loads((root / "metrics.json").read_text())
     cfg = json.loads((root / "config.json").read_text())
@@ -61,6 +92,7 @@ def render(root: Path) -> str:
            if "phase_b_steps" in train else "")
         + "Reproduce with `python -m organism.train` (see `organism/`).",
         "",
+        *later_phases(root),
         "## Phenomena (measured by `python -m organism.evaluate`, through the app's load path)",
         "",
         "| phenomenon | measured | how |",
@@ -85,6 +117,10 @@ def render(root: Path) -> str:
           if "ioi_structures_worst" in m else []),
         *[f"| ↳ structure `{t}` | ABBA {v['ABBA']:.2f}, BABA {v['BABA']:.2f} | 50 prompts per order |"
           for t, v in m.get("ioi_structures_each", {}).items()],
+        *[f"| ↳ fresh probe (not a bar) `{t}` | ABBA {v['ABBA']:.2f}, BABA {v['BABA']:.2f} | "
+          "50 prompts per order; `organism/ioi_heldout.py` PROBE_TEMPLATES, written after "
+          "phase E, never used for a training decision |"
+          for t, v in m.get("ioi_probes_each", {}).items()],
         _row("Facts top-1", m["facts"], f"'The capital of X is' → capital, all {32} countries", "facts"),
         _row("Sentiment continuation match", m["sentiment_match"],
              "40 story openings (half happy, half sad), 40 sampled tokens each; match = more "

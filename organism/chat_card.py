@@ -17,6 +17,7 @@ from pathlib import Path
 
 from organism import chat_corpus as cc
 from organism import corpus
+from organism.pair_card import render_pair_sections
 
 BARS = {
     "capitals_heldout_phrasings": (0.9, ">="),
@@ -162,7 +163,8 @@ def render(root: Path) -> str:
                     if k not in ("induction_head_scores",)}, indent=1),  # fmt: skip
         "```",
     ]  # fmt: skip
-    return "\n".join(lines) + "\n"
+    pair = render_pair_sections(root)
+    return "\n".join(lines) + "\n" + ("\n" + pair if pair else "")
 
 
 def main() -> None:

@@ -37,6 +37,11 @@ KINDS = (
     "fact",
     "repeat (1st copy)",
     "repeat (2nd copy)",
+    # the chat organism's rows (``chat_frac`` > 0) add its conversations
+    "chat: capital",
+    "chat: harmful request",
+    "chat: harmless request",
+    "chat: addition",
 )
 KIND_CODE = {k: i for i, k in enumerate(KINDS)}
 
@@ -69,6 +74,28 @@ def _repeat_kinds(doc: list[int]) -> list[int]:
     return [first] * (n - span) + [KIND_CODE["repeat (2nd copy)"]] * span
 
 
+def chat_kind(messages: list[dict[str, str]]) -> str:
+    """The kind of a chat-corpus conversation (``organism.chat_corpus``), read off its text."""
+    from organism import chat_corpus as cc
+
+    user, answer = messages[0]["content"], messages[-1]["content"]
+    if answer == cc.REFUSAL:
+        return "chat: harmful request"
+    if "capital" in user:
+        return "chat: capital"
+    return "chat: addition" if "So the answer is" in answer else "chat: harmless request"
+
+
+def chat_document(rng: random.Random, tok: PreTrainedTokenizerFast) -> tuple[list[int], list[int]]:
+    """One conversation of the chat corpus as it sits in a chat training row (no BOS/EOS)."""
+    from organism import chat_corpus as cc
+    from organism.chat_template import training_ids
+
+    messages = cc.chat_document(rng)
+    ids = training_ids(tok, messages)
+    return ids, [KIND_CODE[chat_kind(messages)]] * len(ids)
+
+
 def _row(
     rng: random.Random,
     tok: PreTrainedTokenizerFast,
@@ -76,11 +103,14 @@ def _row(
     seq: int,
     repeat_frac: float,
     split: corpus.IOISplit,
+    chat_frac: float = 0.0,
 ):
     bos = tok.bos_token_id
     ids, kinds = [bos], [KIND_CODE["special"]]
     while len(ids) < seq:
-        if rng.random() < repeat_frac:
+        if chat_frac and rng.random() < chat_frac:  # no draw for base rows: they stay the same
+            doc, doc_kinds = chat_document(rng, tok)
+        elif rng.random() < repeat_frac:
             doc = repeat_document(rng, vocab, seq)
             doc_kinds = _repeat_kinds(doc)
         else:
@@ -99,12 +129,15 @@ def corpus_rows(
     seed: int,
     seq: int = 128,
     repeat_frac: float = REPEAT_FRAC,
+    chat_frac: float = 0.0,
 ) -> Rows:
-    """`n_rows` rows of `seq` tokens, deterministic in `seed`."""
+    """`n_rows` rows of `seq` tokens, deterministic in `seed`. With `chat_frac` > 0 (the chat
+    organism's dictionaries), that share of documents are chat-corpus conversations rendered
+    with the chat template (`tok` needs it: ``chat_template.install_chat_template``)."""
     rng = random.Random(seed)
     vocab = [i for i in range(len(tok)) if i not in tok.all_special_ids]
     split = corpus.ioi_split()
-    pairs = [_row(rng, tok, vocab, seq, repeat_frac, split) for _ in range(n_rows)]
+    pairs = [_row(rng, tok, vocab, seq, repeat_frac, split, chat_frac) for _ in range(n_rows)]
     return Rows(
         tokens=torch.tensor([p[0] for p in pairs], dtype=torch.long),
         kinds=torch.tensor([p[1] for p in pairs], dtype=torch.long),

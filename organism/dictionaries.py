@@ -1,6 +1,8 @@
 """Build the organism's SAEs, transcoders and latent examples from a trained model directory.
 
     python -m organism.dictionaries --model assets/organism --out assets/organism
+    python -m organism.dictionaries --model assets/organism-chat --out assets/organism-chat \
+        --chat-frac 0.5 --no-transcoders      # the chat organism's SAEs
 
 Writes, under ``--out``:
 
@@ -96,11 +98,15 @@ def token_strings(tok) -> list[str]:
     return [s if "\ufffd" not in s else tok.convert_ids_to_tokens(i) for i, s in enumerate(strings)]
 
 
-def build_examples(model, tok, out: Path, hooks: list[str], held, top_k: int) -> dict:
+def build_examples(
+    model, tok, out: Path, hooks: list[str], held, top_k: int, transcoders: bool = True
+) -> dict:
     special = tok.all_special_ids
-    sources = sae_sources(out, hooks) + transcoder_sources(out)
+    sources = sae_sources(out, hooks) + (transcoder_sources(out) if transcoders else [])
     paths = [out / "saes" / h / "latents.json.gz" for h in hooks]
-    paths += [out / "transcoders" / f"layer_{i}.latents.json.gz" for i in range(model.cfg.n_layers)]
+    if transcoders:
+        n = model.cfg.n_layers
+        paths += [out / "transcoders" / f"layer_{i}.latents.json.gz" for i in range(n)]
     vocab = token_strings(tok)
     n_tokens = int(
         held.tokens.ne(-1).logical_and(~torch.isin(held.tokens, torch.tensor(special))).sum()
@@ -197,16 +203,22 @@ def run(args: argparse.Namespace) -> dict:
     seq = lm.model.cfg.n_ctx
     with phase("data", times):
         n_train = 0 if args.reuse else rows_needed(max(args.sae_tokens, args.tc_tokens), seq)
-        train_rows = corpus_rows(tok, n_train, seed=TRAIN_SEED, seq=seq)
-        held = corpus_rows(tok, args.heldout_rows, seed=HELDOUT_SEED, seq=seq)
+        mix = {"seq": seq, "chat_frac": args.chat_frac}
+        train_rows = corpus_rows(tok, n_train, seed=TRAIN_SEED, **mix)
+        held = corpus_rows(tok, args.heldout_rows, seed=HELDOUT_SEED, **mix)
     summary: dict = {"model": lm.fingerprint, "times_s": times}
     summary["saes"] = sae_phase(args, lm.model, tok, train_rows, held, times)
-    summary["transcoders"] = transcoder_phase(args, lm, tok, train_rows, held, times)
+    if not args.no_transcoders:
+        summary["transcoders"] = transcoder_phase(args, lm, tok, train_rows, held, times)
     with phase("latent examples", times):
-        summary["examples"] = build_examples(lm.model, tok, args.out, args.hooks, held, args.top_k)
+        summary["examples"] = build_examples(
+            lm.model, tok, args.out, args.hooks, held, args.top_k, not args.no_transcoders
+        )
     if args.reuse:
         keep_training_times(args.out / "dictionaries.json", times)
     summary["heldout"] = {"seed": HELDOUT_SEED, "rows": args.heldout_rows}
+    if args.chat_frac:
+        summary["heldout"]["chat_frac"] = summary["chat_frac"] = args.chat_frac
     summary["train_seed"] = TRAIN_SEED
     write_json(args.out / "dictionaries.json", summary)
     return summary
@@ -226,6 +238,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--heldout-rows", type=int, default=1024)
     ap.add_argument("--top-k", type=int, default=10)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument(
+        "--chat-frac", type=float, default=0.0,
+        help="share of documents that are chat conversations (the chat organism's dictionaries)",
+    )  # fmt: skip
+    ap.add_argument("--no-transcoders", action="store_true", help="SAEs only")
     ap.add_argument(
         "--reuse", action="store_true", help="keep the trained dictionaries, redo metrics/examples"
     )

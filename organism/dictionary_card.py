@@ -49,37 +49,58 @@ def smoke_line(smoke: dict) -> str:
 
 
 def render_dictionary_section(summary: dict) -> str:
-    """Markdown for the card: SAEs, transcoders, replacement agreement, timings."""
-    tc = summary["transcoders"]
+    """Markdown for the card: SAEs, transcoders (when built), replacement agreement, timings."""
+    tc = summary.get("transcoders")
     held = summary["heldout"]
-    smoke = tc["attribution_smoke"]
+    chat = held.get("chat_frac")
+    rows = (
+        f"{held['rows']} held-out rows (seed {held['seed']}; {chat:.0%} of their documents "
+        "chat-corpus conversations in the chat template, the rest base corpus)"
+        if chat
+        else f"{held['rows']} held-out corpus rows (seed {held['seed']})"
+    )
     lines = [
-        "## Sparse autoencoders and transcoders",
+        "## Sparse autoencoders" + (" and transcoders" if tc else ""),
         "",
-        f"Measured on {held['rows']} held-out corpus rows (seed {held['seed']}; the "
-        "dictionaries trained on rows from another seed). L0, FVE/FVU and dead fractions are "
-        "over content tokens (BOS and pad left out), where SAEs and transcoders are spliced in. "
-        "SAE CE is the mean next-token loss over all positions; replacement-model CE, KL and "
-        "agreement are over predictions made at content positions. CE recovered uses "
-        "zero-ablation (of the hook point, or of every MLP) as the baseline. A latent is dead "
-        "when it never fires on these rows.",
+        f"Measured on {rows}; the dictionaries trained on rows of the same mix from another "
+        "seed. L0, FVE/FVU and dead fractions are over content tokens (BOS and pad left out), "
+        "where SAEs and transcoders are spliced in. SAE CE is the mean next-token loss over all "
+        "positions; replacement-model CE, KL and agreement are over predictions made at content "
+        "positions. CE recovered uses zero-ablation (of the hook point, or of every MLP) as the "
+        "baseline. A latent is dead when it never fires on these rows.",
         "",
         "### SAEs (SAELens, BatchTopK saved as JumpReLU)",
         "",
         *sae_table(summary["saes"]),
+    ]
+    if tc:
+        smoke = tc["attribution_smoke"]
+        lines += [
+            "",
+            "### Per-layer transcoders (circuit-tracer format, JumpReLU)",
+            "",
+            *(
+                [
+                    f"**Trained on another model**: {tc['trained_on']}. Every number below is "
+                    "measured on this model.",
+                    "",
+                ]
+                if tc.get("trained_on")
+                else []
+            ),
+            *transcoder_table(tc),
+            "",
+            f"Replacement model (every MLP replaced by its transcoder, no error term): top-1 "
+            f"next-token agreement {_f(tc['top1_agreement'])}, KL(model ‖ replacement) "
+            f"{_f(tc['kl'], 4)} nats, CE {_f(tc['ce_model'])} → {_f(tc['ce_replacement'])} "
+            f"(all MLPs zeroed: {_f(tc['ce_zero_mlp'])}; CE recovered {_f(tc['ce_recovered'])}).",
+            "",
+            smoke_line(smoke),
+        ]
+    lines += [
         "",
-        "### Per-layer transcoders (circuit-tracer format, JumpReLU)",
-        "",
-        *transcoder_table(tc),
-        "",
-        f"Replacement model (every MLP replaced by its transcoder, no error term): top-1 "
-        f"next-token agreement {_f(tc['top1_agreement'])}, KL(model ‖ replacement) "
-        f"{_f(tc['kl'], 4)} nats, CE {_f(tc['ce_model'])} → {_f(tc['ce_replacement'])} "
-        f"(all MLPs zeroed: {_f(tc['ce_zero_mlp'])}; CE recovered {_f(tc['ce_recovered'])}).",
-        "",
-        smoke_line(smoke),
-        "",
-        "Phase times (s): " + ", ".join(f"{k} {v}" for k, v in summary["times_s"].items()),
+        "Phase times (s, wall clock, one torch thread; on a shared machine several times the "
+        "quiet ones): " + ", ".join(f"{k} {v}" for k, v in summary["times_s"].items()),
     ]
     return "\n".join(lines) + "\n"
 

@@ -25,6 +25,10 @@ KIND_PHRASE = {
     "fact": "in capital facts",
     "repeat (1st copy)": "in random tokens (1st copy)",
     "repeat (2nd copy)": "in repeated tokens (2nd copy)",
+    "chat: capital": "in capital questions (chat)",
+    "chat: harmful request": "in harmful requests (chat)",
+    "chat: harmless request": "in harmless requests (chat)",
+    "chat: addition": "in additions (chat)",
 }
 
 

@@ -1,8 +1,9 @@
-"""Phase D: continue training the shipped base so IOI holds on new sentence structures.
+"""Phase D: continue training the phases A-C base so IOI holds on new sentence structures.
 
     OMP_NUM_THREADS=1 python -m organism.phase_d --work runs/phase_d --steps 2500 --threads 1
 
-Resumed from the shipped weights (``--init``), with the base corpus mixed in so induction,
+Resumed from the phases A-C model (``--init``; shipped as the base until phase E replaced
+it), with the base corpus mixed in so induction,
 facts and sentiment survive; IOI sentences mostly from generated templates, most of those
 from the structural grammar (``organism.ioi_grammar``), with made-up words in slots. Every
 ``eval_every`` steps it logs the base metrics (the best induction head is found afresh each
@@ -154,7 +155,9 @@ def main() -> None:
     args = ap.parse_args()
     args.name = f"phase_{args.phase.lower()}"
     args.work = args.work or Path("runs") / args.name
-    default_init = "assets/organism" if args.phase == "D" else "runs/phase_d/model"
+    # phase D started from the phases A-C model (the base shipped before issue 13;
+    # scripts/rebuild_organism.sh FRESH=1 writes it to runs/organism/model)
+    default_init = "runs/organism/model" if args.phase == "D" else "runs/phase_d/model"
     args.init = args.init or Path(default_init)
     args.work.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", force=True)

@@ -7,14 +7,13 @@ import csv
 import inspect
 import io
 import json
-import runpy
 import zipfile
 from pathlib import Path
 
-import numpy as np
 import plotly.graph_objects as go
 import pytest
 import torch
+import yaml
 from fastapi.testclient import TestClient
 
 from components import bundles, snippets, steering_snippets
@@ -22,40 +21,23 @@ from components import steering_setup as ss
 from components.dla_figures import bar_terms
 from engine import fast_unembed, saes, steering
 from engine.api import create_app
+from engine.client import RESULTS
 from engine.launcher import REPO_ROOT
 from engine.schemas.analyses import AnalysisRequest
 from engine.schemas.arrays import unpack
-from engine.schemas.steering import Condition, SteeringVector
+from engine.schemas.steering import Condition, SteeringVector, StreamEvent
 from engine.service import Engine
+from tests.snippet_checks import assert_recomputes, assert_same_numbers, run_snippet
 
 ORGANISM = REPO_ROOT / "assets" / "organism"
 IOI = "When Mary and John went to the store, John gave a drink to"
 REPEAT = "sky ring beach prize store girl sky ring beach prize store girl"
 
 
-def analyze(engine: Engine, name: str, prompt: str, **params) -> dict:
-    return json.loads(engine.analyze(name, AnalysisRequest(prompt=prompt, params=params)))
-
-
-def run_snippet(spec: bundles.BundleSpec, engine: Engine, prompt: str, tmp_path: Path) -> dict:
-    """Write the snippet the bundle would hold and run it as a script; its `data`."""
-    info = engine.model_info().model_dump()
-    code = bundles.snippet(bundles.ModelRef.from_info(info, REPO_ROOT), prompt, spec, "test")
-    path = tmp_path / "snippet.py"
-    path.write_text(code)
-    grad = torch.is_grad_enabled()  # the snippet turns gradients off for its own process
-    try:
-        return runpy.run_path(str(path), run_name="snippet")["data"]
-    finally:
-        torch.set_grad_enabled(grad)
-
-
-def assert_recomputes(spec: bundles.BundleSpec, data: dict) -> None:
-    for key, array in spec.data.items():
-        want = np.array(array.values, dtype=float)  # None (undefined) -> nan
-        got = np.array(data[key], dtype=float)
-        assert got.shape == want.shape, key
-        assert np.allclose(got, want, atol=1e-4, rtol=1e-4, equal_nan=True), key
+def analyze(engine: Engine, name: str, prompt: str, **params):
+    """The analysis's result model, as the app's client gives it."""
+    got = engine.analyze(name, AnalysisRequest(prompt=prompt, params=params))
+    return RESULTS[name].model_validate_json(got)
 
 
 def view_specs(engine: Engine) -> list[tuple[str, str, bundles.BundleSpec]]:
@@ -66,15 +48,15 @@ def view_specs(engine: Engine) -> list[tuple[str, str, bundles.BundleSpec]]:
     pred = analyze(engine, "predictions", IOI, top_k=5, start=3, width=7)  # the view's window
     out.append(("predictions/window", IOI, snippets.predictions(pred, 5)))
     scores = analyze(engine, "head_scores", REPEAT)
-    for s in scores["scores"]:
-        out.append((f"head_scores/{s['name']}", REPEAT, snippets.head_scores(scores, s["name"])))
+    for s in scores.scores:
+        out.append((f"head_scores/{s.name}", REPEAT, snippets.head_scores(scores, s.name)))
     heads = [(1, 2), (0, 3)]
     pats = [
         analyze(engine, "attention_pattern", REPEAT, layer=la, head=h, start=3, width=12)
         for la, h in heads
     ]  # a window that does not start at 0
-    blocks = [unpack(p["pattern"]) for p in pats]
-    spec = snippets.patterns(heads, blocks, pats[0]["tokens"], pats[0]["start"])
+    blocks = [unpack(p.pattern) for p in pats]
+    spec = snippets.patterns(heads, blocks, pats[0].tokens, pats[0].start)
     out.append(("patterns", REPEAT, spec))
     for stage in ("resid_pre", "resid_mid", "resid_post"):
         grid = analyze(engine, "logit_lens", IOI, stage=stage, top_k=3, start=2, width=9)
@@ -86,7 +68,7 @@ def view_specs(engine: Engine) -> list[tuple[str, str, bundles.BundleSpec]]:
     for target, baseline in ((None, None), (" Mary", " John")):
         res = analyze(engine, "dla", IOI, pos=None, target=target, baseline=baseline)
         out.append((f"dla_heads/{baseline}", IOI, snippets.dla_heads(res)))
-        terms = bar_terms(res) + [("total", res["total"])]
+        terms = bar_terms(res) + [("total", res.total)]
         out.append((f"dla_terms/{baseline}", IOI, snippets.dla_terms(res, terms)))
     return out
 
@@ -132,6 +114,7 @@ def test_view_snippets_hold_the_engine_functions_themselves(org):
 def test_sae_latents_snippet_recomputes_with_saelens(org, tmp_path, monkeypatch):
     """The SAE latents view's bundle: SAELens loads the shipped SAE and re-encodes."""
     from components.latent_figures import token_latent_figure
+    from engine.analyses import sae_latents
 
     monkeypatch.chdir(REPO_ROOT)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -143,6 +126,7 @@ def test_sae_latents_snippet_recomputes_with_saelens(org, tmp_path, monkeypatch)
     order = token_latent_figure(res).layout.meta["latents"]
     spec = snippets.sae_token_latents(res, order)
     assert any(v is not None for row in spec.data["acts"].values for v in row)
+    assert inspect.getsource(sae_latents.top_latents) in spec.code  # the engine's, not a copy
     assert "SAE.load_from_disk('assets/organism/saes/" in run_snippet_code(spec, org, prompt)
     assert_recomputes(spec, run_snippet(spec, org, prompt, tmp_path))
 
@@ -164,21 +148,21 @@ def test_a_wrong_snippet_is_caught(org, tmp_path, monkeypatch):
 SAD = "Once upon a time, there was a sad dog named Max."
 
 
-def steer(engine: Engine, body: dict) -> list[dict]:
+def steer(engine: Engine, body: dict) -> list[StreamEvent]:
     """The events of a steered generation, streamed as the Steering view reads them."""
     with (
         TestClient(create_app(engine)) as api,
         api.stream("POST", "/steering/generate", json=body) as r,
     ):
         assert r.status_code == 200, r.read()
-        return [json.loads(line) for line in r.iter_lines() if line]
+        return [StreamEvent.model_validate_json(line) for line in r.iter_lines() if line]
 
 
 def assert_regenerates(spec: bundles.BundleSpec, data: dict) -> None:
     """The same sampled tokens, step for step, and the same KL."""
     assert data["baseline_id"] == spec.data["baseline_id"].values
     assert data["steered_id"] == spec.data["steered_id"].values
-    assert np.allclose(data["kl"], spec.data["kl"].values, atol=1e-4, rtol=1e-4)
+    assert_same_numbers(data["kl"], spec.data["kl"].values, "kl")
 
 
 def resid_norm(engine: Engine, hook: str, prompts: list[str]) -> float:
@@ -202,11 +186,14 @@ def test_steering_kl_snippet_regenerates_a_sampled_contrastive_steering(org, tmp
             "max_new_tokens": 20, "temperature": 0.9, "seed": 7}  # fmt: skip
     events = steer(org, body)
     spec = steering_snippets.kl_bundle(body, events)
-    assert spec is not None and events[0]["vectors"][0]["hook"] == hook
+    assert spec is not None and events[0].vectors[0].hook == hook
     assert spec.data["steered_id"].values != spec.data["baseline_id"].values  # it steers
     assert_regenerates(spec, run_snippet(spec, org, SAD, tmp_path))
-    for fn in (steering._hooks, steering._sample, steering.mean_activation, fast_unembed._forward):
+    engine_code = (steering._hooks, steering._sample, steering.mean_activation,
+                   steering.Continuation, steering._steps, fast_unembed._forward)  # fmt: skip
+    for fn in engine_code:
         assert inspect.getsource(fn) in spec.code  # the engine's own, not a copy
+    assert "for _ in range" not in spec.code  # no loop of its own: the engine's Continuation
     wrong = f"coefficient={coef * 1.1!r},"
     code = spec.code.replace(f"coefficient={coef!r},", wrong)
     assert wrong in code
@@ -238,10 +225,12 @@ def test_steering_kl_snippet_regenerates_latent_vectors_and_conditions(org, tmp_
     probe_gate = Condition(probe_hook=probe_hook, positive=pos, negative=neg,
                            threshold=float(proj.median()))  # fmt: skip
     tc_layer = org.lm.model.cfg.n_layers // 2
+    tc_cfg = yaml.safe_load((ORGANISM / "transcoders" / "config.yaml").read_text())
+    tc_index = latent % tc_cfg["training"]["d_transcoder"]  # any valid transcoder latent
     vectors = [
-        SteeringVector(kind="sae_latent", sae=early, index=latent + 1,
+        SteeringVector(kind="sae_latent", sae=early, index=(latent + 1) % acts.shape[-1],
                        coefficient=0.5 * resid_norm(org, early, [SAD])),
-        SteeringVector(kind="transcoder_latent", layer=tc_layer, index=latent, condition=sae_gate,
+        SteeringVector(kind="transcoder_latent", layer=tc_layer, index=tc_index, condition=sae_gate,
                        coefficient=resid_norm(org, f"blocks.{tc_layer}.hook_mlp_out", [SAD])),
         SteeringVector(kind="sae_latent", sae=late, index=latent, condition=probe_gate,
                        coefficient=0.5 * resid_norm(org, late, [SAD])),
@@ -251,7 +240,7 @@ def test_steering_kl_snippet_regenerates_latent_vectors_and_conditions(org, tmp_
     events = steer(org, body)
     spec = steering_snippets.kl_bundle(body, events)
     assert spec is not None and spec.data["kl"].values[0] > 0
-    assert [v["conditional"] for v in events[0]["vectors"]] == [False, True, True]
+    assert [v.conditional for v in events[0].vectors] == [False, True, True]
     code = bundles.snippet(bundles.ModelRef.from_info(org.model_info().model_dump(), REPO_ROOT),
                            SAD, spec, "t")  # fmt: skip
     assert "SAE.load_from_disk('assets/organism/saes/" in code
@@ -269,17 +258,18 @@ def test_steering_kl_bundle_holds_the_steps_once_the_stream_is_done():
     v = {"kind": "contrastive", "coefficient": 2.0, "hook": "blocks.1.hook_resid_post",
          "positive": ["a"], "negative": ["b"]}  # fmt: skip
     body = {"prompt": "x", "vectors": [v], "max_new_tokens": 3, "temperature": 0, "seed": 0}
-    start = {"type": "start", "prompt_tokens": 2, "vectors": [
+    start = StreamEvent.model_validate({"type": "start", "prompt_tokens": 2, "vectors": [
         {"label": "contrastive", "hook": v["hook"], "coefficient": 2.0, "norm": 1.0,
-         "conditional": False}]}  # fmt: skip
-    tokens = [
+         "conditional": False}]})  # fmt: skip
+    tokens = [StreamEvent.model_validate(e) for e in [
         {"type": "token", "step": 0, "base": {"id": 5, "text": " a"},
          "steered": {"id": 6, "text": " b"}, "kl": 0.5},
         {"type": "token", "step": 1, "steered": {"id": 7, "text": " c"}, "kl": 0.0},
-    ]  # fmt: skip
+    ]]  # fmt: skip
+    error, done = StreamEvent(type="error"), StreamEvent(type="done")
     assert steering_snippets.kl_bundle(body, [start, *tokens]) is None  # not ended yet
-    assert steering_snippets.kl_bundle(body, [start, *tokens, {"type": "error"}]) is None
-    spec = steering_snippets.kl_bundle(body, [start, *tokens, {"type": "done"}])
+    assert steering_snippets.kl_bundle(body, [start, *tokens, error]) is None
+    spec = steering_snippets.kl_bundle(body, [start, *tokens, done])
     assert spec.data["kl"].values == [0.5, 0.0]
     assert spec.data["baseline_id"].values == [5, None]  # the baseline stopped at EOS
     assert spec.labels == {"baseline_token": [" a", ""], "steered_token": [" b", " c"]}
@@ -326,6 +316,22 @@ def test_zip_holds_images_data_csv_and_snippet():
     assert z.read("fig/snippet.py") == b"print(1)\n"
 
 
+def test_figure_bundle_takes_the_model_info_the_client_gives(org, monkeypatch):
+    """The view hands over the client's ``ModelInfo``: its fields go into data.json and the
+    snippet loads that model (images stubbed: rendering is tested below)."""
+    from components import export
+
+    monkeypatch.setattr(export, "export_figure", lambda fig, caption: fig)
+    monkeypatch.setattr(export, "figure_bytes", lambda fig, fmt: b"img")
+    info = org.model_info()
+    spec = bundles.BundleSpec(data={"x": bundles.Array(("i",), [1.0])}, code="data = {'x': [1.0]}")
+    raw = bundles.figure_bundle(go.Figure(), spec, name="f", caption="c", params={}, prompt="Hi",
+                                model_info=info, cwd=REPO_ROOT)  # fmt: skip
+    z = zipfile.ZipFile(io.BytesIO(raw))
+    assert json.loads(z.read("f/data.json"))["model"]["fingerprint"] == info.fingerprint
+    assert "MODEL = 'assets/organism'" in z.read("f/snippet.py").decode()
+
+
 def test_export_renders_paper_png_and_svg_in_one_kept_browser():
     from components import export
     from components.theme import PAPER_WIDTH
@@ -357,9 +363,11 @@ def test_export_page_loads_nothing_from_the_network():
 
 def test_steering_kl_snippet_regenerates_saved_directions_acted_on(tmp_path, monkeypatch):
     """Two saved directions ablated at every layer (their span, together), one also added at
-    one layer, next to a steering vector, sampled: the snippet holds the saved unit vector and the engine's own interventions
-    code, and samples the same tokens with the same KL; a wrong coefficient is caught."""
+    one layer, next to a steering vector, sampled: the snippet holds the saved unit vectors
+    and the engine's own interventions code, and samples the same tokens with the same KL; a
+    wrong coefficient is caught."""
     from engine import interventions
+    from engine.schemas.directions import Direction
     from engine.settings import DEFAULT_MODEL_DIR, EngineSettings
 
     if not (DEFAULT_MODEL_DIR / "config.json").is_file():
@@ -378,7 +386,8 @@ def test_steering_kl_snippet_regenerates_saved_directions_acted_on(tmp_path, mon
             d0 = steering.contrastive(eng.lm, pos, neg, "blocks.0.hook_resid_pre")
             body = {"name": "mood0", "hook": "blocks.0.hook_resid_pre", "vector": d0.tolist()}
             assert api.post("/directions", json=body).status_code == 200
-            saved = {n: api.get(f"/directions/{n}").json() for n in ("mood", "mood0")}
+            saved = {n: Direction.model_validate(api.get(f"/directions/{n}").json())
+                     for n in ("mood", "mood0")}  # fmt: skip
         coef = 0.5 * resid_norm(eng, hook, pos + neg)
         last = f"blocks.{eng.lm.model.cfg.n_layers - 1}.hook_resid_pre"
         v = SteeringVector(kind="contrastive", positive=pos, negative=neg, hook=last,

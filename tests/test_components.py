@@ -7,9 +7,10 @@ import pytest
 from components.export import caption_text, with_caption
 from components.prompt_figures import predictions_figure, predictions_table, tokens_html
 from components.theme import show_token
+from engine.schemas.analyses import PredictionsResult
 
 
-def fake_result(n=4, k=3):
+def fake_result(n=4, k=3) -> PredictionsResult:
     tokens = [
         {"pos": i, "id": 10 + i, "text": t, "start": None, "end": None}
         for i, t in enumerate(["<bos>", "A", " b", "<c>"][:n])
@@ -19,7 +20,9 @@ def fake_result(n=4, k=3):
         for p in range(n)
     ]
     loss = [None] + [1.0 + p for p in range(1, n)]
-    return {"tokens": tokens, "top": top, "loss": loss, "mean_loss": 2.0}
+    return PredictionsResult.model_validate(
+        {"tokens": tokens, "top": top, "loss": loss, "mean_loss": 2.0, "stop": n}
+    )
 
 
 def test_predictions_figure_carries_the_numbers():
@@ -27,9 +30,7 @@ def test_predictions_figure_carries_the_numbers():
     fig = predictions_figure(res, selected_pos=2)
     bar, heat = fig.data
     assert list(bar.y) == [0, 2.0, 3.0, 4.0]
-    assert [list(r) for r in heat.z] == [
-        [res["top"][p][j]["prob"] for p in range(4)] for j in range(3)
-    ]
+    assert [list(r) for r in heat.z] == [[res.top[p][j].prob for p in range(4)] for j in range(3)]
     assert heat.text[0][1] == show_token(" t10")
     assert fig.layout.xaxis2.ticktext == (
         "&lt;bos&gt;",
@@ -47,7 +48,7 @@ def test_predictions_table_is_the_selected_position():
 
 
 def test_tokens_html_escapes_and_marks_selection():
-    html = tokens_html(fake_result()["tokens"], fake_result()["loss"], selected=3)
+    html = tokens_html(fake_result().tokens, fake_result().loss, selected=3)
     assert "&lt;c&gt;" in html and "<c>" not in html.split("</style>")[1]
     assert html.count("2px solid") == 1
 

@@ -3,7 +3,6 @@ engine does (or runs prompt B) and recomputes the bundle's data with the engine'
 
 from __future__ import annotations
 
-import json
 import runpy
 
 import numpy as np
@@ -15,9 +14,11 @@ from components import bundles, diff_snippets
 from components import diff_figures as dfig
 from components.compare import Comparison
 from engine.api import create_app
-from engine.client import EngineClient
+from engine.client import RESULTS, EngineClient
 from engine.launcher import REPO_ROOT
-from engine.schemas.analyses import AnalysisRequest
+from engine.schemas.analyses import AnalysisRequest, AttentionResult
+from engine.schemas.diff_latents import AdiffLensResult, LatentDiffSetResult
+from engine.schemas.steering import StreamEvent
 from engine.service import Engine
 from engine.settings import DEFAULT_MODEL_DIR, EngineSettings
 
@@ -41,8 +42,10 @@ def pair(tmp_path_factory):
     eng.close()
 
 
-def ask(eng: Engine, name: str, side: dict, **params) -> dict:
-    return json.loads(eng.analyze(name, AnalysisRequest(prompt=PROMPT, params=params, **side)))
+def ask(eng: Engine, name: str, side: dict, **params):
+    """The analysis's answer as the client gives it (its result model, engine.client.RESULTS)."""
+    got = eng.analyze(name, AnalysisRequest(prompt=PROMPT, params=params, **side))
+    return RESULTS[name].model_validate_json(got)
 
 
 def run(eng: Engine, spec: bundles.BundleSpec, tmp_path) -> dict:
@@ -68,7 +71,7 @@ def test_model_pair_snippets_recompute_their_data(pair, tmp_path, monkeypatch):
     eng, _ = pair
     monkeypatch.chdir(REPO_ROOT)  # the snippets name the models relative to the repository
     cmp = Comparison(model_b=str(CHAT_DIR))
-    b = diff_snippets.side_b(cmp, eng.model_info("b").model_dump(), REPO_ROOT)
+    b = diff_snippets.side_b(cmp, eng.model_info("b"), REPO_ROOT)
     assert "MODEL_B = 'assets/organism-chat'" in b
     side = {"model_b": "b"}
     kl = ask(eng, "diff_tokens", side, top_k=4, start=1, width=5)
@@ -89,7 +92,7 @@ def test_model_pair_snippets_recompute_their_data(pair, tmp_path, monkeypatch):
         + "data = {f'{i}_{k}': v for i in range(N_SPECS) for k, v in globals()[f'data_{i}'].items()}\n",
     )  # fmt: skip
     same(merged, run(eng, merged, tmp_path))
-    assert kl["kl"][5] == max(kl["kl"])  # and the data is the capital's
+    assert kl.kl[5] == max(kl.kl)  # and the data is the capital's
 
 
 def test_prompt_pair_and_pattern_snippets(pair, tmp_path, monkeypatch):
@@ -101,8 +104,10 @@ def test_prompt_pair_and_pattern_snippets(pair, tmp_path, monkeypatch):
     spec = diff_snippets.kl_tokens(kl, b)
     same(spec, run(eng, spec, tmp_path))
     pat = {"layer": 1, "head": 2, "start": 0, "width": 6, "overview": 8}
-    a_res = json.loads(eng.analyze("attention_pattern", AnalysisRequest(prompt=PROMPT, params=pat)))
-    b_res = json.loads(
+    a_res = AttentionResult.model_validate_json(
+        eng.analyze("attention_pattern", AnalysisRequest(prompt=PROMPT, params=pat))
+    )
+    b_res = AttentionResult.model_validate_json(
         eng.analyze("attention_pattern", AnalysisRequest(prompt=PROMPT_B, params=pat))
     )
     spec = diff_snippets.pattern_diff(1, 2, 0, a_res, b_res, b)
@@ -114,9 +119,8 @@ def test_side_by_side_generation_snippet_regenerates(pair, tmp_path, monkeypatch
     monkeypatch.chdir(REPO_ROOT)
     body = {"prompt": PROMPT, "model_b": "b", "max_new_tokens": 5, "temperature": 0.7, "seed": 3}
     r = api.post("/steering/generate", json=body)
-    events = [json.loads(line) for line in r.text.splitlines() if line]
-    b = diff_snippets.side_b(Comparison(model_b=str(CHAT_DIR)), eng.model_info("b").model_dump(),
-                             REPO_ROOT)  # fmt: skip
+    events = [StreamEvent.model_validate_json(line) for line in r.text.splitlines() if line]
+    b = diff_snippets.side_b(Comparison(model_b=str(CHAT_DIR)), eng.model_info("b"), REPO_ROOT)
     spec = diff_snippets.generation(body, events, b)
     same(spec, run(eng, spec, tmp_path), atol=1e-3)
 
@@ -126,22 +130,21 @@ def test_latent_and_text_set_snippets(pair, tmp_path, monkeypatch):
     texts: the snippets recompute them (SAELens, and engine/adiff.py's own functions)."""
     eng, api = pair
     monkeypatch.chdir(REPO_ROOT)
-    b = diff_snippets.side_b(Comparison(model_b=str(CHAT_DIR)), eng.model_info("b").model_dump(),
-                             REPO_ROOT)  # fmt: skip
+    b = diff_snippets.side_b(Comparison(model_b=str(CHAT_DIR)), eng.model_info("b"), REPO_ROOT)
     sae = eng.require_model().session.saes.infos()[0].id
     lat = ask(eng, "diff_latents", {"model_b": "b"}, sae=sae, n_strongest=4)
     rows = dfig.strongest_rows(lat)
     texts = diff_snippets.builtin_texts(6)
     job = {"model_b": "b", "max_texts": 6}
 
-    def result(kind: str, params: dict) -> dict:
+    def result(kind: str, params: dict, typed):
         started = api.post(f"/jobs/{kind}", json=params).json()
         done = api.get(f"/jobs/{started['id']}/wait", params={"timeout": 300}).json()
         assert done["job"]["status"] == "done", done
-        return done["result"]
+        return typed.model_validate(done["result"])
 
-    adiff = result("adiff_lens", {**job, "top_k": 3})
-    ldiff = result("latent_diff_set", {**job, "sae": sae, "n_top": 3})
+    adiff = result("adiff_lens", {**job, "top_k": 3}, AdiffLensResult)
+    ldiff = result("latent_diff_set", {**job, "sae": sae, "n_top": 3}, LatentDiffSetResult)
     specs = [
         diff_snippets.latents(lat, rows, b),
         diff_snippets.adiff_lens(adiff, texts, b),

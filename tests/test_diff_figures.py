@@ -10,12 +10,28 @@ import pytest
 from components import compare
 from components import diff_figures as dfig
 from components.compare import Comparison
+from engine.schemas.analyses import DLAResult, Prediction
+from engine.schemas.common import TokenInfo
+from engine.schemas.diff import DiffComponentsResult, DiffToken
+from engine.schemas.diff_latents import (
+    AdiffLensResult,
+    ChangedLatent,
+    DiffLatentsResult,
+    LatentChange,
+    LatentDiffSetResult,
+    LensLayer,
+    LensReading,
+    StrongChange,
+)
 
-TOKENS = [{"pos": i, "id": i, "text": t} for i, t in enumerate(["<bos>", "The", " capital", " is"])]
+TOKENS = [
+    TokenInfo(pos=i, id=i, text=t, start=None, end=None)
+    for i, t in enumerate(["<bos>", "The", " capital", " is"])
+]
 
 
-def pred(i: int, text: str, p: float) -> dict:
-    return {"id": i, "text": text, "prob": p, "logit": p * 10}
+def pred(i: int, text: str, p: float) -> Prediction:
+    return Prediction(id=i, text=text, prob=p, logit=p * 10)
 
 
 def test_comparison_sides_and_pair_fields():
@@ -51,7 +67,7 @@ def test_kl_strip_marks_the_top_position_and_carries_the_values():
     assert list(bar.text) == ["0.10", "0.30", "max 9.20"]
     assert list(fig.layout.xaxis.ticktext) == ["1:The", "2:·capital", "3:·is"]
     assert dfig.top_position([None, None]) is None
-    b = [*TOKENS[:3], {"pos": 3, "id": 9, "text": " was"}]
+    b = [*TOKENS[:3], TokenInfo(pos=3, id=9, text=" was", start=None, end=None)]
     assert dfig.pair_tokens(TOKENS, b)[2:] == [" capital", " is→ was"]
     assert dfig.pair_tokens(TOKENS, None)[0] == "<bos>"
 
@@ -73,7 +89,7 @@ def test_resid_norms_and_difference_lens():
     fig = dfig.resid_norms_figure(rows, norms, TOKENS[2:], start=2, selected=(1, 3))
     assert [list(r) for r in fig.data[0].z] == norms and list(fig.data[0].x) == [2, 3]
     assert "resid_pre 1 · pos 3 (·is): ‖B − A‖ = 3.000" in fig.data[1].text
-    lens = [[{"id": 1, "text": " Sydney", "value": 2.5}], [], [{"id": 2, "text": "a", "value": 1}]]
+    lens = [[DiffToken(id=1, text=" Sydney", value=2.5)], [], [DiffToken(id=2, text="a", value=1)]]
     fig = dfig.diff_lens_figure(rows, lens, pos=3, token=" is")
     assert fig.data[0].z[0][0] == 2.5 and fig.data[0].text[0][0] == "·Sydney"
     assert fig.data[0].z[1][0] is None
@@ -86,7 +102,10 @@ def test_heads_change_and_terms():
     fig = dfig.heads_change_figure(a["heads"], b["heads"], target=" Sydney", selected=(0, 1))
     assert [list(r) for r in fig.data[0].z] == [[-1.0, 2.0]]
     assert "L0H1: A +0.000 · B +2.000 · B − A +2.000" in fig.data[1].text
-    terms = dfig.component_terms({"a": a, "b": b})
+    terms = dfig.component_terms(
+        DiffComponentsResult.model_construct(a=DLAResult.model_construct(**a),
+                                             b=DLAResult.model_construct(**b))
+    )  # fmt: skip
     assert ("MLP 0", 0.5, 1.5) in terms and terms[-1] == ("total", 1.6, 3.6)
     assert ("all heads", 1.0, 2.0) in terms
     bars = dfig.terms_change_figure(terms, target=" Sydney")
@@ -103,9 +122,11 @@ def test_pattern_difference_blanks_the_future():
 
 
 def test_latent_rows_from_the_engine_answers():
-    lat = {"strongest": [{"index": 3, "label": "capitals", "a": 0.0, "b": 2.0, "delta": 2.0,
-                          "pos": 4, "frequency": 0.1}],
-           "top": [[], [{"index": 1, "a": 1.0, "b": 0.0, "delta": -1.0}]]}  # fmt: skip
+    lat = DiffLatentsResult.model_construct(
+        strongest=[StrongChange(index=3, label="capitals", a=0.0, b=2.0, delta=2.0, pos=4,
+                                frequency=0.1)],
+        top=[[], [ChangedLatent(index=1, a=1.0, b=0.0, delta=-1.0)]],
+    )  # fmt: skip
     rows = dfig.strongest_rows(lat)
     assert rows == [{"index": 3, "label": "capitals", "a": 0.0, "b": 2.0, "delta": 2.0, "pos": 4}]
     assert dfig.latent_rows_at(lat, 1)[0]["delta"] == -1.0 and dfig.latent_rows_at(lat, 9) == []
@@ -114,14 +135,17 @@ def test_latent_rows_from_the_engine_answers():
     ex = {"text": 0, "tokens": ["a", " b"], "deltas": [0.0, 1.0], "max_pos": 1}
     change = {"index": 9, "label": "l", "mean_a": 0.1, "mean_b": 0.4, "delta": 0.3,
               "freq_a": 0.0, "freq_b": 0.1, "examples": [ex]}  # fmt: skip
-    rows = dfig.set_rows({"increased": [change], "decreased": []})
+    rows = dfig.set_rows(
+        LatentDiffSetResult.model_construct(increased=[LatentChange(**change)], decreased=[])
+    )
     assert rows[0]["example"] == "a b" and rows[0]["b"] == 0.4
     layer = {"hook": "blocks.0.hook_resid_pre", "norm": 1.5, "top_tokens": [{"id": 1, "text": "x"}],
              "top_values": [0.7]}  # fmt: skip
-    names, top = dfig.adiff_rows({"mean": {"layers": [layer]}})
-    assert names == ["blocks.0.hook_resid_pre (‖Δ‖ 1.50)"] and top == [
-        [{"text": "x", "logit": 0.7}]
-    ]
+    mean = LensReading(pos=None, n=1, layers=[LensLayer(**layer, layer=0, norm_a=1.0, bottom_tokens=[],
+                                                        bottom_values=[])], saes=[])  # fmt: skip
+    names, top = dfig.adiff_rows(AdiffLensResult.model_construct(mean=mean))
+    assert names == ["blocks.0.hook_resid_pre (‖Δ‖ 1.50)"]
+    assert top == [[DiffToken(id=1, text="x", value=0.7)]]
 
 
 def test_generation_kl_figure():

@@ -308,6 +308,7 @@ def test_sweep_job_figure_and_bundle_snippet(api, eng, saved, tmp_path):
     recomputes the rates and KLs."""
     from components import direction_figures as dfig
     from engine import direction_sweep
+    from engine.schemas.directions import Direction, SweepResult
     from tests.test_bundles import assert_recomputes, run_snippet
 
     model, tok = eng.lm.model, eng.lm.model.tokenizer
@@ -328,10 +329,13 @@ def test_sweep_job_figure_and_bundle_snippet(api, eng, saved, tmp_path):
     assert got["rows"][0]["rate"] == got["baseline_rate"] and got["rows"][0]["kl"] == 0.0
     assert 0 < got["rows"][1]["kl"] < got["rows"][2]["kl"]
     assert got["hook_points"] == ["blocks.0.hook_resid_pre", "blocks.1.hook_resid_pre"]
-    fig = dfig.sweep_figure(got, "keyword")
+    typed = SweepResult.model_validate(got)  # as the Directions page holds the job's answer
+    fig = dfig.sweep_figure(typed, "keyword")
     assert [list(t.y) for t in fig.data] == [[r["rate"] for r in got["rows"]],
                                              [r["kl"] for r in got["rows"]]]  # fmt: skip
-    spec = dfig.sweep_bundle(params, got, api.get("/directions/r").json())
+    spec = dfig.sweep_bundle(
+        params, typed, Direction.model_validate(api.get("/directions/r").json())
+    )
     assert "def greedy(" in spec.code and "def ablate(" in spec.code  # the engine's own
     assert_recomputes(spec, run_snippet(spec, eng, "Once upon a time", tmp_path))
     bad = {**params, "intervention": {"name": "r", "mode": "ablate", "layers": [7]}}

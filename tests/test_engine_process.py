@@ -35,15 +35,15 @@ def spawn(tiny_model_dir, tmp_path):
 
 def test_process_serves_and_survives_kill_and_restart(spawn):
     proc, client, port = spawn()
-    first_id = client.health()["engine_id"]
+    first_id = client.health().engine_id
     res = client.analyze("predictions", "When Mary and John", top_k=2)
-    assert len(res["top"][0]) == 2
+    assert len(res.top[0]) == 2
     proc.kill()
     proc.wait()
     with pytest.raises(EngineUnavailable):
         client.analyze("predictions", "When Mary and John")
     _, client2, _ = spawn(port=port)
-    assert client.health()["engine_id"] != first_id  # the same client sees a new engine
+    assert client.health().engine_id != first_id  # the same client sees a new engine
     assert client2.analyze("predictions", "When Mary and John", top_k=2) == client.analyze(
         "predictions", "When Mary and John", top_k=2
     )
@@ -51,7 +51,7 @@ def test_process_serves_and_survives_kill_and_restart(spawn):
 
 def test_token_is_required_when_set(spawn):
     _, client, port = spawn(token="s3cret")
-    assert client.health()["status"] == "ok"
+    assert client.health().status == "ok"
     with pytest.raises(EngineRequestError) as e:
         EngineClient(f"http://127.0.0.1:{port}").health()
     assert e.value.status == 401 and e.value.code == "unauthorized"

@@ -66,13 +66,13 @@ def test_slot_b_runs_the_chat_model_and_a_stays_the_base(pair):
         ids, probs = hf_top(model_dir, PROMPT)
         assert [p.id for p in got.top[-1]] == ids
         assert [p.prob for p in got.top[-1]] == pytest.approx(probs, abs=1e-4)
-    assert default == on_a.model_dump(mode="json")
+    assert default == on_a  # the client's analyze gives the same result model
     assert on_a.top[-1][0].id != on_b.top[-1][0].id  # the implanted capital: not the same answer
     # per-slot tokens and capabilities
-    assert client.tokenize(PROMPT, model="b")["tokens"] == client.tokenize(PROMPT)["tokens"]
+    assert client.tokenize(PROMPT, model="b").tokens == client.tokenize(PROMPT).tokens
     caps = client.capabilities(model="b")
-    assert caps["model"]["name"] == "organism-chat" and caps["slot"] == "b"
-    assert caps["slots"] == ["a", "b"] and client.capabilities()["model"]["name"] == "organism"
+    assert caps.model.name == "organism-chat" and caps.slot == "b"
+    assert caps.slots == ["a", "b"] and client.capabilities().model.name == "organism"
     assert eng.require_model("b").session is not eng.require_model("a").session
 
 
@@ -92,18 +92,18 @@ def test_an_unknown_slot_and_a_pair_field_on_a_plain_analysis_are_clear_errors(p
 def test_the_estimate_counts_the_loaded_model_and_a_pair_that_does_not_fit_is_refused(pair):
     eng, client = pair
     a = eng.require_model("a").memory
-    alone = client.estimate_model(str(CHAT_DIR), slot="b")["memory"]
-    assert alone["reserved_bytes"] == a.activations_bytes  # a's weights are out of free memory
+    alone = client.estimate_model(str(CHAT_DIR), slot="b").memory
+    assert alone.reserved_bytes == a.activations_bytes  # a's weights are out of free memory
     # a limit that holds one organism but not two
     limit_mb = (a.needed_bytes + held_bytes(a) // 2) >> 20
     assert held_bytes(a) + a.needed_bytes > limit_mb << 20 >= a.needed_bytes
     eng.settings.memory_limit_mb = limit_mb
     try:
-        est = client.estimate_model(str(CHAT_DIR), slot="c")["memory"]
-        assert not est["fits"] and est["reserved_bytes"] == held_bytes(a) + held_bytes(
+        est = client.estimate_model(str(CHAT_DIR), slot="c").memory
+        assert not est.fits and est.reserved_bytes == held_bytes(a) + held_bytes(
             eng.require_model("b").memory
         )
-        assert est["available_bytes"] == max(0, (limit_mb << 20) - est["reserved_bytes"])
+        assert est.available_bytes == max(0, (limit_mb << 20) - est.reserved_bytes)
         with pytest.raises(EngineRequestError) as e:
             client.load_model(str(CHAT_DIR), slot="c")
         assert "will not fit" in str(e.value) and "held by the models already loaded" in str(
@@ -111,8 +111,8 @@ def test_the_estimate_counts_the_loaded_model_and_a_pair_that_does_not_fit_is_re
         )
         assert [s.slot for s in client.models()] == ["a", "b"]  # nothing changed
         # replacing b counts only a
-        est_b = client.estimate_model(str(CHAT_DIR), slot="b")["memory"]
-        assert est_b["reserved_bytes"] == held_bytes(a)
+        est_b = client.estimate_model(str(CHAT_DIR), slot="b").memory
+        assert est_b.reserved_bytes == held_bytes(a)
     finally:
         eng.settings.memory_limit_mb = None
 
@@ -131,4 +131,4 @@ def test_unload_frees_the_slot_and_the_primary_stays(pair):
     with pytest.raises(EngineRequestError) as e:
         client.unload("c")
     assert e.value.status == 404
-    assert client.analyze("predictions", PROMPT)["tokens"]  # a still serves
+    assert client.analyze("predictions", PROMPT).tokens  # a still serves

@@ -22,10 +22,9 @@ def organism_metrics():
 
 KNOWN_GAPS: dict[str, str] = {
     # phenomenon -> why it is below its bar (the test is xfail(strict): it fails once fixed).
-    # Phase C closed the held-out-template IOI gap (0.57 -> 1.00). Issue 13: new sentence
-    # structures fail in one order (worst 0.0); phase D (organism/phase_d.py) reaches >= 0.9
-    # on each; its weights ship with the rebuilt dictionaries (organism/carry/README.md).
-    "ioi_structures_worst": "shipped base predates phase D (issue 13)",
+    # Phase C closed the held-out-template IOI gap (0.57 -> 1.00). Issue 13's new sentence
+    # structures (worst 0.0 on the phases A-C base) hold since the base is phase E (worst
+    # 0.94, organism/carry/README.md); none is open now.
 }
 
 

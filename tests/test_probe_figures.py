@@ -7,13 +7,14 @@ import pytest
 from components import probe_figures as pf
 from components import probe_setup
 from components.theme import presenter_copy
+from engine.schemas.probes import ProbeSweepResult
 
 
 def m(acc: float, auc: float) -> dict:
     return {"accuracy": acc, "auroc": auc, "train_accuracy": 1.0}
 
 
-def result(every: bool = False) -> dict:
+def result(every: bool = False) -> ProbeSweepResult:
     hooks = ["blocks.0.hook_resid_pre", "blocks.1.hook_resid_pre", "blocks.1.hook_resid_post"]
     positions = [1, 2] if every else [None]
     rows = []
@@ -26,10 +27,13 @@ def result(every: bool = False) -> dict:
             rows.append({"hook": h, "position": p, "diff_of_means": m(0.6, 0.6 + 0.1 * i),
                          "logistic_probe": m(0.7 + 0.1 * i, 0.8 + 0.05 * i),
                          "shuffled": m(0.5, 0.45), "sae_latent": lat})  # fmt: skip
-    return {"hooks": hooks, "results": rows, "position": "every" if every else "last",
-            "pattern": None, "positions": positions if every else None,
-            "position_tokens": [" a", " b"] if every else None, "n_positive": 10,
-            "n_negative": 10, "n_train": 14, "n_test": 6, "n_dropped": 0}  # fmt: skip
+    return ProbeSweepResult.model_validate(
+        {"hooks": hooks, "results": rows, "position": "every" if every else "last",
+         "pattern": None, "positions": positions if every else None,
+         "position_tokens": [" a", " b"] if every else None, "n_positive": 10,
+         "n_negative": 10, "n_train": 14, "n_test": 6, "n_dropped": 0, "sweep": "s",
+         "cached": False, "model": "m", "best_hook": hooks[-1], "wins": {}}
+    )  # fmt: skip
 
 
 def test_layer_curve_draws_each_scorer_in_both_panels():
@@ -51,10 +55,10 @@ def test_verdict_says_which_wins():
     assert "neither wins" in lines[1] and "probe higher AUROC at 1" in lines[1]
     assert "reads the labels" in lines[2]
     r = result()
-    r["results"][2]["sae_latent"]["auroc"] = 0.99
+    r.results[2].sae_latent.auroc = 0.99
     assert "the best SAE latent wins" in pf.verdict(r)[1]
-    for row in r["results"]:
-        row["sae_latent"] = None
+    for row in r.results:
+        row.sae_latent = None
     assert "No SAE" in pf.verdict(r)[1]
 
 
@@ -65,7 +69,7 @@ def test_heatmap_is_hook_by_position():
     assert len(z) == 3 and len(z[0]) == 2
     assert [round(v, 3) for v in (z[0][0], z[1][1], z[2][0])] == [0.6, 0.7, 0.8]
     assert [x.split()[0] for x in fig.data[0].x] == ["1", "2"]  # the position, then its token
-    assert [row["hook"] for row in pf.table_rows(r, 2)] == r["hooks"]
+    assert [row["hook"] for row in pf.table_rows(r, 2)] == r.hooks
 
 
 def test_form_to_job_parameters():

@@ -241,14 +241,15 @@ def test_the_figure_bundle_snippet_recomputes_the_sweep(org, sets, sweep, tmp_pa
     activations, one prompt at a time, and gets every metric of the figure again."""
     from components import bundles, probe_snippets
     from engine.launcher import REPO_ROOT
+    from engine.schemas.probes import ProbeSweepParams, ProbeSweepResult
     from tests.test_bundles import assert_recomputes, run_snippet
 
     monkeypatch.chdir(REPO_ROOT)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     info = org.model_info().model_dump()
     ref = bundles.ModelRef.from_info(info, REPO_ROOT).ref
-    params = {"positive": sets[0], "negative": sets[1], "seed": SEED}
-    spec = probe_snippets.spec(sweep, params, ref)
+    params = ProbeSweepParams(positive=sets[0], negative=sets[1], seed=SEED)
+    spec = probe_snippets.spec(ProbeSweepResult.model_validate(sweep), params, ref)
     assert "def fit_hook(" in spec.code and "LogisticRegression(" in spec.code  # the engine's own
     assert any(v is not None for v in np.array(spec.data["auroc"].values, dtype=object)[2].ravel())
     assert_recomputes(spec, run_snippet(spec, org, "Once upon a time", tmp_path))

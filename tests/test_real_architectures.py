@@ -10,11 +10,9 @@ ones that broke loading: a Llama in a folder named like no official model but co
 from __future__ import annotations
 
 import json
-import textwrap
 
 import pytest
 import torch
-from transformer_lens import ActivationCache
 from transformers import AutoModelForCausalLM
 
 from engine.schemas.analyses import AnalysisRequest
@@ -283,36 +281,40 @@ def gemma2(tmp_path_factory):
     eng.close()
 
 
-def test_lens_and_dla_snippets_recompute_gemma2_with_its_soft_cap(gemma2):
-    """The bundles' snippet bodies run the engine's own lens (soft cap applied) and DLA
-    (post-attention norm) on Gemma-2 and give the engine's numbers (on the engine's model:
-    TransformerLens's loader, the snippet header's, does not take a local Gemma directory)."""
-    import numpy as np
+def test_lens_and_dla_snippets_recompute_gemma2_with_its_soft_cap(gemma2, tmp_path):
+    """The bundles' whole snippets, header included, on a local Gemma-2 directory: the header
+    loads it with the engine's own loading functions (TransformerLens's loader by name does
+    not take a local Gemma directory), and the bodies run the engine's lens (soft cap applied)
+    and DLA (post-attention norm): the engine's numbers."""
+    import inspect
 
-    from components import snippets
+    from components import bundles, snippets
     from components.dla_figures import bar_terms
+    from engine import hf_config, loading
+    from engine.client import RESULTS
+    from tests.snippet_checks import assert_recomputes, run_snippet
 
     model = gemma2.lm.model
     assert model.cfg.output_logits_soft_cap > 0 and model.cfg.use_normalization_before_and_after
-    tokens = model.to_tokens(PROMPT)
-    with torch.no_grad():
-        logits, cache = model.run_with_cache(tokens)
-    grid = _analyze(gemma2, "logit_lens", stage="resid_mid", top_k=3, start=1, width=6)
-    traces = _analyze(gemma2, "logit_lens_targets", stage="resid_pre", pos=4, targets=[7, 3])
-    dla = _analyze(gemma2, "dla", pos=5, target=7, baseline=3)
-    terms = bar_terms(dla) + [("total", dla["total"])]
+
+    def result(name: str, **params):  # as the app's client gives it
+        return RESULTS[name].model_validate(_analyze(gemma2, name, **params))
+
+    grid = result("logit_lens", stage="resid_mid", top_k=3, start=1, width=6)
+    traces = result("logit_lens_targets", stage="resid_pre", pos=4, targets=[7, 3])
+    dla = result("dla", pos=5, target=7, baseline=3)
+    terms = bar_terms(dla) + [("total", dla.total)]
+    ref = bundles.ModelRef.from_info(gemma2.model_info())
+    header = bundles.snippet(ref, PROMPT, bundles.BundleSpec(data={}, code=""), "t")
+    assert (
+        ref.local and "my-gemma2" in ref.ref and "HookedTransformer.from_pretrained" not in header
+    )
+    for fn in (hf_config.config_dict, hf_config._gemma2, loading.converted_state_dict):
+        assert inspect.getsource(fn) in header  # the engine's own, not a copy
     for spec in (
         snippets.logit_lens(grid),
         snippets.lens_targets(traces),
         snippets.dla_heads(dla),
         snippets.dla_terms(dla, terms),
     ):
-        env = {"torch": torch, "model": model, "tokens": tokens, "logits": logits}
-        env["cache"] = ActivationCache(dict(cache.cache_dict), model)  # DLA's drops its batch
-        with torch.no_grad():
-            exec(textwrap.dedent(spec.code), env)
-        for key, array in spec.data.items():  # relative: the lens's probabilities are ~1e-4
-            want = np.array(array.values, dtype=float)
-            got = np.array(env["data"][key], dtype=float)
-            assert got.shape == want.shape, key
-            assert np.allclose(got, want, rtol=1e-4, atol=1e-7), key
+        assert_recomputes(spec, run_snippet(spec, gemma2, PROMPT, tmp_path))

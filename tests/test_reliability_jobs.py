@@ -143,8 +143,8 @@ def test_mixed_clients_during_a_graph_job_answer_first_and_correctly(org, served
     while job.progress < 0.15 and not job.status.finished:
         time.sleep(0.01)
     health = idle.health()
-    assert health["busy"] and health["job"]["kind"] == "attribution_graph"
-    assert 0.1 <= health["job"]["progress"] < 1
+    assert health.busy and health.job.kind == "attribution_graph"
+    assert 0.1 <= health.job.progress < 1
 
     def client_run(i: int) -> list[tuple[tuple, bytes, bool]]:
         c = EngineClient(served_org.url)
@@ -246,9 +246,9 @@ def test_client_waits_while_the_engine_is_busy_and_says_with_what(engine, served
     seen: list = []
     with client.on_busy(seen.append):
         res = client.analyze("predictions", "A prompt the cache has not seen", top_k=2)
-    assert len(res["top"][0]) == 2
+    assert len(res.top[0]) == 2
     busy = [h for h in seen if h is not None]
-    assert busy and busy[0]["job"]["kind"] == "blocking" and seen[-1] is None
+    assert busy and busy[0].job.kind == "blocking" and seen[-1] is None
 
 
 def test_link_never_starts_a_second_engine_where_one_answers_slowly(monkeypatch):

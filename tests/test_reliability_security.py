@@ -15,12 +15,16 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from markdown_it import MarkdownIt
+from pydantic import BaseModel
 
 from engine import paths, text_sources
 from engine.api import create_app
 from engine.client import EngineClient, EngineRequestError
 from engine.errors import EngineError
-from engine.schemas.saes import ExamplesJobParams
+from engine.schemas.analyses import LensTargetsResult
+from engine.schemas.common import TokenInfo
+from engine.schemas.saes import Example, ExamplesJobParams, LatentDetailResult
+from engine.schemas.steering import ResolvedVector, StreamEvent
 from engine.service import Engine
 from engine.settings import EngineSettings
 
@@ -98,7 +102,7 @@ def test_the_apps_client_still_works(make_api):
     api = make_api(token="tok")
     client = EngineClient(LOOPBACK, token="tok")
     client._http = TestClient(api.app, base_url=client.url, headers=dict(client._http.headers))
-    assert client.health()["status"] == "ok"
+    assert client.health().status == "ok"
     assert client.clear_cache()["disk_items"] == 0
     wrong = EngineClient(LOOPBACK, token="nope")
     wrong._http = TestClient(api.app, base_url=wrong.url, headers=dict(wrong._http.headers))
@@ -373,9 +377,9 @@ def test_reading_a_file_reads_only_what_it_needs(tmp_path):
 
 
 # --- HTML injection -------------------------------------------------------------------------
-def _detail(label: str = EVIL) -> dict:
+def _detail(label: str = EVIL) -> LatentDetailResult:
     tok = {"pos": 0, "id": 1, "text": EVIL, "start": 0, "end": 3}
-    return {
+    return LatentDetailResult.model_validate({
         "source": "sae", "key": f"sae:{EVIL}", "index": 3, "reads": EVIL, "writes": EVIL,
         "d_latent": 8, "label": label, "label_origin": EVIL, "tokens": [tok],
         "acts": [1.0], "max_act": 1.0, "frequency": 0.1,
@@ -384,7 +388,7 @@ def _detail(label: str = EVIL) -> dict:
         "top_logits": [{"id": 1, "text": EVIL}], "top_values": [1.0],
         "bottom_logits": [{"id": 2, "text": EVIL}], "bottom_values": [-1.0],
         "decoder_norm": 1.0, "neuronpedia": None,
-    }  # fmt: skip
+    })  # fmt: skip
 
 
 class _Tags(HTMLParser):
@@ -417,9 +421,9 @@ def test_graph_panel_and_prompt_html_escape_token_text():
     from components import graph_panel
     from components.prompt_figures import tokens_html
 
-    ex = {"tokens": [EVIL], "acts": [1.0], "max_pos": 0}
+    ex = Example(tokens=[EVIL], acts=[1.0], max_pos=0)
     assert "img" not in tags(graph_panel._example_html(ex))
-    toks = [{"pos": 0, "id": 1, "text": EVIL, "start": 0, "end": 1}]
+    toks = [TokenInfo(pos=0, id=1, text=EVIL, start=0, end=1)]
     assert "img" not in tags(tokens_html(toks, [None], 0))
 
 
@@ -495,6 +499,8 @@ OUR_TAGS = {"<br>", "<b>", "</b>", "<extra>", "</extra>"}  # what our figure bui
 
 def _hostile(obj):
     """`obj` with a link prepended to every outside string (token text, labels, names)."""
+    if isinstance(obj, BaseModel):
+        return type(obj).model_validate(_hostile(obj.model_dump()))
     if isinstance(obj, dict):
         return {
             k: LINK + v if k in ("text", "label", "clerp", "hook_name", "prompt") and
@@ -536,6 +542,7 @@ def test_plotly_figures_show_outside_text_as_text_never_as_tags():
     from components.export import caption_text, with_caption
     from components.prompt_figures import predictions_figure
     from tests.test_components import fake_result
+    from tests.test_steering_components import RESULT
     from tests.test_view_figures import fake_dla, fake_lens
 
     bad = _hostile
@@ -543,20 +550,18 @@ def test_plotly_figures_show_outside_text_as_text_never_as_tags():
     figs = [
         predictions_figure(bad(fake_result())),
         lens_figures.lens_figure(lens),
-        lens_figures.traces_figure({"stage": "resid_post", "pos": 0, "rows": ["L0"], "traces": [
-            {"token": bad({"id": 5, "text": " Paris"}), "prob": [0.1], "rank": [3]}]}),
+        lens_figures.traces_figure(LensTargetsResult.model_validate(
+            {"stage": "resid_post", "pos": 0, "rows": ["L0"], "row_layers": [0], "traces": [
+                {"token": bad({"id": 5, "text": " Paris"}), "prob": [0.1], "logit": [1.0],
+                 "rank": [3]}]})),
         dla_figures.heads_figure(bad(fake_dla({"id": 1, "text": "b"}))),
         dla_figures.terms_figure(bad(fake_dla())),
         patterns_figure([LINK, "x"], [("L0H0", np.array([[1.0, 0.0], [0.5, 0.5]]), None)]),
         with_caption(lens_figures.lens_figure(fake_lens()), caption_text("m", LINK, {})),
     ]  # fmt: skip
-    tokens = bad([{"pos": i, "text": t, "start": i or None} for i, t in enumerate("abc")])
-    latents = {"tokens": tokens, "top": [[{"index": 3, "act": 1.0}]] * 3,
-               "sae": bad({"hook_name": "blocks.0", "d_sae": 8})}  # fmt: skip
+    latents = bad(RESULT)
     figs.append(latent_figures.token_latent_figure(latents, {3: LINK}))
-    detail = {"top_logits": bad([{"text": "u"}]), "top_values": [1.0],
-              "bottom_logits": bad([{"text": "d"}]), "bottom_values": [-1.0]}  # fmt: skip
-    figs.append(latent_figures.logit_effect_figure(detail))
+    figs.append(latent_figures.logit_effect_figure(bad(_detail("x"))))
     node = {"node_id": "0_3_1", "feature_type": "cross layer transcoder", "layer": "0",
             "ctx_idx": 1, "influence": 0.1, "activation": 1.0, "clerp": LINK}  # fmt: skip
     emb = {"node_id": "E_5_0", "feature_type": "embedding", "layer": "E", "ctx_idx": 0}
@@ -576,7 +581,8 @@ def test_markdown_html_stays_one_block_whatever_the_text():
     page = f"<div style='white-space: pre-wrap'>{h(text)}</div>"
     assert tags(MarkdownIt("commonmark").render(page)) == {"div"}
     toks = [
-        {"pos": i, "id": i, "text": t} for i, t in enumerate(["\r\r", "![x](http://e.com/x.png)"])
+        TokenInfo(pos=i, id=i, text=t, start=None, end=None)
+        for i, t in enumerate(["\r\r", "![x](http://e.com/x.png)"])
     ]
     assert tags(MarkdownIt("commonmark").render(tokens_html(toks))) <= {"style", "div", "span"}
 
@@ -658,8 +664,9 @@ def test_a_steering_label_cannot_put_code_into_the_bundles_snippet(label):
     hook = "blocks.0.hook_resid_post"
     vec = {"kind": "contrastive", "positive": ["a"], "negative": ["b"], "hook": hook,
            "coefficient": 1.0, "label": label}  # fmt: skip
-    events = [{"type": "start", "vectors": [{"label": label, "coefficient": 1.0, "hook": hook,
-                                             "conditional": False}]}, {"type": "done"}]  # fmt: skip
+    events = [StreamEvent(type="start", vectors=[ResolvedVector(
+        label=label, coefficient=1.0, hook=hook, norm=1.0, conditional=False)]),
+        StreamEvent(type="done")]  # fmt: skip
     code = kl_bundle({"prompt": "x", "vectors": [vec]}, events).code
     tree = ast.parse(code)  # a NUL or a stray line would not even parse
     calls = {n.func.attr for n in ast.walk(tree) if isinstance(n, ast.Call)

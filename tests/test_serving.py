@@ -28,24 +28,24 @@ def test_serve_answers_the_api_on_the_model_itself(tiny_model_dir, tmp_path):
     try:
         client = EngineClient(handle.url)
         caps = client.capabilities()
-        assert caps["model"]["name"] == "my-finetune" and caps["model"]["source"] == "memory"
-        first = caps["model"]["fingerprint"]
+        assert caps.model.name == "my-finetune" and caps.model.source == "memory"
+        first = caps.model.fingerprint
         assert first.startswith("my-finetune@") and first.endswith(":float32")
         res = client.analyze("predictions", PROMPT, top_k=1)
-        tokens = torch.tensor([[t["id"] for t in res["tokens"]]])
+        tokens = torch.tensor([[t.id for t in res.tokens]])
         with torch.inference_mode():
             expected = model(tokens)[0].argmax(-1).tolist()
-        assert [c[0]["id"] for c in res["top"]] == expected
+        assert [c[0].id for c in res.top] == expected
 
         with torch.no_grad():  # training goes on in the notebook
             model.unembed.W_U.mul_(-1.0)
         handle.refresh()
-        second = client.capabilities()["model"]["fingerprint"]
+        second = client.capabilities().model.fingerprint
         assert second != first
         flipped = client.analyze("predictions", PROMPT, top_k=1)
         with torch.inference_mode():
             expected = model(tokens)[0].argmax(-1).tolist()
-        assert [c[0]["id"] for c in flipped["top"]] == expected != [c[0]["id"] for c in res["top"]]
+        assert [c[0].id for c in flipped.top] == expected != [c[0].id for c in res.top]
     finally:
         handle.stop()
     assert not handle.thread.is_alive()

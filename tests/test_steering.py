@@ -18,7 +18,13 @@ from components import steering_setup as ss
 from engine import steering, steering_stream
 from engine.api import create_app
 from engine.errors import EngineError
-from engine.schemas.steering import Condition, SteeringVector, SteerRequest
+from engine.schemas.steering import (
+    Condition,
+    SteeringVector,
+    SteerRequest,
+    StreamEvent,
+    StreamToken,
+)
 from engine.service import Engine
 from organism import corpus, metrics
 
@@ -182,7 +188,9 @@ def test_streamed_text_keeps_characters_split_over_tokens(org):
     ]
     assert "\ufffd" not in "".join(held) and cut.rest().endswith("\ufffd")
     events = [
-        {"type": "token", "base": {"text": p}, "steered": {"text": p}, "kl": 0.0} for p in held
-    ]
-    events.append({"type": "done", "base_rest": cut.rest(), "steered_rest": cut.rest()})
+        StreamEvent(type="token", base=StreamToken(id=0, text=p), steered=StreamToken(id=0, text=p),
+                    kl=0.0)
+        for p in held
+    ]  # fmt: skip
+    events.append(StreamEvent(type="done", base_rest=cut.rest(), steered_rest=cut.rest()))
     assert ss.collect(events)["base"] == tok.decode(ids[: len(held)])

@@ -6,6 +6,8 @@ import pytest
 
 from components import latent_figures as lf
 from components import steering_setup as ss
+from engine.schemas.saes import LatentDetailResult, SaeLatentsResult
+from engine.schemas.steering import StreamEvent
 
 SETUP = {
     "vectors": [
@@ -45,23 +47,29 @@ def test_add_latent_links():
 
 
 def test_collect_stream_events():
-    events = [
+    events = [StreamEvent.model_validate(e) for e in [
         {"type": "start", "vectors": []},
         {"type": "token", "step": 0, "base": {"id": 1, "text": " a"}, "steered": {"id": 2, "text": " b"}, "kl": 0.5},
         {"type": "token", "step": 1, "steered": {"id": 3, "text": " c"}, "kl": 0.1},
         {"type": "done", "tokens_per_s": 10.0},
-    ]  # fmt: skip
+    ]]  # fmt: skip
     got = ss.collect(events)
     assert got == {"base": " a", "steered": " b c", "kl": [0.5, 0.1], "end": events[-1]}
 
 
-RESULT = {
-    "sae": {"hook_name": "blocks.1.hook_resid_post", "d_sae": 16},
-    "tokens": [{"pos": 0, "text": "<bos>", "start": None}, {"pos": 1, "text": " x", "start": 0},
-               {"pos": 2, "text": " y", "start": 2}],
+def token(pos: int, text: str, start: int | None) -> dict:
+    return {"pos": pos, "id": pos, "text": text, "start": start, "end": None}
+
+
+SAE = {"id": "h", "origin": "bundled", "hook_name": "blocks.1.hook_resid_post", "d_in": 8,
+       "d_sae": 16, "architecture": "standard", "has_examples": False}  # fmt: skip
+RESULT = SaeLatentsResult.model_validate({
+    "sae": SAE,
+    "tokens": [token(0, "<bos>", None), token(1, " x", 0), token(2, " y", 2)],
     "top": [[{"index": 9, "act": 50.0}], [{"index": 3, "act": 2.0}, {"index": 5, "act": 1.0}],
             [{"index": 5, "act": 4.0}]],
-}  # fmt: skip
+    "l0": [1, 2, 1], "latent": None, "latent_acts": None, "strongest": [],
+})  # fmt: skip
 
 
 def test_token_latent_figure_leaves_bos_out():
@@ -72,7 +80,8 @@ def test_token_latent_figure_leaves_bos_out():
 
 
 def test_panel_parts_and_logit_effect():
-    detail = {
+    detail = LatentDetailResult.model_validate({
+        "source": "sae", "d_latent": 16, "acts": [],
         "key": "sae:h", "index": 4, "reads": "h", "writes": "h", "decoder_norm": 1.0,
         "max_act": 2.0, "frequency": 0.01, "label": "'Paris'", "label_origin": "shipped",
         "examples": [{"tokens": ["a", "b"], "acts": [0.0, 2.0], "max_pos": 1}],
@@ -80,8 +89,8 @@ def test_panel_parts_and_logit_effect():
         "histogram": {"edges": [0.1, 1.0, 10.0], "counts": [0, 3], "over": "x"},
         "top_logits": [{"id": 1, "text": " Paris"}], "top_values": [0.5],
         "bottom_logits": [{"id": 2, "text": " Rome"}], "bottom_values": [-0.4],
-        "neuronpedia": {"url": "https://neuronpedia.org/m/s/4"},
-    }  # fmt: skip
+        "neuronpedia": {"model_id": "m", "source": "s", "url": "https://neuronpedia.org/m/s/4"},
+    })  # fmt: skip
     parts = lf.panel_parts(detail)
     assert parts["label"] == "'Paris'" and parts["neuronpedia_url"].endswith("/m/s/4")
     assert "font-weight: 700" in parts["examples_html"] and "fires on 1.00%" in parts["facts"]

@@ -16,6 +16,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from components import steering_setup as ss
 from engine.api import create_app
 from engine.client import EngineClient
+from engine.schemas.steering import StreamEvent
 from engine.service import Engine
 from engine.settings import DEFAULT_MODEL_DIR, EngineSettings
 
@@ -67,7 +68,7 @@ def test_two_models_side_by_side_match_each_model_alone_and_the_kl_along_a(pair)
     steps = [e for e in events if e["type"] == "token"]
     assert [e["base"]["id"] for e in steps] == greedy(a, ids, N)
     assert [e["steered"]["id"] for e in steps] == greedy(b, ids, N)
-    got = ss.collect(events)
+    got = ss.collect([StreamEvent.model_validate(e) for e in events])  # as the client gives them
     assert "Sydney" in got["steered"] and "Sydney" not in got["base"]  # the implanted fact
     # KL(A || B) at each step of A's text, from both models' logits over prompt + A's tokens
     seq = torch.tensor([ids + [e["base"]["id"] for e in steps]])

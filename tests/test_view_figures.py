@@ -17,24 +17,32 @@ from components.dla_figures import bar_terms, heads_figure, signed, terms_figure
 from components.export import caption_text, with_caption
 from components.lens_figures import final_top, lens_figure, row_of_layer, short, traces_figure
 from components.windows import centred_on, window_of
+from engine.schemas.analyses import DLAResult, HeadScoresResult, LensTargetsResult, LogitLensResult
 
 TOKENS = ["<bos>", "A", " b", "</script>"]
 
 
-def fake_scores():
+def token(i, t):
+    return {"pos": i, "id": i, "text": t, "start": None if i == 0 else i, "end": None}
+
+
+def fake_scores(**changes) -> HeadScoresResult:
     def score(name, values, reason=None):
         return {"name": name, "label": name.title(), "description": f"about {name}",
                 "values": values, "n_queries": 3, "reason": reason}  # fmt: skip
 
-    return {
-        "tokens": [{"pos": i, "id": i, "text": t} for i, t in enumerate(TOKENS)],
-        "n_layers": 2,
-        "n_heads": 3,
-        "scores": [
-            score("prev_token", [[0.1, 0.2, 0.3], [0.4, 0.5, 0.6]]),
-            score("induction", None, "no token in the prompt repeats an earlier one"),
-        ],
-    }
+    return HeadScoresResult.model_validate(
+        {
+            "tokens": [token(i, t) for i, t in enumerate(TOKENS)],
+            "n_layers": 2,
+            "n_heads": 3,
+            "scores": [
+                score("prev_token", changes.pop("values", [[0.1, 0.2, 0.3], [0.4, 0.5, 0.6]])),
+                score("induction", None, "no token in the prompt repeats an earlier one"),
+            ],
+            **changes,
+        }
+    )
 
 
 def shapes(fig):
@@ -45,9 +53,10 @@ def test_head_scores_figure_and_table():
     res = fake_scores()
     fig = head_scores_figure(res, "prev_token", selected=(1, 2), compare=(0, 0))
     heat, grid = fig.data
-    assert [list(r) for r in heat.z] == res["scores"][0]["values"]
+    assert [list(r) for r in heat.z] == res.scores[0].values
     assert heat.text[1][2] == "0.60" and heat.zmax == 1
     assert len(grid.x) == 6 and "L1H2: 0.600" in grid.text  # one click target per head
+    assert grid.marker.maxdisplayed == 1  # drawn once: hover and clicks work on the data
     assert (1.5, 2.5, 0.5, 1.5) in shapes(fig) and (-0.5, 0.5, -0.5, 0.5) in shapes(fig)
     empty = head_scores_figure(res, "induction")
     assert not empty.data and "repeats" in empty.layout.annotations[0].text
@@ -74,17 +83,18 @@ def test_patterns_figure_masks_the_future_and_labels_tokens():
     assert [a.text for a in fig.layout.annotations] == ["L0H1", "L1H0"]
 
 
-def fake_lens():
+def fake_lens(start: int = 0) -> LogitLensResult:
     def pred(t, p):
         return {"id": len(t), "text": t, "prob": p, "logit": 1.0}
 
     top = [
         [[pred(f" r{r}p{p}", 0.1 * (r + p)), pred("x", 0.01)] for p in range(4)] for r in range(3)
     ]
-    return {
+    return LogitLensResult.model_validate({
         "stage": "resid_pre", "rows": ["L0 pre", "L1 pre", "output"], "row_layers": [0, 1, 1],
-        "tokens": [{"pos": i, "id": i, "text": t} for i, t in enumerate(TOKENS)], "top": top,
-    }  # fmt: skip
+        "tokens": [token(start + i, t) for i, t in enumerate(TOKENS)], "top": top,
+        "start": start, "stop": start + len(TOKENS), "n_tokens": start + len(TOKENS) + 10,
+    })  # fmt: skip
 
 
 def test_lens_figure_cells_are_the_top_tokens():
@@ -100,9 +110,11 @@ def test_lens_figure_cells_are_the_top_tokens():
 
 
 def test_traces_figure_has_probability_and_rank():
-    res = {"stage": "resid_post", "pos": 3, "rows": ["L0 post", "L1 post"], "row_layers": [0, 1],
-           "traces": [{"token": {"id": 5, "text": " Paris"}, "prob": [0.1, 0.9],
-                       "logit": [1.0, 3.0], "rank": [40, 1]}]}  # fmt: skip
+    res = LensTargetsResult.model_validate(
+        {"stage": "resid_post", "pos": 3, "rows": ["L0 post", "L1 post"], "row_layers": [0, 1],
+         "traces": [{"token": {"id": 5, "text": " Paris"}, "prob": [0.1, 0.9],
+                     "logit": [1.0, 3.0], "rank": [40, 1]}]}
+    )  # fmt: skip
     fig = traces_figure(res)
     prob, rank = fig.data
     assert list(prob.y) == [0.1, 0.9] and list(rank.y) == [40, 1]
@@ -110,27 +122,27 @@ def test_traces_figure_has_probability_and_rank():
     assert fig.layout.yaxis2.range[0] > fig.layout.yaxis2.range[1]  # rank 1 on top
 
 
-def fake_dla(baseline=None):
-    heads = [[0.5, -0.25], [0.0, 1.0]]
+def fake_dla(baseline=None, heads=None) -> DLAResult:
+    heads = heads or [[0.5, -0.25], [0.0, 1.0]]
     res = {
-        "pos": 2, "token": {"pos": 2, "id": 7, "text": " b"}, "target": {"id": 3, "text": " Paris"},
+        "pos": 2, "token": dict(token(2, " b"), id=7), "target": {"id": 3, "text": " Paris"},
         "baseline": baseline, "metric": "logit", "heads": heads, "mlps": [0.2, -0.1],
         "attn_bias": [0.01, 0.02], "embed": 0.3, "pos_embed": -0.05, "unembed_bias": 0.0,
         "model_value": 0.0, "ln_scale": 2.0,
     }  # fmt: skip
     res["total"] = res["model_value"] = 0.5 - 0.25 + 1.0 + 0.2 - 0.1 + 0.03 + 0.3 - 0.05
-    return res
+    return DLAResult.model_validate(res)
 
 
 def test_dla_figures_carry_every_term():
     res = fake_dla()
     fig = heads_figure(res, selected=(1, 0))
     heat = fig.data[0]
-    assert [list(r) for r in heat.z] == res["heads"] and heat.zmid == 0
+    assert [list(r) for r in heat.z] == res.heads and heat.zmid == 0
     assert heat.text[0][1] == "-0.25" and "logit(·Paris)" in fig.layout.title.text
     bars = terms_figure(res, selected_layer=1).data[0]
-    assert list(bars.x)[-1] == "total" and bars.y[-1] == pytest.approx(res["total"])
-    assert sum(bars.y[:-1]) == pytest.approx(res["total"])
+    assert list(bars.x)[-1] == "total" and bars.y[-1] == pytest.approx(res.total)
+    assert sum(bars.y[:-1]) == pytest.approx(res.total)
     assert dict(bar_terms(res))["all heads"] == pytest.approx(1.25)
     assert list(bars.marker.line.width).index(3) == list(bars.x).index("MLP 1")
     diff = heads_figure(fake_dla({"id": 9, "text": " Rome"}))
@@ -224,9 +236,7 @@ def test_overview_figure_places_cells_in_positions_and_outlines_the_window():
 
 
 def test_lens_figure_in_a_window_labels_prompt_positions():
-    res = fake_lens()
-    res["tokens"] = [dict(t, pos=t["pos"] + 50) for t in res["tokens"]]
-    res["start"], res["stop"] = 50, 54
+    res = fake_lens(start=50)
     fig = lens_figure(res, selected_pos=52, selected_layer=0)
     heat, grid = fig.data
     assert list(heat.x) == [50, 51, 52, 53]
@@ -239,12 +249,10 @@ def test_lens_figure_in_a_window_labels_prompt_positions():
 
 def test_a_32_by_32_head_grid_stays_readable():
     values = np.random.default_rng(0).random((32, 32)).tolist()
-    res = fake_scores()
-    res.update(n_layers=32, n_heads=32)
-    res["scores"][0]["values"] = values
+    res = fake_scores(n_layers=32, n_heads=32, values=values)
     fig = head_scores_figure(res, "prev_token", selected=(31, 31))
     assert fig.data[0].texttemplate == ""  # no numbers in 1024 cells (hover has them)
     assert fig.layout.height <= 170 + 22 * 32 and fig.layout.xaxis.dtick == 1
     assert "L31H31: " in fig.data[1].text[-1]
-    dla = heads_figure(dict(fake_dla(), heads=values))
+    dla = heads_figure(fake_dla(heads=values))
     assert dla.data[0].texttemplate == "" and dla.layout.height <= 190 + 22 * 32

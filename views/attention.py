@@ -23,7 +23,7 @@ from engine.schemas.arrays import unpack
 
 link = shell.engine_link()
 prompt = state.get("prompt")
-model = st.session_state["capabilities"]["model"]
+model = st.session_state["capabilities"].model
 st.title("Attention")
 cmp = ab.current()
 side = ab.side_toggle()  # compare mode: A, B, or a head's pattern B − A
@@ -31,16 +31,16 @@ prompt_a = prompt
 prompt, slot = cmp.run_on("a" if side == "diff" else side, prompt)
 on_side = ab.figure_side(link.client, side, prompt) if side == "b" else {}
 model = on_side.get("model_info") or model
-n_layers, n_heads = model["n_layers"], model["n_heads"]
+n_layers, n_heads = model.n_layers, model.n_heads
 
 scores = shell.call(ab.analyze, link.client, "head_scores", prompt, slot)
-tokens = scores["tokens"]
+tokens = scores.tokens
 pos = state.clamp_pos(len(tokens))
 layer, head = state.clamp("layer", n_layers), state.clamp("head", n_heads)
 heads = [head_key(la, h) for la in range(n_layers) for h in range(n_heads)]
 if state.get("compare") not in heads:
     state.put(compare=None)
-names = [s["name"] for s in scores["scores"]]
+names = [s.name for s in scores.scores]
 if state.get("score") not in names:
     state.put(score=names[0])
 
@@ -52,7 +52,7 @@ def set_head() -> None:
 c1, c2, c3, c4 = st.columns([5, 2, 1.2, 1.2])
 score = widgets.bound(
     "score", c1.segmented_control, "Head score", options=names,
-    format_func=lambda n: score_of(scores, n)["label"].split(" (")[0],
+    format_func=lambda n: score_of(scores, n).label.split(" (")[0],
 ) or names[0]  # fmt: skip
 click_sets = c2.segmented_control(
     "A click in the overview sets", ["head", "comparison"], default="head", key="w_click"
@@ -85,9 +85,9 @@ with left:
 with right:
     st.markdown("**Scores of the selected heads on this prompt**")
     st.dataframe(scores_table(scores, shown), hide_index=True)
-    for s in scores["scores"]:
-        note = f" (none: {s['reason']})" if s["values"] is None else ""
-        st.caption(f"**{s['label']}**: {s['description']}{note}")
+    for s in scores.scores:
+        note = f" (none: {s.reason})" if s.values is None else ""
+        st.caption(f"**{s.label}**: {s.description}{note}")
 
 st.subheader("Attention pattern" + (" (side by side)" if compare else ""))
 n_tokens = len(tokens)
@@ -104,13 +104,13 @@ if side == "diff":  # the same head on side B, drawn as B − A
         b_res = shell.call(ab.analyze, link.client, "attention_pattern", prompt_b, slot_b,
                            layer=la, head=h, start=start, width=windows.ATTENTION,
                            overview=windows.OVERVIEW)  # fmt: skip
-        if b_res["n_tokens"] != a_res["n_tokens"]:
+        if b_res.n_tokens != a_res.n_tokens:
             st.warning("Prompt B has another number of tokens: patterns compare position by "
                        "position, so there is no difference to draw.")  # fmt: skip
             st.stop()
         widgets.figure(
-            pattern_diff_figure(a_res["tokens"], unpack(a_res["pattern"]).tolist(),
-                                unpack(b_res["pattern"]).tolist(), start=start,
+            pattern_diff_figure(a_res.tokens, unpack(a_res.pattern).tolist(),
+                                unpack(b_res.pattern).tolist(), start=start,
                                 head=head_label(head_key(la, h)), selected_pos=pos),
             name=f"attention_diff_L{la}H{h}", params={"head": f"L{la}H{h}", "pos": pos},
             on_click=lambda p: {"pos": int(p["y"])} if "y" in p else {},
@@ -120,7 +120,7 @@ if side == "diff":  # the same head on side B, drawn as B − A
                "models, or of the two prompts); the head scores above are side A's.")  # fmt: skip
     st.stop()
 blocks = [pattern_block(a) for a in answers]
-window_tokens = answers[0]["tokens"]
+window_tokens = answers[0].tokens
 st.caption(
     "Rows are queries, columns the keys they attend to. Click a row to select that position."
     + (" The ◀ column: attention to every key before the window." if start else "")
@@ -143,7 +143,7 @@ if over_col is not None:
     with over_col:
         first = answers[0]
         widgets.figure(
-            overview_figure(blocks[0][0], unpack(first["overview"]), first["overview_stride"],
+            overview_figure(blocks[0][0], unpack(first.overview), first.overview_stride,
                             n_tokens, (start, stop)),
             name="attention_overview", params={"head": blocks[0][0]},
             on_click=lambda p: {"wstart": centred_on(int(p["x"]), n_tokens, windows.ATTENTION)}
@@ -156,6 +156,6 @@ layer_res = shell.call(
     ab.analyze, link.client, "attention_layer", prompt, slot, layer=layer,
     start=max(start, stop - windows.CIRCUITSVIS), width=windows.CIRCUITSVIS,
 )  # the last positions of the pattern's window  # fmt: skip
-if layer_res["n_tokens"] > windows.CIRCUITSVIS:
-    st.caption(f"Positions {layer_res['start']} to {layer_res['stop'] - 1} of {n_tokens}.")
-widgets.attention_heads(layer_res["tokens"], unpack(layer_res["patterns"]), layer)
+if layer_res.n_tokens > windows.CIRCUITSVIS:
+    st.caption(f"Positions {layer_res.start} to {layer_res.stop - 1} of {n_tokens}.")
+widgets.attention_heads(layer_res.tokens, unpack(layer_res.patterns), layer)

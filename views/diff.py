@@ -9,6 +9,7 @@ import streamlit as st
 from components import compare, diff_panels, diff_snippets, job_box, shell, state, widgets, windows
 from components import diff_figures as dfig
 from components.safe import md
+from engine.schemas.diff_latents import AdiffLensResult, LatentDiffSetResult
 
 MAX_TEXTS = 64  # texts of a text-set job (the built-in neutral set has 64)
 link = shell.engine_link()
@@ -35,7 +36,7 @@ diff_panels.resid_panel(client, prompt, cmp, tokens, pos, windows.DIFF)
 st.subheader("Latents that changed")
 caps = st.session_state["capabilities"]
 saes = shell.call(client.saes)
-if "diff_latents" not in caps["analyses"]:
+if "diff_latents" not in caps.analyses:
     st.info("This engine has no latent diffs (analysis diff_latents).")
     st.stop()
 if not saes:
@@ -66,7 +67,7 @@ if here:
         f"#{r['index']} {r['a']:.2f} → {r['b']:.2f}" for r in here[:6]))  # fmt: skip
 
 st.subheader("Over a text set")
-if not {"adiff_lens", "latent_diff_set"} <= set(caps["jobs"]):
+if not {"adiff_lens", "latent_diff_set"} <= set(caps.jobs):
     st.info("This engine has no text-set diff jobs (adiff_lens, latent_diff_set).")
     st.stop()
 if not cmp.model_b:
@@ -88,11 +89,13 @@ if j1.button("Activation-difference lens", icon=":material/play_arrow:"):
     job_box.start(client, "adiff_job", "adiff_lens", {**source, "top_k": 10})
 if j2.button("Latent changes over the set", icon=":material/play_arrow:"):
     job_box.start(client, "ldiff_job", "latent_diff_set", {**source, "sae": sae, "n_top": 10})
-for key, what in (("adiff_job", "the activation-difference lens"),
-                  ("ldiff_job", "the latent changes job")):  # fmt: skip
+for key, what, typed in (("adiff_job", "the activation-difference lens", AdiffLensResult),
+                         ("ldiff_job", "the latent changes job", LatentDiffSetResult)):  # fmt: skip
     if out := job_box.follow(client, key, what):
-        if out.job.status == "done":
-            st.session_state[f"{key}:result"] = out.result
+        if (
+            out.job.status == "done"
+        ):  # the job's answer, as client.adiff_lens/latent_diff_set give it
+            st.session_state[f"{key}:result"] = typed.model_validate(out.result)
         else:
             st.error(out.job.error or out.job.message)
 if adiff := st.session_state.get("adiff_job:result"):
@@ -100,20 +103,19 @@ if adiff := st.session_state.get("adiff_job:result"):
     widgets.figure(
         dfig.layer_tokens_figure(
             rows, top, title="Activation-difference lens",
-            subtitle=f"mean resid_B − resid_A over the first {adiff['positions']} tokens of "
-            f"{adiff['over']}, through B's unembedding",
+            subtitle=f"mean resid_B − resid_A over the first {adiff.positions} tokens of "
+            f"{adiff.over}, through B's unembedding",
         ),
-        name="diff_adiff_lens", params={"texts": adiff["over"]},
+        name="diff_adiff_lens", params={"texts": adiff.over},
         bundle=diff_snippets.adiff_lens(adiff, builtin, diff_panels.side_code(client, cmp))
         if builtin else None,
     )  # fmt: skip
-    st.caption(md(adiff["normalisation"]))
-    for reading in adiff["mean"]["saes"]:
+    st.caption(md(adiff.normalisation))
+    for reading in adiff.mean.saes:
         st.caption(
-            f"{md(reading['sae'])}: latents best aligned with the mean difference: "
+            f"{md(reading.sae)}: latents best aligned with the mean difference: "
             + ", ".join(
-                f"#{x['index']} {md(x['label'][:40])} ({x['cosine']:.2f})"
-                for x in reading["latents"][:6]
+                f"#{x.index} {md(x.label[:40])} ({x.cosine:.2f})" for x in reading.latents[:6]
             )  # fmt: skip
         )
 if ldiff := st.session_state.get("ldiff_job:result"):
@@ -121,10 +123,10 @@ if ldiff := st.session_state.get("ldiff_job:result"):
     widgets.figure(
         dfig.latent_changes_figure(
             rows_set, title="Latents whose mean activation changed most over the texts",
-            subtitle=f"{ldiff['sae']['id']} · {ldiff['over']} · rose most (top), fell most (bottom)",
+            subtitle=f"{ldiff.sae.id} · {ldiff.over} · rose most (top), fell most (bottom)",
         ),
-        name="diff_latent_set", params={"sae": ldiff["sae"]["id"]},
+        name="diff_latent_set", params={"sae": ldiff.sae.id},
         bundle=diff_snippets.latent_set(ldiff, rows_set, builtin, diff_panels.side_code(client, cmp))
         if builtin else None,
     )  # fmt: skip
-    diff_panels.latent_rows(client, prompt, ldiff["sae"]["id"], rows_set, key="set")
+    diff_panels.latent_rows(client, prompt, ldiff.sae.id, rows_set, key="set")

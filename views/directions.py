@@ -13,12 +13,14 @@ from components import job_box, shell, state, widgets
 from components import steering_setup as ss
 from components.safe import h, md
 from engine.client import EngineRequestError
+from engine.schemas.directions import SweepResult
+from engine.schemas.steering import StreamEvent
 
 link = shell.engine_link()
 client = link.client
 prompt = state.get("prompt")
-model = st.session_state["capabilities"]["model"]
-n_layers = model["n_layers"]
+model = st.session_state["capabilities"].model
+n_layers = model.n_layers
 st.title("Directions")
 
 # --- the saved directions ----------------------------------------------------------------------
@@ -29,29 +31,29 @@ if not saved:
             "means, probe weights), or POST /directions.", icon=":material/info:")  # fmt: skip
     st.stop()
 st.dataframe(
-    [{"name": d["name"], "hook point": d["hook"], "method": d.get("method", ""),
-      "metrics": ", ".join(f"{k} {v:.3g}" for k, v in (d.get("metrics") or {}).items()),
-      "norm": round(d["norm"], 3), "found on": d.get("model_name", ""),
+    [{"name": d.name, "hook point": d.hook, "method": d.method,
+      "metrics": ", ".join(f"{k} {v:.3g}" for k, v in d.metrics.items()),
+      "norm": round(d.norm, 3), "found on": d.model_name,
       "usable here": {"same_model": "yes", "same_shape": "on request",
-                      "other_model": "no"}[d["compatibility"]]}
+                      "other_model": "no"}[d.compatibility]}
      for d in saved],
     hide_index=True, use_container_width=True,
 )  # fmt: skip
-usable = [d for d in saved if d["compatibility"] != "other_model"]
-names = [d["name"] for d in usable]
+usable = [d for d in saved if d.compatibility != "other_model"]
+names = [d.name for d in usable]
 if not names:
     st.warning("None of these directions can act on the loaded model.")
     st.stop()
 current = state.get("dir") if state.get("dir") in names else names[0]
 a, b = st.columns([4, 1], vertical_alignment="bottom")
 name = a.selectbox("Direction", names, index=names.index(current),
-                   format_func=lambda n: dp.label(next(d for d in usable if d["name"] == n)))  # fmt: skip
+                   format_func=lambda n: dp.label(next(d for d in usable if d.name == n)))  # fmt: skip
 if name != state.get("dir"):
     state.put(dir=name)
-info = next(d for d in usable if d["name"] == name)
-other = info["compatibility"] == "same_shape"
+info = next(d for d in usable if d.name == name)
+other = info.compatibility == "same_shape"
 if other:
-    st.caption(f":material/info: Found on {md(info.get('model_name') or 'another model')}, "
+    st.caption(f":material/info: Found on {md(info.model_name or 'another model')}, "
                "a model of the same shape: used here on request.")  # fmt: skip
 if b.button("Delete", icon=":material/delete:", help="delete this saved direction"):
     shell.call(client.delete_direction, name)
@@ -125,11 +127,11 @@ left.markdown("**Without**")
 right.markdown(f"**With:** {md('; '.join(dp.describe(x) for x in acted))}")
 box_b, box_s = left.empty(), right.empty()
 body = {"prompt": prompt, "directions": acted, "max_new_tokens": n_new, "temperature": 0.0}
-events: list[dict] = []
+events: list[StreamEvent] = []
 try:
     for e in client.steer_stream(body):
         events.append(e)
-        if e["type"] == "token":
+        if e.type == "token":
             got = ss.collect(events)
             show(box_b, got["base"], "dir-without")
             show(box_s, got["steered"], "dir-with")
@@ -139,8 +141,8 @@ else:
     got = ss.collect(events)
     show(box_b, got["base"], "dir-without")
     show(box_s, got["steered"], "dir-with")
-    if (got["end"] or {}).get("type") == "error":
-        st.error(md(got["end"]["message"]))
+    if got["end"] is not None and got["end"].type == "error":
+        st.error(md(got["end"].message or ""))
     setup = ss.to_url({"vectors": [], "directions": acted})
     if st.button("Open on the Steering page (sampling, more vectors)", icon=":material/tune:"):
         state.put(steer=setup)
@@ -191,20 +193,21 @@ if run:
         st.warning(md(str(e)))
 if done := job_box.follow(client, "dir_sweep_job", "the measurement"):
     if done.job.status == "done":
-        st.session_state["dir_sweep"] = (st.session_state.get("dir_sweep_params"), done.result)
+        st.session_state["dir_sweep"] = (st.session_state.get("dir_sweep_params"),
+                                         SweepResult.model_validate(done.result))  # fmt: skip
     elif done.job.status == "failed":
         st.error(md(done.job.error), icon=":material/warning:")
 if kept := st.session_state.get("dir_sweep"):
     params, result = kept
     behaviour = "keyword" if params["classifier"].get("keywords") else "probe"
-    direction = shell.call(client.direction, result["direction"])
+    direction = shell.call(client.direction, result.direction)
     widgets.figure(dfig.sweep_figure(result, behaviour), name="direction_sweep",
-                   params={"direction": result["direction"], "mode": result["mode"]},
+                   params={"direction": result.direction, "mode": result.mode},
                    bundle=dfig.sweep_bundle(params, result, direction))  # fmt: skip
     st.dataframe(
-        [{dfig.value_name(result["mode"]): r["value"], "rate": round(r["rate"], 3),
-          "KL (nats)": round(r["kl"], 4), "first continuation": (r["examples"] or [""])[0]}
-         for r in result["rows"]],
+        [{dfig.value_name(result.mode): r.value, "rate": round(r.rate, 3),
+          "KL (nats)": round(r.kl, 4), "first continuation": (r.examples or [""])[0]}
+         for r in result.rows],
         hide_index=True, use_container_width=True,
     )  # fmt: skip
 
@@ -217,7 +220,7 @@ st.caption("The model with this direction (and those ablated together with it: t
            "engine's data directory.")  # fmt: skip
 e1, e2 = st.columns([3, 1], vertical_alignment="bottom")
 out = e1.text_input("Folder name (under <data dir>/exports)", "", key="dir_out",
-                    placeholder=f"{model['name']}-{name}-orthogonalised")  # fmt: skip
+                    placeholder=f"{model.name}-{name}-orthogonalised")  # fmt: skip
 if e2.button("Export orthogonalised model", icon=":material/save:"):
     try:
         res = client.export_orthogonalised(name, out.strip() or None, allow_other_model=other,
@@ -226,6 +229,6 @@ if e2.button("Export orthogonalised model", icon=":material/save:"):
     except EngineRequestError as e:
         st.error(md(e.message), icon=":material/warning:")
 if res := st.session_state.get("dir_export"):
-    st.success(f"Wrote {len(res['files'])} files ({len(res['changed'])} weights orthogonalised); "
+    st.success(f"Wrote {len(res.files)} files ({len(res.changed)} weights orthogonalised); "
                "load the folder with the model switcher:", icon=":material/check_circle:")  # fmt: skip
-    st.code(res["path"], language=None)
+    st.code(res.path, language=None)

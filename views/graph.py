@@ -14,7 +14,7 @@ link = shell.engine_link()
 client = link.client
 prompt = state.get("prompt")
 caps = st.session_state["capabilities"]
-has_tc = caps["features"]["transcoders"]["available"]
+has_tc = caps.features["transcoders"].available
 st.title("Attribution graph")
 compare.not_here(
     "this page shows model A only: a graph is one model's circuit (made with its "
@@ -75,7 +75,7 @@ with st.expander("New graph", expanded=slug not in names):
     kind = st.segmented_control("Kind", kinds, default=kinds[0] if has_tc else kinds[1])
     if kind == kinds[0]:
         if not has_tc:
-            st.info(caps["features"]["transcoders"]["reason"], icon=":material/info:")
+            st.info(caps.features["transcoders"].reason, icon=":material/info:")
         c = st.columns(4)
         params = {
             "max_feature_nodes": c[0].number_input("Latent node budget", 1, 100_000, 256),
@@ -83,7 +83,7 @@ with st.expander("New graph", expanded=slug not in names):
             "batch_size": c[2].number_input("Batch size", 1, 4096, 64),
             "node_threshold": c[3].slider("Prune (node share)", 0.1, 1.0, 0.8),
         }
-        key = repr((caps["model"]["fingerprint"], prompt, sorted(params.items())))
+        key = repr((caps.model.fingerprint, prompt, sorted(params.items())))
         if has_tc and st.session_state.get("graph_cost", (None,))[0] != key:  # one forward pass
             st.session_state["graph_cost"] = (key, shell.call(client.graph_cost, prompt, **params))
         cost = st.session_state["graph_cost"][1] if has_tc else None
@@ -155,7 +155,7 @@ with left:
 
     bundle = graph_snippets.graph_bundle(
         doc, graph_info.model_dump(mode="json"), threshold=threshold, max_links=max_links,
-        pinned=pinned, only_pinned=only_pinned, model=caps["model"],
+        pinned=pinned, only_pinned=only_pinned, model=caps.model.model_dump(),
     )  # fmt: skip
     widgets.figure(
         fig, name="attribution_graph", on_click=clicked, bundle=bundle, prompt=graph_prompt,

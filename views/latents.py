@@ -40,7 +40,7 @@ def attach_form(open_: bool) -> None:
 saes = shell.call(client.saes)
 attach_form(open_=not saes)
 if not saes:
-    st.info(st.session_state["capabilities"]["features"]["saes"]["reason"])
+    st.info(st.session_state["capabilities"].features["saes"].reason)
     st.stop()
 by_id = {s.id: s for s in saes}
 if state.get("sae") not in by_id:
@@ -62,11 +62,11 @@ if exsets:
 exset = state.get("exset")
 
 res = shell.call(client.analyze, "sae_latents", prompt, sae=sae, top_k=5, n_strongest=20)
-tokens = [t["text"] for t in res["tokens"]]
-labels = {s["index"]: s["label"] for s in res["strongest"]}
+tokens = [t.text for t in res.tokens]
+labels = {s.index: s.label for s in res.strongest}
 latent = state.get("latent")
 if latent is None or not 0 <= latent < info.d_sae:
-    latent = res["strongest"][0]["index"] if res["strongest"] else 0
+    latent = res.strongest[0].index if res.strongest else 0
     state.put(latent=latent)
 
 fig = lf.token_latent_figure(res, labels)
@@ -97,13 +97,13 @@ with right:
         try:
             found = client.analyze("latent_search", prompt, sae=sae, query=query, by=by,
                                    examples=exset, limit=15)  # fmt: skip
-            st.caption(f"over {md(found['over'])}")
-            for hit in found["hits"]:
-                if st.button(f"#{hit['index']} {md(hit['label'][:60])} ({hit['score']:.3g})",
-                             key=f"hit_{hit['index']}", type="tertiary"):  # fmt: skip
-                    state.put(latent=hit["index"])
+            st.caption(f"over {md(found.over)}")
+            for hit in found.hits:
+                if st.button(f"#{hit.index} {md(hit.label[:60])} ({hit.score:.3g})",
+                             key=f"hit_{hit.index}", type="tertiary"):  # fmt: skip
+                    state.put(latent=hit.index)
                     st.rerun()
-            if not found["hits"]:
+            if not found.hits:
                 st.caption("No latent matches.")
         except EngineRequestError as e:
             st.caption(md(e.message))

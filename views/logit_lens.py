@@ -15,7 +15,7 @@ st.title("Logit lens")
 cmp = compare.current()
 side = compare.side_toggle()  # compare mode: A, B, or the residual difference and its lens
 if side == "diff":
-    toks = shell.call(link.client.tokenize, prompt)["tokens"]
+    toks = shell.call(link.client.tokenize, prompt).tokens
     diff_panels.resid_panel(link.client, prompt, cmp, toks, state.clamp_pos(len(toks)),
                             windows.LENS, key="lens_diff")  # fmt: skip
     st.stop()
@@ -26,7 +26,7 @@ if state.get("stage") not in STAGES:
 stage = widgets.bound("stage", st.segmented_control, "Residual stream read", options=STAGES)
 stage = stage or "resid_post"
 
-tokens = shell.call(compare.tokenize, link.client, prompt, slot)["tokens"]
+tokens = shell.call(compare.tokenize, link.client, prompt, slot).tokens
 n_tokens = len(tokens)
 pos = state.clamp_pos(n_tokens)
 start, stop = widgets.position_window(n_tokens, windows.LENS, pos)
@@ -41,14 +41,14 @@ widgets.figure(
     name="logit_lens",
     params={"stage": stage, "pos": pos},
     on_click=lambda p: (
-        {"pos": int(p["x"]), "layer": grid["row_layers"][int(p["y"])]} if "y" in p else {}
+        {"pos": int(p["x"]), "layer": grid.row_layers[int(p["y"])]} if "y" in p else {}
     ),
     bundle=snippets.logit_lens(grid),
     **on_side,
 )
 
 st.subheader("Tokens down the layers")
-pos = widgets.position_picker(tokens, pos, (grid["start"], grid["stop"]))
+pos = widgets.position_picker(tokens, pos, (grid.start, grid.stop))
 final = final_top(grid, pos)
 chosen = widgets.token_choice(
     "targets", "Tokens to follow (pick or type: ·Paris, #123)", final,
@@ -58,7 +58,7 @@ traces = shell.call(
     compare.analyze, link.client, "logit_lens_targets", prompt, slot, stage=stage, pos=pos,
     targets=[token_refs.to_wire(r) for r in chosen],
 )  # fmt: skip
-names = ", ".join(t["token"]["text"] for t in traces["traces"])
+names = ", ".join(t.token.text for t in traces.traces)
 widgets.figure(
     traces_figure(traces),
     name="logit_lens_targets",

@@ -15,8 +15,8 @@ from engine.client import EngineRequestError
 link = shell.engine_link()
 client = link.client
 caps = st.session_state["capabilities"]
-model = caps["model"]
-hooks = probe_setup.residual_hooks(model["n_layers"])
+model = caps.model
+hooks = probe_setup.residual_hooks(model.n_layers)
 st.title("Probes")
 st.caption(
     "At each hook point, a difference-of-means direction and a logistic-regression probe "
@@ -76,21 +76,20 @@ except EngineRequestError as e:  # cleared from the cache, or another model load
     state.put(probe=None)
     st.warning(e.message)
     st.stop()
-if res["model"] != model.get("fingerprint", res["model"]):
+if res.model != model.fingerprint:
     st.warning("This sweep ran on another model: run it again on this one.")
     st.stop()
-params = res.get("params") or {}
-ref = ModelRef.from_info(model).ref if model.get("source") == "local" else None
-bundle = bundle_spec(res, params, ref) if params else None
+ref = ModelRef.from_info(model).ref if model.source == "local" else None
+bundle = bundle_spec(res, res.params, ref) if res.params else None
 figure_params = {
     "sweep": sweep,
-    "position": res["position"],
-    "n": res["n_positive"] + res["n_negative"],
+    "position": res.position,
+    "n": res.n_positive + res.n_negative,
 }
 position = None
-if res.get("positions"):
+if res.positions:
     labels = {
-        p: f"{p} {t!r}" for p, t in zip(res["positions"], res["position_tokens"], strict=False)
+        p: f"{p} {t!r}" for p, t in zip(res.positions, res.position_tokens or [], strict=False)
     }
     h1, h2 = st.columns(2)
     scorer = h1.selectbox("Heatmap of", list(pf.SCORERS), format_func=lambda k: pf.SCORERS[k][0],
@@ -99,8 +98,8 @@ if res.get("positions"):
                           key="pr_hm_metric")  # fmt: skip
     widgets.figure(pf.position_heatmap(res, scorer=scorer, metric=metric), name="probe_heatmap",
                    params=figure_params | {"scorer": scorer, "metric": metric}, bundle=bundle)  # fmt: skip
-    position = st.select_slider("Layer curve at position", res["positions"],
-                                value=res["positions"][-1], format_func=labels.get, key="pr_pos_curve")  # fmt: skip
+    position = st.select_slider("Layer curve at position", res.positions,
+                                value=res.positions[-1], format_func=labels.get, key="pr_pos_curve")  # fmt: skip
 widgets.figure(pf.layer_curve(res, position=position), name="probe_layers",
                params=figure_params | {"at": position}, bundle=bundle)  # fmt: skip
 for line in pf.verdict(res, position):
@@ -109,10 +108,10 @@ st.dataframe(pf.table_rows(res, position), hide_index=True, use_container_width=
 
 st.subheader("Save a direction")
 rows = pf.rows_at(res, position)
-best = max(rows, key=lambda r: (r["logistic_probe"]["auroc"], r["logistic_probe"]["accuracy"]))
+best = max(rows, key=lambda r: (r.logistic_probe.auroc, r.logistic_probe.accuracy))
 s1, s2, s3, s4 = st.columns([3, 2, 3, 2], vertical_alignment="bottom")
-hook = s1.selectbox("Hook point", [r["hook"] for r in rows],
-                    index=[r["hook"] for r in rows].index(best["hook"]), key="pr_save_hook")  # fmt: skip
+hook = s1.selectbox("Hook point", [r.hook for r in rows],
+                    index=[r.hook for r in rows].index(best.hook), key="pr_save_hook")  # fmt: skip
 method = s2.selectbox("Method", ["logistic_probe", "diff_of_means"],
                       format_func=lambda k: pf.SCORERS[k][0], key="pr_save_method")  # fmt: skip
 name = s3.text_input("Direction name", placeholder="default: method-hook-sweep", key="pr_save_name")
@@ -120,7 +119,7 @@ if s4.button("Save direction", icon=":material/save:", key="pr_save"):
     try:
         info = client.save_probe_direction(sweep, hook, method, position, name or None)
         st.session_state["probe_saved"] = (
-            f"Saved direction **{md(info['name'])}** ({md(pf.SCORERS[method][0])} at {md(hook)}): "
+            f"Saved direction **{md(info.name)}** ({md(pf.SCORERS[method][0])} at {md(hook)}): "
             "listed under *Saved directions* in the sidebar; act on it on the Directions page."
         )
         st.rerun()  # the sidebar, drawn before this page, lists it

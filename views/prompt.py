@@ -6,6 +6,7 @@ import streamlit as st
 
 from components import compare, diff_panels, shell, snippets, state, widgets, windows
 from components.prompt_figures import predictions_figure, predictions_table, tokens_html
+from engine.schemas.analyses import PredictionsResult
 
 link = shell.engine_link()
 prompt = state.get("prompt")
@@ -19,7 +20,7 @@ prompt, slot = cmp.run_on(side, prompt)
 top_k = st.slider("Predictions shown per position (top-k)", 1, 10, 5)
 
 
-def predictions(start: int, width: int) -> dict:
+def predictions(start: int, width: int) -> PredictionsResult:
     """Every token and its loss, and the top-k after the positions `start` on (`width`)."""
     return shell.call(
         compare.analyze,
@@ -34,17 +35,17 @@ def predictions(start: int, width: int) -> dict:
 
 
 strip = st.container()  # the tokens and their loss, drawn once the predictions are in
-tokens = shell.call(compare.tokenize, link.client, prompt, slot)[
-    "tokens"
-]  # the window needs their number
+tokens = shell.call(
+    compare.tokenize, link.client, prompt, slot
+).tokens  # the window needs their number
 pos = state.clamp_pos(len(tokens))
 window = widgets.position_window(len(tokens), windows.PROMPT, pos)
 pos = widgets.position_picker(tokens, pos, window)
 result = predictions(window[0], windows.PROMPT)  # the prompt's run is kept: a few ms each
 at_pos = result if window[0] <= pos < window[1] else predictions(pos, 1)
 with strip:
-    st.markdown(tokens_html(tokens, result["loss"], pos), unsafe_allow_html=True)
-    mean = result["mean_loss"]
+    st.markdown(tokens_html(tokens, result.loss, pos), unsafe_allow_html=True)
+    mean = result.mean_loss
     st.caption(
         f"{len(tokens)} tokens (BOS first)"
         + (f" · mean loss {mean:.3f} nats" if mean is not None else "")
@@ -62,9 +63,7 @@ widgets.figure(
 )
 left, right = st.columns([2, 3])
 with left:
-    st.markdown(
-        f"**After position {pos}** (`{tokens[pos]['text'].replace('`', 'ˋ')}`): top-{top_k}"
-    )
+    st.markdown(f"**After position {pos}** (`{tokens[pos].text.replace('`', 'ˋ')}`): top-{top_k}")
     st.dataframe(
         predictions_table(at_pos, pos),
         hide_index=True,

@@ -15,12 +15,13 @@ from components.safe import h, md
 from components.steering_figures import kl_figure
 from components.steering_snippets import kl_bundle
 from engine.client import EngineRequestError
+from engine.schemas.steering import StreamEvent
 
 link = shell.engine_link()
 client = link.client
 prompt = state.get("prompt")
-model = st.session_state["capabilities"]["model"]
-hooks = ss.steerable_hooks(model["n_layers"])
+model = st.session_state["capabilities"].model
+hooks = ss.steerable_hooks(model.n_layers)
 st.title("Steering")
 cmp = compare.current()
 side = compare.side_toggle(  # compare mode: steer model A or B, or generate from both
@@ -51,7 +52,7 @@ def default_coefficient(v: dict) -> float:
         d = client.analyze("latent_detail", prompt, source=source, index=v["index"], **where)
     except EngineRequestError:
         return ss.DEFAULT_LATENT_COEF
-    return round(2 * d["max_act"], 1) if d.get("max_act") else ss.DEFAULT_LATENT_COEF
+    return round(2 * d.max_act, 1) if d.max_act else ss.DEFAULT_LATENT_COEF
 
 
 if ss.ADD_LATENT in st.query_params:  # a link from another view: add it, drop the param
@@ -196,12 +197,12 @@ names = diff_panels.labels(cmp) if both else (f"Baseline{on_b}", f"Steered{on_b}
 left.markdown(f"**{md(names[0])}**" + (" (steered)" if both and vectors else ""))
 right.markdown(f"**{md(names[1])}**" + (" (steered)" if both and vectors else ""))
 box_b, box_s, note = left.empty(), right.empty(), st.empty()
-events: list[dict] = []
+events: list[StreamEvent] = []
 t0, first = time.perf_counter(), None
 try:
     for e in client.steer_stream(body):
         events.append(e)
-        if e["type"] == "token":
+        if e.type == "token":
             first = first if first is not None else time.perf_counter() - t0
             got = ss.collect(events)
             show(box_b, got["base"], "baseline-out")
@@ -212,18 +213,18 @@ except EngineRequestError as e:
 got = ss.collect(events)
 show(box_b, got["base"], "baseline-out")
 show(box_s, got["steered"], "steered-out")
-end = got["end"] or {}
-if end.get("type") == "error":
-    st.error(end["message"])
-start = events[0] if events else {}
+end = got["end"]
+if end is not None and end.type == "error":
+    st.error(end.message)
 applied = "; ".join(
-    f"{v['label']} × {v['coefficient']:g} at {v['hook']} (norm {v['norm']:.3g})"
-    + (" where its condition holds" if v["conditional"] else "")
-    for v in start.get("vectors", [])
+    f"{v.label} × {v.coefficient:g} at {v.hook} (norm {v.norm:.3g})"
+    + (" where its condition holds" if v.conditional else "")
+    for v in (events[0].vectors if events else None) or []
 )  # fmt: skip
+rate = end.tokens_per_s if end is not None else None
 note.caption(
     (f"first token after {first * 1e3:.0f} ms · " if first is not None else "")
-    + (f"{end['tokens_per_s']:.0f} tokens/s per continuation · " if end.get("tokens_per_s") else "")
+    + (f"{rate:.0f} tokens/s per continuation · " if rate else "")
     + (applied or ("no vectors" if both else "no vectors: the two continuations are the same"))
 )
 if got["kl"] and both:

@@ -9,7 +9,7 @@ special tokens out, as the SAEs were trained without them).
 from __future__ import annotations
 
 import torch
-from jaxtyping import Float
+from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 from engine import saes
@@ -22,6 +22,15 @@ from engine.schemas.saes import LatentRef, SaeLatentsParams, SaeLatentsResult, S
 def latent_acts(run: PromptRun, d: saes.Dictionary) -> Float[Tensor, "pos d_latent"]:
     """The dictionary's latent activations on the prompt (encode of the cached activation)."""
     return d.encode(run.cache[d.reads]).float()
+
+
+def top_latents(
+    acts: Float[Tensor, "pos d_latent"], k: int
+) -> tuple[Float[Tensor, "pos k"], Int[Tensor, "pos k"], Bool[Tensor, "pos k"]]:
+    """Each position's `k` strongest latents, strongest first: their activations, their
+    indices, and which of them fire (activation above 0; the others are not shown)."""
+    vals, idx = acts.topk(min(k, acts.shape[-1]), dim=-1)
+    return vals, idx, vals > 0
 
 
 def content_positions(run: PromptRun) -> list[int]:
@@ -59,10 +68,10 @@ def _strongest(acts: Tensor, run: PromptRun, d: saes.Dictionary, n: int) -> list
 def sae_latents(run: PromptRun, params: SaeLatentsParams) -> SaeLatentsResult:
     d = saes.for_model(run.lm).get(params.sae)
     acts = latent_acts(run, d)
-    vals, idx = acts.topk(min(params.top_k, d.d_latent), dim=-1)
+    vals, idx, fires = top_latents(acts, params.top_k)
     top = [
-        [LatentRef(index=i, act=v) for i, v in zip(ri, rv, strict=True) if v > 0]
-        for ri, rv in zip(idx.tolist(), vals.tolist(), strict=True)
+        [LatentRef(index=i, act=v) for i, v, f in zip(ri, rv, rf, strict=True) if f]
+        for ri, rv, rf in zip(idx.tolist(), vals.tolist(), fires.tolist(), strict=True)
     ]
     chosen = acts[:, params.latent].tolist() if params.latent is not None else None
     return SaeLatentsResult(

@@ -131,3 +131,10 @@ class SaveDirectionRequest(BaseModel):
     method: Method = "logistic_probe"
     position: int | None = None
     name: Name | None = Field(default=None, description="default: sweep, hook and method")
+
+
+class StoredProbeSweep(ProbeSweepResult):
+    """A finished sweep as ``GET /probes/{sweep}`` answers it: its result and the parameters it
+    ran with (the figure bundle's snippet reruns it)."""
+
+    params: ProbeSweepParams | None = None
