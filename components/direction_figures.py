@@ -14,7 +14,10 @@ from components.theme import apply
 from engine.schemas.directions import Direction, SweepResult
 
 ENGINE = engine_source(
-    ("engine.interventions", ("add", "ablate", "cap", "Applied", "hooks")),
+    (
+        "engine.interventions",
+        ("add", "ablate", "cap", "span", "ablate_span", "Applied", "whole_ablation", "hooks"),
+    ),
     ("engine.direction_sweep", ("greedy", "mean_kl", "prompt_kl", "classify")),
 )
 

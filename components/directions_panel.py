@@ -129,3 +129,23 @@ def add_saved(client) -> dict | None:
     if mode == "cap":
         return intervention(name, mode, None, lo=-abs(value), hi=abs(value))
     return intervention(name, mode, "all" if mode == "ablate" else None, coeff=value)
+
+
+def saved_vectors(client, acting: list[dict]) -> dict | None:
+    """The saved directions the Steering page acts on, by name, for its KL figure's snippet
+    (``GET /directions/{name}``); None when one cannot be read (the figure then has no snippet)."""
+    try:
+        return {it["name"]: client.direction(it["name"]) for it in acting}
+    except Exception:  # noqa: BLE001  (a missing snippet, not a failed page)
+        return None
+
+
+def together(it: dict, others: list[str]) -> list[dict]:
+    """The interventions ablating `others` whole at the same layers as ablation `it`: with it
+    (when it too is whole) the engine removes their span together (``interventions.span``),
+    e.g. a probe sweep's per-layer directions of one concept."""
+    return [
+        intervention(n, "ablate", it.get("layers"), 1.0, None, None, None,
+                     it.get("allow_other_model", False))
+        for n in others if n != it["name"]
+    ]  # fmt: skip

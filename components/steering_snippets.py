@@ -10,7 +10,9 @@ recomputed from the two prompt sets; conditions the same way. It then generates 
 ``Continuation`` a step at a time and ``_steps``, which pairs them and takes the KL) and the
 engine's unembedding (``engine/fast_unembed.py``): each continuation on its own
 TransformerLens KV cache with its own ``torch.Generator`` seeded alike, so on the same device
-it samples the same tokens.
+it samples the same tokens. A saved direction acted on (Directions page) is its stored unit
+vector, resolved and hooked by ``engine/interventions.py``'s own ``residual_direction``,
+``hook_points``, ``Applied`` and ``hooks``, after the vectors' hooks as the engine runs them.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from components.bundles import Array, BundleSpec
 from components.engine_source import engine_source
 from components.safe import code_comment
 from components.snippets import relative_path
+from engine.schemas.directions import Direction, DirectionIntervention
 from engine.schemas.saes import DictionaryRef
 from engine.schemas.steering import (
     Condition,
@@ -36,6 +39,12 @@ ENGINE = engine_source(
         ("mean_activation", "Probe", "_hooks", "_sample", "Step", "Continuation", "_kl", "_steps"),
     ),
 )
+# The engine's edits of saved directions (engine/interventions.py), in a snippet that acts on some
+INTERVENTIONS = engine_source(
+    ("engine.interventions", ("ABLATE_AT", "add", "ablate", "cap", "span", "ablate_span",
+                              "residual_direction", "whole_ablation",
+                              "centred", "hook_points", "Applied", "hooks")),
+)  # fmt: skip
 
 _PRELUDE = '''
 from types import SimpleNamespace
@@ -68,7 +77,8 @@ _GENERATE = """
 ids = prompt_ids[0].tolist()
 n_new = min(MAX_NEW_TOKENS, lm.n_ctx - len(ids))
 base = Continuation(lm, ids, [], req)
-steer = Continuation(lm, ids, _hooks(vectors, device, dtype), req) if vectors else None
+hooks_on = _hooks(vectors, device, dtype)STEERED_EXTRA
+steer = Continuation(lm, ids, hooks_on, req) if hooks_on else None
 steps = list(_steps(n_new, base, steer, None, [], None))
 data = {
     "kl": [s.kl for s in steps],
@@ -139,6 +149,27 @@ class _Code:
             f"                               direction=direction_{i}, {gate}))",
         ]
 
+    def direction(self, i: int, it: DirectionIntervention, d: Direction) -> None:
+        """Lines appending saved direction `d` acted on as `it` to ``applied``, resolved as
+        ``interventions.resolve`` does: a projection (ablate, cap) uses the direction as the
+        residual stream holds it; the hook points from ``hook_points``."""
+        how = f"cap to [{it.lo}, {it.hi}]" if it.mode == "cap" else it.mode
+        self.lines += ["", f"# saved direction {code_comment(it.name)} ({how}), found at "
+                           f"{code_comment(d.hook)}: its unit vector"]  # fmt: skip
+        values = [repr(float(x)) for x in d.vector]
+        rows = [", ".join(values[k : k + 6]) for k in range(0, len(values), 6)]
+        self.lines += [f"saved_{i} = [", *(f"    {row}," for row in rows), "]"]
+        self.lines.append(
+            f"acted_{i} = torch.tensor(saved_{i}, dtype=torch.float32, device=device)"
+        )
+        if it.mode != "add":
+            self.lines.append(f"acted_{i} = residual_direction(acted_{i}, centred(model))")
+        self.lines += [
+            f"at_{i} = hook_points({it.mode!r}, {it.layers!r}, {d.hook!r}, model.cfg.n_layers)",
+            f"applied.append(Applied({it.name!r}, {it.mode!r}, acted_{i}, at_{i}, "
+            f"{it.coeff!r}, {it.lo!r}, {it.hi!r}))",
+        ]
+
     def gate(self, i: int, c: Condition, r: ResolvedVector) -> str:
         """Lines making ``gate_<i>``, the vector's condition; its fields in the vector."""
         if c.probe_hook is not None:  # the unit mean difference of two prompt sets
@@ -160,18 +191,29 @@ class _Code:
         return f"gate=gate_{i}, gate_index={index!r}, threshold={c.threshold!r}"
 
 
-def kl_bundle(request: dict, events: list[StreamEvent]) -> BundleSpec | None:
+def kl_bundle(
+    request: dict, events: list[StreamEvent], directions: dict[str, Direction] | None = None
+) -> BundleSpec | None:
     """The KL figure's bundle from the request the view sent and the stream's events; None
-    until the stream has ended well (a stopped or failed one has only part of the steps)."""
+    until the stream has ended well (a stopped or failed one has only part of the steps).
+    `directions`: the saved directions the request acts on (``GET /directions/{name}``), by
+    name; the snippet holds each one's unit vector and acts on it with the engine's own
+    ``interventions`` functions. None (no snippet) when one is missing or gated."""
     start = events[0] if events and events[0].type == "start" else None
     if start is None or events[-1].type != "done":
         return None
     req = SteerRequest.model_validate(request)
-    if req.directions:  # saved directions acted on: their sweep's bundle (Directions page)
-        return None
+    saved = directions or {}
+    if any(it.gate is not None or it.name not in saved for it in req.directions):
+        return None  # a gated saved direction (or one the view could not read): no snippet
     code = _Code()
-    for i, (v, r) in enumerate(zip(req.vectors, start.vectors or [], strict=True)):
+    infos = start.vectors or []
+    for i, (v, r) in enumerate(zip(req.vectors, infos[: len(req.vectors)], strict=True)):
         code.vector(i, v, r)
+    if req.directions:
+        code.lines += ["", "applied = []  # saved directions acted on (interventions.Applied)"]
+    for i, it in enumerate(req.directions):
+        code.direction(i, it, saved[it.name])
     steps = [e for e in events if e.type == "token"]
     base = [e.base for e in steps]
     steered = [e.steered for e in steps]
@@ -186,10 +228,13 @@ def kl_bundle(request: dict, events: list[StreamEvent]) -> BundleSpec | None:
         "\n".join(code.imports)
         + "\n"
         + ENGINE
+        + (INTERVENTIONS if req.directions else "")
         + _PRELUDE.format(settings=", ".join(map(repr, settings)), tokens=tokens)
         + "\n".join(code.lines)
         + "\n\n"
-        + _GENERATE
+        + _GENERATE.replace(
+            "STEERED_EXTRA", " + hooks(applied, device, dtype)" if req.directions else ""
+        )
     )
     return BundleSpec(
         data={

@@ -7,7 +7,10 @@ above a threshold, read at or before where it acts) limits an edit to the positi
 fires. Ablating at every layer is the refusal-direction method of Arditi et al. (2024): the
 direction is projected out of ``hook_resid_pre`` of every block and out of every block's
 attention and MLP outputs, so nothing downstream reads or writes it; engine/orthogonalise.py
-is the same ablation as a weight edit.
+is the same ablation as a weight edit. Several directions ablated whole at the same hook
+points are removed together, as the subspace they span (``span``, ``ablate_span``): e.g. a
+probe sweep's per-layer directions, where the concept is held along a different direction at
+each layer.
 """
 
 from __future__ import annotations
@@ -48,6 +51,21 @@ def cap(
     """x with its projection onto the unit vector r clamped to [lo, hi] (activation capping)."""
     p = x @ r
     return x + (p.clamp(min=lo, max=hi) - p)[..., None] * r
+
+
+def span(rs: list[Float[Tensor, " d"]]) -> Float[Tensor, "d k"]:
+    """Orthonormal columns spanning the directions `rs` (QR in float64; a direction already in
+    the others' span adds no column)."""
+    q, r = torch.linalg.qr(torch.stack([x.double() for x in rs], 1))
+    keep = r.diagonal().abs() > 1e-6 * r.diagonal().abs().max()
+    return q[:, keep].to(rs[0].dtype)
+
+
+def ablate_span(x: Float[Tensor, "... d"], q: Float[Tensor, "d k"]) -> Float[Tensor, "... d"]:
+    """x with its component in the span of q's orthonormal columns removed: several directions
+    ablated together (one after another, directions that are not orthogonal leave some of
+    their span behind)."""
+    return x - (x @ q) @ q.T
 
 
 def residual_direction(r: Float[Tensor, " d"], centred: bool) -> Float[Tensor, " d"]:
@@ -123,9 +141,16 @@ class Applied:
                               norm=1.0, conditional=self.gate is not None)  # fmt: skip
 
 
+def whole_ablation(a: Applied) -> bool:
+    """Whether `a` removes all of its direction everywhere (ablate, coeff 1, no gate)."""
+    return a.mode == "ablate" and a.coeff == 1.0 and a.gate is None
+
+
 def hooks(applied: list[Applied], device: str | torch.device, dtype: torch.dtype) -> list:
     """``(hook_name, fn)`` pairs for ``model.hooks``: at each hook point first the gates read
-    there (a mask of the positions where each fires), then the edits made there in order."""
+    there (a mask of the positions where each fires), then the whole ablations made there
+    together (two or more: their span projected out, ``ablate_span``), then the other edits
+    made there in order."""
     names: list[str] = []
     for a in applied:
         for n in ([a.gate.reads] if a.gate is not None else []) + a.at:
@@ -135,11 +160,16 @@ def hooks(applied: list[Applied], device: str | torch.device, dtype: torch.dtype
 
     def make(name: str):
         gates = [a for a in applied if a.gate is not None and a.gate.reads == name]
-        edits = [(a, a.direction.to(device, dtype)) for a in applied if name in a.at]
+        joint = [a for a in applied if name in a.at and whole_ablation(a)]
+        q = span([a.direction for a in joint]).to(device, dtype) if len(joint) > 1 else None
+        alone = [a for a in applied if name in a.at and (q is None or not whole_ablation(a))]
+        edits = [(a, a.direction.to(device, dtype)) for a in alone]
 
         def hook(act: Tensor, hook) -> Tensor:
             for a in gates:
                 masks[id(a)] = (a.gate.encode(act)[..., a.gate_index] > a.threshold)[..., None]
+            if q is not None:
+                act = ablate_span(act, q)
             for a, r in edits:
                 new = a.edit(act, r)
                 act = torch.where(masks[id(a)], new, act) if a.gate is not None else new

@@ -6,7 +6,9 @@ direction r projected out of what it writes: ``W <- W - (W r) r^T`` along its d_
 The residual stream then never holds r, which is what ablating r at every layer with hooks
 (engine/interventions.py, mode ``ablate``) does. The edit is made on the model's Hugging Face
 weight files, and the result is a Hugging Face directory (config, safetensors, tokenizer)
-that loads back anywhere, the engine included.
+that loads back anywhere, the engine included. With more directions (``ExportRequest.also``)
+their span is projected out (orthonormal columns from ``interventions.span``), as the hooks
+ablate several directions together.
 
 TransformerLens centres the weights that write to the residual stream of a LayerNorm model
 (``center_writing_weights``), so its residual stream has no component along (1, ..., 1): the
@@ -51,17 +53,19 @@ WRITERS: list[tuple[re.Pattern, int]] = [
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".ckpt")
 
 
-def project_out(w: Tensor, r: Float[Tensor, " d"], axis: int) -> Tensor:
-    """`w` with the component along unit `r` removed from its `axis` (of length d_model)."""
+def project_out(w: Tensor, r: Float[Tensor, " d"] | Float[Tensor, "d k"], axis: int) -> Tensor:
+    """`w` with the component along unit `r` (or in the span of orthonormal columns `r`)
+    removed from its `axis` (of length d_model)."""
     wf = w.float().movedim(axis, -1)
-    wf = wf - (wf @ r)[..., None] * r
+    wf = wf - (wf @ r)[..., None] * r if r.ndim == 1 else wf - (wf @ r) @ r.T
     return wf.movedim(-1, axis).to(w.dtype).contiguous()
 
 
 def orthogonalise(
-    state: dict[str, Tensor], r: Float[Tensor, " d"]
+    state: dict[str, Tensor], r: Float[Tensor, " d"] | Float[Tensor, "d k"]
 ) -> tuple[dict[str, Tensor], list[str]]:
-    """The state dict with `r` projected out of every residual-stream writer; the names changed."""
+    """The state dict with `r` (a unit direction, or orthonormal columns: their span) projected
+    out of every residual-stream writer; the names changed."""
     d, out, changed = r.shape[0], dict(state), []
     for name, w in state.items():
         for pattern, axis in WRITERS:
@@ -87,7 +91,7 @@ def _source_dir(engine: Engine) -> Path:
 
 
 def write_export(
-    src: Path, r: Float[Tensor, " d"], out: Path, note: dict
+    src: Path, r: Float[Tensor, " d"] | Float[Tensor, "d k"], out: Path, note: dict
 ) -> tuple[list[str], list[str]]:
     """Copy the model directory `src` into `out` (replacing it whole, atomically: written in a
     temporary sibling, then renamed) with `r` projected out of its weights. A tied unembedding
@@ -143,8 +147,16 @@ def export(engine: Engine, req: ExportRequest) -> ExportResult:
     out = (root / name.lstrip(".")).resolve()
     if out.parent != root.resolve():
         raise EngineError(422, "bad_export_name", f"{name!r} is not a folder name.")
-    r = interventions.residual_direction(directions.tensor(d), interventions.centred(lm.model))
+    more = [store.usable(n, req.allow_other_model) for n in req.also]
+    rs = [
+        interventions.residual_direction(directions.tensor(x), interventions.centred(lm.model))
+        for x in [d, *more]
+    ]
+    r = rs[0] if not more else interventions.span(rs)
     note = {"direction": d.name, "hook": d.hook, "source_model": lm.name,
             "source_fingerprint": store.fingerprint, "provenance": d.provenance}  # fmt: skip
+    if more:
+        note["also"] = [{"direction": x.name, "hook": x.hook, "provenance": x.provenance}
+                        for x in more]  # fmt: skip
     files, changed = write_export(src, r, out, note)
     return ExportResult(path=str(out), files=files, changed=changed)

@@ -359,3 +359,60 @@ def test_export_page_loads_nothing_from_the_network():
     page = PageGenerator(mathjax=False).generate_index()
     assert "http://" not in page and "https://" not in page
     assert "https://" in PageGenerator().generate_index()  # what mathjax=False avoids
+
+
+def test_steering_kl_snippet_regenerates_saved_directions_acted_on(tmp_path, monkeypatch):
+    """Two saved directions ablated at every layer (their span, together), one also added at
+    one layer, next to a steering vector, sampled: the snippet holds the saved unit vectors
+    and the engine's own interventions code, and samples the same tokens with the same KL; a
+    wrong coefficient is caught."""
+    from engine import interventions
+    from engine.schemas.directions import Direction
+    from engine.settings import DEFAULT_MODEL_DIR, EngineSettings
+
+    if not (DEFAULT_MODEL_DIR / "config.json").is_file():
+        pytest.skip("the demo organism is not shipped here")
+    monkeypatch.chdir(REPO_ROOT)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    eng = Engine(EngineSettings(model=str(DEFAULT_MODEL_DIR), cache_dir=tmp_path / "cache",
+                                data_dirs=[tmp_path]))  # fmt: skip
+    try:
+        pos, neg = ss.EXAMPLE_POSITIVE.splitlines(), ss.EXAMPLE_NEGATIVE.splitlines()
+        hook = "blocks.1.hook_resid_pre"
+        d = steering.contrastive(eng.lm, pos, neg, hook)
+        with TestClient(create_app(eng)) as api:
+            body = {"name": "mood", "hook": hook, "vector": d.tolist()}
+            assert api.post("/directions", json=body).status_code == 200
+            d0 = steering.contrastive(eng.lm, pos, neg, "blocks.0.hook_resid_pre")
+            body = {"name": "mood0", "hook": "blocks.0.hook_resid_pre", "vector": d0.tolist()}
+            assert api.post("/directions", json=body).status_code == 200
+            saved = {n: Direction.model_validate(api.get(f"/directions/{n}").json())
+                     for n in ("mood", "mood0")}  # fmt: skip
+        coef = 0.5 * resid_norm(eng, hook, pos + neg)
+        last = f"blocks.{eng.lm.model.cfg.n_layers - 1}.hook_resid_pre"
+        v = SteeringVector(kind="contrastive", positive=pos, negative=neg, hook=last,
+                           coefficient=0.3 * resid_norm(eng, last, pos + neg) / float(d.norm()))  # fmt: skip
+        acting = [
+            {"name": "mood", "mode": "ablate", "layers": "all", "coeff": 1.0},
+            {"name": "mood", "mode": "add", "layers": [2], "coeff": coef},
+            {"name": "mood0", "mode": "ablate"},
+        ]  # fmt: skip  (ablated together: a span)
+        body = {"prompt": SAD, "vectors": [v.model_dump(mode="json", exclude_none=True)],
+                "directions": acting, "max_new_tokens": 16, "temperature": 0.8, "seed": 3}  # fmt: skip
+        events = steer(eng, body)
+        assert steering_snippets.kl_bundle(body, events) is None  # the vectors not given
+        spec = steering_snippets.kl_bundle(body, events, saved)
+        assert (
+            spec is not None and spec.data["steered_id"].values != spec.data["baseline_id"].values
+        )
+        for fn in (interventions.hooks, interventions.hook_points, interventions.ablate_span,
+                   interventions.residual_direction, steering._hooks):  # fmt: skip
+            assert inspect.getsource(fn) in spec.code  # the engine's own, not a copy
+        assert_regenerates(spec, run_snippet(spec, eng, SAD, tmp_path))
+        line = f"'add', acted_1, at_1, {coef!r},"
+        assert line in spec.code
+        bad = bundles.BundleSpec(data=spec.data, code=spec.code.replace(line, f"'add', acted_1, at_1, {coef * 1.2!r},"))  # fmt: skip
+        with pytest.raises(AssertionError):
+            assert_regenerates(bad, run_snippet(bad, eng, SAD, tmp_path))
+    finally:
+        eng.close()

@@ -394,3 +394,46 @@ def test_sweep_with_a_probe_classifier(api, eng, saved):
     for row, c in zip(got["rows"], (-20.0, 20.0), strict=True):
         steered = scores([(HOOK, lambda x, hook, c=c: x + c * r)])
         assert row["rate"] == sum(s > thr for s in steered) / 5
+
+
+def test_several_whole_ablations_remove_their_span():
+    """Two non-orthogonal directions ablated whole at one hook point: their span is removed
+    (no component along either), which one after the other leaves undone; an ablation of
+    part of a direction (coeff 0.5) still acts on its own, after the joint one."""
+    from engine import orthogonalise
+
+    g = torch.Generator().manual_seed(1)
+    x, a, b, c = torch.randn(3, 7, 16, generator=g), *torch.randn(3, 16, generator=g)
+    a, b = a / a.norm(), (b + 2 * a) / (b + 2 * a).norm()
+    c = c / c.norm()
+    q = interventions.span([a, b, a + b])  # a third already in the span adds no column
+    assert q.shape == (16, 2)
+    torch.testing.assert_close(q.T @ q, torch.eye(2), atol=1e-6, rtol=0)
+    at = ["blocks.0.hook_resid_pre"]
+    applied = [interventions.Applied("a", "ablate", a, at), interventions.Applied("b", "ablate", b, at),
+               interventions.Applied("c", "ablate", c, at, coeff=0.5)]  # fmt: skip
+    ((_, both),) = interventions.hooks(applied[:2], "cpu", torch.float32)
+    for r in (a, b):
+        assert (both(x.clone(), None) @ r).abs().max() < 1e-5
+    ((_, fn),) = interventions.hooks(applied, "cpu", torch.float32)
+    got = fn(x.clone(), None)
+    one_by_one = interventions.ablate(interventions.ablate(x, a), b)
+    assert (one_by_one @ a).abs().max() > 1e-2  # sequential projections leave some of a
+    # written here: Gram-Schmidt, the span removed, then half of c's projection
+    b_perp = (b - (b @ a) * a) / (b - (b @ a) * a).norm()
+    want = x - (x @ a)[..., None] * a - (x @ b_perp)[..., None] * b_perp
+    want = want - 0.5 * (want @ c)[..., None] * c
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    # the weight edit removes the same span
+    w = torch.randn(5, 16, generator=g)
+    edited = orthogonalise.project_out(w, q, -1)
+    torch.testing.assert_close(edited @ q, torch.zeros(5, 2), atol=1e-5, rtol=0)
+
+
+def test_panel_ablates_others_together():
+    from components import directions_panel as dp
+
+    it = dp.intervention("a", "ablate", [1, 2], 0.5)
+    got = dp.together(it, ["a", "b", "c"])
+    assert [(x["name"], x["mode"], x["layers"], x["coeff"]) for x in got] == [
+        ("b", "ablate", [1, 2], 1.0), ("c", "ablate", [1, 2], 1.0)]  # fmt: skip

@@ -8,8 +8,21 @@ every number equals the same measurement written here with TransformerLens's own
 and torch. The exported orthogonalised model refuses as the hooked one and gives its logits.
 
 Base organism: a sentiment direction (happy minus sad stories' mean activation) steers the
-mood of greedy continuations of held-out openings; ablating it at every layer moves the mood
-of continuations away from their opening's (the numbers are in the test's asserts).
+mood of greedy continuations of held-out openings; ablating it at every layer only halves the
+mood gap (happy share after happy openings minus after sad ones: 1.00 -> 0.50; the same with
+the opening's own words left out of the count: continuations do not copy the adjective, they
+pick the sky sentence's mood, "blue and sunny" vs "dark and rainy", from it). Each layer's
+own all-token direction at its own layer: 0.41 (phase-E base: 0.50); the span of the five
+all-token directions: 0.75 at 0.10 nats KL (E: 1.00); rank-1 LEACE (oblique, affine) at
+each resid_pre: 1.00 (E: 0.25). Much of the rest is written at the opening's adjective token,
+along directions the all-token mean misses (cos 0.74, 0.63, 0.20, 0.18, 0.12 on E): the
+difference of means at the adjective, all layers' span ablated together, flattens the gap
+to 0.00 on the phase A-C base (0.056 nats KL on neutral texts; the training-split vectors of
+a probe sweep: 0.00 on three splits) but only to 0.22 (all stories) / 0.77 (the sweep's split)
+on phase E, where the adjective direction of layer 1 or 2 alone reaches 0.00 (0.005 nats)
+and each layer's own at its resid_pre 0.00 (0.006). No one recipe flattened both bases, so
+the flat gap is not asserted; the 8 openings a mood make the measure coarse (it is mostly the
+sky sentence's choice).
 """
 
 from __future__ import annotations
@@ -33,6 +46,7 @@ from organism import refusal_direction as rd
 CHAT_DIR = DEFAULT_MODEL_DIR.parent / "organism-chat"
 REFUSAL_KEYWORD = "I can't"
 MAX_NEW = 6
+NEUTRAL = Path(direction_sweep.__file__).with_name("neutral_texts.txt")
 
 
 def serve(model_dir: Path, tmp: Path):
@@ -243,3 +257,82 @@ def test_sentiment_direction_steers_and_its_ablation_flattens_mood(base):
     print(f"mood gap (happy share, happy minus sad openings): clean {gap(clean):.2f}, "
           f"ablated {gap(ablated):.2f}")  # fmt: skip
     assert gap(clean) >= 0.9 and gap(ablated) <= gap(clean) - 0.3
+
+    # What carries the rest (measured, see the module docstring): the mood is written at the
+    # opening's adjective, along directions the all-token mean misses. A probe sweep of the
+    # openings cut after their adjective (position "last", every layer), each layer's
+    # difference of means saved and all ablated together (their span): on the phase A-C base
+    # the gap fell to 0.00 (KL 0.056 nats), on the phase-E base only to 0.77 (KL 0.094). What
+    # holds on both, asserted: the engine's joint ablation is the span projected out, it
+    # lowers the gap, fluency holds, and the exported weights continue as the hooks.
+    cut = {m: [adjective_cut(t) for t in texts] for m, texts in (("happy", happy), ("sad", sad))}
+    job = api.post("/jobs/probe_sweep", json={"positive": cut["happy"], "negative": cut["sad"],
+                                               "position": "last"}).json()  # fmt: skip
+    res = api.get(f"/jobs/{job['id']}/wait?timeout_s=120").json()
+    assert res["job"]["status"] == "done", res
+    names, vs = [], []
+    for k, row in enumerate(res["result"]["results"]):
+        got = api.post(f"/probes/{res['result']['sweep']}/directions",
+                       json={"hook": row["hook"], "method": "diff_of_means", "name": f"mood{k}"})  # fmt: skip
+        assert got.status_code == 200, got.text
+        names.append(f"mood{k}")
+        vs.append(torch.tensor(api.get(f"/directions/mood{k}").json()["vector"]))
+        # the adjective's difference of means, written here (all stories; the sweep's: its
+        # training share)
+        v = adjective_mean(model, happy, row["hook"]) - adjective_mean(model, sad, row["hook"])
+        assert float(vs[-1] @ v / v.norm()) > 0.95
+    assert len(names) == model.cfg.n_layers + 1
+    from engine.schemas.directions import DirectionIntervention
+
+    items = [DirectionIntervention(name=n, mode="ablate") for n in names]
+    hooks = interventions.hooks(interventions.resolve(lm, items, store), "cpu", torch.float32)
+    flat = direction_sweep.greedy(model, prompts, hooks, STORY_TOKENS, eos)
+    # the same, written here: the unit directions' span (Gram-Schmidt) projected out
+    basis: list[torch.Tensor] = []
+    for v in vs:
+        for b in basis:
+            v = v - (v @ b) * b
+        basis.append(v / v.norm())
+    direct = ablation_hooks_span(model, torch.stack(basis, 1))
+    assert flat == direction_sweep.greedy(model, prompts, direct, STORY_TOKENS, eos)
+    neutral = [t for t in NEUTRAL.read_text().splitlines()
+               if t.strip() and sum(metrics.sentiment_counts(t)) == 0][:16]  # fmt: skip
+    neutral = [f"{tok.bos_token}{t}" for t in neutral]
+    kl = direct_kl(model, neutral, direct)
+    print(f"adjective directions (every layer) ablated: mood gap {gap(flat):.2f}, "
+          f"neutral KL {kl:.4f} nats; e.g. {tok.decode(flat[0])!r}")  # fmt: skip
+    assert gap(flat) < gap(clean) and kl < 0.15
+    # the same ablation as a weight edit: the exported model continues as the hooked one
+    got = api.post("/directions/export", json={"direction": names[0], "also": names[1:],
+                                               "out": "base-mood-erased"})  # fmt: skip
+    assert got.status_code == 200, got.text
+    ortho = load_model(got.json()["path"]).model
+    assert direction_sweep.greedy(ortho, prompts, [], STORY_TOKENS, eos) == flat
+
+
+def adjective_cut(story: str) -> str:
+    """The story's opening up to its adjective: "Once upon a time, there was a ADJ"."""
+    first = story.split(".")[0]
+    adj = first.split()[7]
+    return first[: first.index(" " + adj) + len(adj) + 1]
+
+
+def adjective_mean(model, stories: list[str], hook: str) -> torch.Tensor:
+    """Mean activation at `hook` at each story's opening adjective ("... there was a ADJ")."""
+    out = []
+    with torch.inference_mode():
+        for s in stories:
+            n = model.to_tokens(adjective_cut(s)).shape[1]
+            _, cache = model.run_with_cache(model.to_tokens(s), names_filter=hook)
+            out.append(cache[hook][0, n - 1].float())
+    return torch.stack(out).mean(0)
+
+
+def ablation_hooks_span(model, q: torch.Tensor) -> list:
+    """The span of q's orthonormal columns projected out where ``ablation_hooks`` projects."""
+
+    def hook(x, hook):
+        return x - (x @ q) @ q.T
+
+    return [(f"blocks.{i}.{h}", hook) for i in range(model.cfg.n_layers)
+            for h in ("hook_resid_pre", "hook_attn_out", "hook_mlp_out")]  # fmt: skip

@@ -100,8 +100,17 @@ with st.expander("Only where a probe or a latent fires (gate)"):
             "index": int(idx),
             "threshold": g3.number_input("threshold", value=0.0, key="dir_gthr2"),
         }
+with_others: list[str] = []
+if mode == "ablate":
+    with_others = st.multiselect(
+        "Ablate together with", [n for n in names if n != name], key="dir_together",
+        help="more saved directions ablated whole at the same layers: the subspace they span "
+        "with this one is removed (e.g. one concept's directions from several layers of a "
+        "probe sweep); also in the export",
+    )  # fmt: skip
 try:
     it = dp.intervention(name, mode, layers or None, coeff, lo, hi, gate, other)
+    acted = [it, *dp.together(it, with_others)]
 except ValueError as e:
     st.warning(md(str(e)))
     st.stop()
@@ -114,9 +123,9 @@ def show(box, text: str, css: str) -> None:
 
 left, right = st.columns(2, gap="large")
 left.markdown("**Without**")
-right.markdown(f"**With:** {md(dp.describe(it))}")
+right.markdown(f"**With:** {md('; '.join(dp.describe(x) for x in acted))}")
 box_b, box_s = left.empty(), right.empty()
-body = {"prompt": prompt, "directions": [it], "max_new_tokens": n_new, "temperature": 0.0}
+body = {"prompt": prompt, "directions": acted, "max_new_tokens": n_new, "temperature": 0.0}
 events: list[StreamEvent] = []
 try:
     for e in client.steer_stream(body):
@@ -133,7 +142,7 @@ else:
     show(box_s, got["steered"], "dir-with")
     if got["end"] is not None and got["end"].type == "error":
         st.error(md(got["end"].message or ""))
-    setup = ss.to_url({"vectors": [], "directions": [it]})
+    setup = ss.to_url({"vectors": [], "directions": acted})
     if st.button("Open on the Steering page (sampling, more vectors)", icon=":material/tune:"):
         state.put(steer=setup)
         st.switch_page("views/steering.py")
@@ -142,7 +151,9 @@ else:
 st.subheader("Measure it")
 st.caption("For each value: the share of the held-out prompts whose greedy continuation the "
            "classifier flags, and KL(clean ‖ intervened) of the next-token distributions at "
-           "every position of the harmless prompts (their own positions, not generated ones).")  # fmt: skip
+           "every position of the harmless prompts (their own positions, not generated ones)"
+           + (": of this direction alone, without those ablated together with it."
+              if with_others else "."))  # fmt: skip
 m1, m2 = st.columns(2)
 held = m1.text_area(
     "Held-out prompts (one per line)", dp.REFUSAL_PROMPTS, height=150, key="dir_held"
@@ -201,7 +212,8 @@ if kept := st.session_state.get("dir_sweep"):
 
 # --- export -------------------------------------------------------------------------------------
 st.subheader("Export the orthogonalised model")
-st.caption("The model with this direction projected out of every weight that writes to the "
+st.caption("The model with this direction (and those ablated together with it: their span) "
+           "projected out of every weight that writes to the "
            "residual stream (embeddings, each attention output W_O and MLP W_out, with biases): "
            "the weight form of ablating it at every layer, as a Hugging Face directory in the "
            "engine's data directory.")  # fmt: skip
@@ -210,7 +222,8 @@ out = e1.text_input("Folder name (under <data dir>/exports)", "", key="dir_out",
                     placeholder=f"{model.name}-{name}-orthogonalised")  # fmt: skip
 if e2.button("Export orthogonalised model", icon=":material/save:"):
     try:
-        res = client.export_orthogonalised(name, out.strip() or None, allow_other_model=other)
+        res = client.export_orthogonalised(name, out.strip() or None, allow_other_model=other,
+                                           also=with_others)  # fmt: skip
         st.session_state["dir_export"] = res
     except EngineRequestError as e:
         st.error(md(e.message), icon=":material/warning:")

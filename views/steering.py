@@ -230,7 +230,7 @@ if got["kl"] and both:
 elif got["kl"]:
     widgets.figure(kl_figure(got["kl"]), name="steering_kl",
                    params={"vectors": len(vectors), "seed": int(seed), "temperature": stemp},
-                   bundle=kl_bundle(body, events),
+                   bundle=kl_bundle(body, events, dp.saved_vectors(client, acting)),
                    **compare.figure_side(client, side, prompt))  # fmt: skip
 
 

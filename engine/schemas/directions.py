@@ -162,6 +162,10 @@ class ExportRequest(BaseModel):
         default=None, description="folder name under <data dir>/exports (default: model-name)"
     )
     allow_other_model: bool = False
+    also: list[DirectionName] = Field(
+        default=[], max_length=64,
+        description="more saved directions projected out together with `direction` (their span)",
+    )  # fmt: skip
 
 
 class ExportResult(BaseModel):

@@ -24,7 +24,7 @@ Once upon a time, there was a lonely cat named Emma.
 Once upon a time, there was a sad boy named Tom."""
 
 
-def sentiment_vector(model_dir: Path) -> list[float]:
+def sentiment_vector(model_dir: Path, hook: str = HOOK) -> list[float]:
     from engine import steering
     from engine.loading import load_model
     from organism import corpus
@@ -33,7 +33,7 @@ def sentiment_vector(model_dir: Path) -> list[float]:
     rng = random.Random(1)
     happy = [corpus.make_story(rng, "happy") for _ in range(12)]
     sad = [corpus.make_story(rng, "sad") for _ in range(12)]
-    d = steering.mean_activation(lm, happy, HOOK) - steering.mean_activation(lm, sad, HOOK)
+    d = steering.mean_activation(lm, happy, hook) - steering.mean_activation(lm, sad, hook)
     return d.tolist()
 
 
@@ -52,6 +52,9 @@ def test_directions_page_main_flow(page, app_server, demo_model_dir):
                            "vector": sentiment_vector(demo_model_dir),
                            "provenance": {"method": "diff_of_means"},
                            "metrics": {"heldout_accuracy": 1.0}})  # fmt: skip
+    client.save_direction({"name": "sentiment0", "hook": "blocks.0.hook_resid_pre",
+                           "vector": sentiment_vector(demo_model_dir, "blocks.0.hook_resid_pre"),
+                           "provenance": {"method": "diff_of_means"}})  # fmt: skip
     page.goto(url)
     try:
         page.get_by_text("Act on it").first.wait_for(timeout=90_000)
@@ -69,6 +72,12 @@ def test_directions_page_main_flow(page, app_server, demo_model_dir):
 
     page.get_by_text("Ablate (project out)").click()
     page.get_by_text("ablate sentiment × 1 at every layer").first.wait_for(timeout=LOAD)
+    # a second direction of the concept (another layer's), ablated together: their span
+    page.get_by_role("combobox", name="Ablate together with").click()
+    page.get_by_role("option", name="sentiment0").click()
+    page.keyboard.press("Escape")
+    page.get_by_text("ablate sentiment0 × 1 at every layer").first.wait_for(timeout=LOAD)
+    screenshot(page, "directions_together", 1200)
 
     page.get_by_label("Held-out prompts (one per line)").fill(OPENINGS)
     page.get_by_label("Harmless prompts, for the KL").fill(OPENINGS)
@@ -82,10 +91,13 @@ def test_directions_page_main_flow(page, app_server, demo_model_dir):
     shown = page.locator("code").filter(has_text="orthogonalised").first.inner_text()
     assert (Path(shown.strip()) / "config.json").is_file()
     assert (Path(shown.strip()) / "model.safetensors").is_file()
+    note = (Path(shown.strip()) / "orthogonalised.json").read_text()
+    assert '"also"' in note and "sentiment0" in note  # the span of both, in the weights
 
     page.get_by_role("button", name="Open on the Steering page").click()
     try:
         page.get_by_text("ablate sentiment × 1 at every layer").first.wait_for(timeout=90_000)
+        page.get_by_text("ablate sentiment0 × 1 at every layer").first.wait_for(timeout=90_000)
         page.get_by_text("tokens/s per continuation").first.wait_for(timeout=90_000)
     finally:
         screenshot(page, "directions_on_steering", 1200)
