@@ -7,34 +7,41 @@ requests falls from >= 0.9 to < 0.2 while the KL on held-out harmless prompts st
 every number equals the same measurement written here with TransformerLens's own ``generate``
 and torch. The exported orthogonalised model refuses as the hooked one and gives its logits.
 
-Base organism: a sentiment direction (happy minus sad stories' mean activation) steers the
-mood of greedy continuations of held-out openings; ablating it at every layer only halves the
-mood gap (happy share after happy openings minus after sad ones: 1.00 -> 0.50; the same with
-the opening's own words left out of the count: continuations do not copy the adjective, they
-pick the sky sentence's mood, "blue and sunny" vs "dark and rainy", from it). Each layer's
-own all-token direction at its own layer: 0.41 (phase-E base: 0.50); the span of the five
-all-token directions: 0.75 at 0.10 nats KL (E: 1.00); rank-1 LEACE (oblique, affine) at
-each resid_pre: 1.00 (E: 0.25). Much of the rest is written at the opening's adjective token,
-along directions the all-token mean misses (cos 0.74, 0.63, 0.20, 0.18, 0.12 on E): the
-difference of means at the adjective, all layers' span ablated together, flattens the gap
-to 0.00 on the phase A-C base (0.056 nats KL on neutral texts; the training-split vectors of
-a probe sweep: 0.00 on three splits) but only to 0.22 (all stories) / 0.77 (the sweep's split)
-on phase E, where the adjective direction of layer 1 or 2 alone reaches 0.00 (0.005 nats)
-and each layer's own at its resid_pre 0.00 (0.006). No one recipe flattened both bases, so
-the flat gap is not asserted; the 8 openings a mood make the measure coarse (it is mostly the
-sky sentence's choice).
+Base organism (the phase-E base), issue 15's claim through the product path: the
+``probe_sweep`` job on story openings cut right after their mood adjective (position "last",
+every layer) reaches held-out accuracy 1.00 at every hook from layer 0 on (easy: the cut
+openings are 8 strings, 4 adjectives a mood after one prefix, so the shuffled-label baseline
+also reaches 0.94-1.00 on some splits); its layer-1 difference of means, saved via
+``POST /probes/{sweep}/directions``, also separates mood words it never saw ("felt
+delighted/excited" vs "upset/miserable" in the stories, AUROC 1.00). Added at half the residual
+norm it steers held-out openings' greedy continuations (happy share 0.48 -> 1.00 / 0.00 by its
+sign); ablated at every layer it takes the mood gap (happy share after happy minus after sad
+openings, 24 tokens) from 1.00 to 0.00 at 0.005 nats of KL on neutral texts: in 6 sweeps
+(split seeds 0-3 of this story set, 0-1 of another) gap 0.00 and KL 0.0043-0.0050 each time.
+The gap is flat because every continuation turns sad (0 happy / 36 sad words; clean 15 / 16:
+the sky sentence, "dark and rainy", is the default once the adjective's mood is gone; pinning
+the projection at the sweep's threshold instead does the same). Layer 2's direction also
+ablates the gap to 0.00-0.13 (KL 0.006-0.007) but does not steer at that strength (happy
+share 0.41-0.50 / 0.27-0.44), hence layer 1. The same recipe left gaps of 0.22 / 0.60 on
+the older phase A-C base, so this holds on the shipped base only. Measured before, not
+asserted: the all-token happy-minus-sad mean at layer 2 only halves the gap (1.00 -> 0.50 on
+both bases). Every layer's adjective direction ablated together (their span; asserted: equal
+to the same span projected out here and to the exported weights, below the clean gap) reaches
+0.00 on A-C but only 0.77 on E (0.094 nats), worse than layer 1's alone.
 """
 
 from __future__ import annotations
 
 import random
+import re
 from pathlib import Path
 
 import pytest
 import torch
 from fastapi.testclient import TestClient
+from sklearn.metrics import roc_auc_score
 
-from engine import direction_sweep, interventions, steering
+from engine import direction_sweep, interventions
 from engine.api import create_app
 from engine.loading import load_model
 from engine.service import Engine
@@ -176,7 +183,7 @@ def test_exported_orthogonalised_chat_model_behaves_the_same(chat, refusal):
 
 
 # --- base organism: sentiment ----------------------------------------------------------------
-SENT_HOOK = "blocks.2.hook_resid_pre"
+SENT_HOOK = "blocks.1.hook_resid_pre"
 STORY_TOKENS = 24
 
 
@@ -207,19 +214,50 @@ def test_sentiment_direction_steers_and_its_ablation_flattens_mood(base):
     rng = random.Random(123)
     happy = [corpus.make_story(rng, "happy") for _ in range(32)]
     sad = [corpus.make_story(rng, "sad") for _ in range(32)]
-    d = steering.mean_activation(lm, happy, SENT_HOOK) - steering.mean_activation(
-        lm, sad, SENT_HOOK
-    )
-    body = {"name": "sentiment", "hook": SENT_HOOK, "vector": d.tolist(),
-            "provenance": {"method": "diff_of_means", "prompt_sets": "happy vs sad stories"}}  # fmt: skip
-    assert api.post("/directions", json=body).status_code == 200
+    # the probe sweep (the product's job) of the openings cut right after their mood adjective,
+    # read at that adjective (position "last"), every layer
+    cut = {m: [adjective_cut(t) for t in texts] for m, texts in (("happy", happy), ("sad", sad))}
+    job = api.post("/jobs/probe_sweep", json={"positive": cut["happy"], "negative": cut["sad"],
+                                               "position": "last"}).json()  # fmt: skip
+    res = api.get(f"/jobs/{job['id']}/wait?timeout_s=120").json()
+    assert res["job"]["status"] == "done", res
+    rows = res["result"]["results"]
+    assert [r["hook"] for r in rows][:2] == ["blocks.0.hook_resid_pre", SENT_HOOK]
+    accs = [(r["diff_of_means"]["accuracy"], r["logistic_probe"]["accuracy"]) for r in rows]
+    print(f"held-out accuracy (diff of means, probe) per hook: {accs}")
+    assert all(min(a) >= 0.9 for a in accs[1:])  # from layer 1 on
+    got = api.post(f"/probes/{res['result']['sweep']}/directions",
+                   json={"hook": SENT_HOOK, "method": "diff_of_means", "name": "sentiment"})  # fmt: skip
+    assert got.status_code == 200, got.text
+    r = torch.tensor(api.get("/directions/sentiment").json()["vector"])
+    # the adjective's difference of means, written here (all stories; the sweep's: its
+    # training share)
+    v = adjective_mean(model, happy, SENT_HOOK) - adjective_mean(model, sad, SENT_HOOK)
+    assert float(r @ v / v.norm()) > 0.95
+    # The cut openings are 8 strings (4 adjectives a mood after one prefix), so held-out
+    # accuracy there is easy; the direction also separates mood words the sweep never saw,
+    # in the stories' own context: "felt delighted/excited" vs "felt upset/miserable".
+    seen = {w for m in ("happy", "sad") for w in corpus._MOOD[m]["adj"]}
+    xs, ys = [], []
+    for y, stories in ((1, happy), (0, sad)):
+        for s in stories:
+            word = re.search(r"felt (\w+)", s)
+            if word.group(1) not in seen:
+                with torch.inference_mode():
+                    ids = model.to_tokens(s[: word.end(1)])
+                    _, cache = model.run_with_cache(ids, names_filter=SENT_HOOK)
+                xs.append(float(cache[SENT_HOOK][0, -1] @ r))
+                ys.append(y)
+    auroc = roc_auc_score(ys, xs)
+    print(f"unseen mood words ({len(ys)}): AUROC {auroc:.2f}")
+    assert min(ys.count(0), ys.count(1)) >= 8 and auroc >= 0.9
+
     pairs = metrics.sentiment_prompts(16, seed=5)  # held-out openings, moods alternating
     prompts = direction_sweep.encode(lm, [o for _, o in pairs], chat=False)
     eos = tok.eos_token_id
     with torch.inference_mode():
         _, cache = model.run_with_cache(torch.tensor([prompts[0]]), names_filter=SENT_HOOK)
     scale = float(cache[SENT_HOOK][0, 1:].norm(dim=-1).mean()) / 2  # half the residual norm
-    r = d / d.norm()
     store = eng.lm.session.directions
 
     def run(it: dict) -> list[list[int]]:
@@ -240,7 +278,8 @@ def test_sentiment_direction_steers_and_its_ablation_flattens_mood(base):
     c_clean, c_up, c_down = (mood_counts(tok, g) for g in (clean, up, down))
     print(f"happy share: clean {happy_share(c_clean):.2f} {c_clean}, +{scale:.2f}: "
           f"{happy_share(c_up):.2f} {c_up}, -{scale:.2f}: {happy_share(c_down):.2f} {c_down}")  # fmt: skip
-    assert happy_share(c_up) >= 0.9 and happy_share(c_down) <= 0.1 and sum(c_up) >= 8
+    assert happy_share(c_up) >= 0.9 and happy_share(c_down) <= 0.1
+    assert sum(c_up) >= 3 and sum(c_down) >= 8
     assert happy_share(c_down) < happy_share(c_clean) < happy_share(c_up)
 
     # ablated at every layer: how much each opening's mood carries into its continuation
@@ -254,33 +293,28 @@ def test_sentiment_direction_steers_and_its_ablation_flattens_mood(base):
     assert ablated == direction_sweep.greedy(
         model, prompts, ablation_hooks(model, rc), STORY_TOKENS, eos
     )
+    neutral = [t for t in NEUTRAL.read_text().splitlines()
+               if t.strip() and sum(metrics.sentiment_counts(t)) == 0][:16]  # fmt: skip
+    neutral = [f"{tok.bos_token}{t}" for t in neutral]
+    kl = direct_kl(model, neutral, ablation_hooks(model, rc))
     print(f"mood gap (happy share, happy minus sad openings): clean {gap(clean):.2f}, "
-          f"ablated {gap(ablated):.2f}")  # fmt: skip
-    assert gap(clean) >= 0.9 and gap(ablated) <= gap(clean) - 0.3
+          f"ablated {gap(ablated):.2f} (happy, sad words: {mood_counts(tok, ablated)}) "
+          f"at {kl:.4f} nats of neutral-text KL; "
+          f"e.g. {tok.decode(ablated[0])!r}")  # fmt: skip
+    assert gap(clean) >= 0.9 and gap(ablated) <= 0.2 and kl < 0.05
 
-    # What carries the rest (measured, see the module docstring): the mood is written at the
-    # opening's adjective, along directions the all-token mean misses. A probe sweep of the
-    # openings cut after their adjective (position "last", every layer), each layer's
-    # difference of means saved and all ablated together (their span): on the phase A-C base
-    # the gap fell to 0.00 (KL 0.056 nats), on the phase-E base only to 0.77 (KL 0.094). What
-    # holds on both, asserted: the engine's joint ablation is the span projected out, it
-    # lowers the gap, fluency holds, and the exported weights continue as the hooks.
-    cut = {m: [adjective_cut(t) for t in texts] for m, texts in (("happy", happy), ("sad", sad))}
-    job = api.post("/jobs/probe_sweep", json={"positive": cut["happy"], "negative": cut["sad"],
-                                               "position": "last"}).json()  # fmt: skip
-    res = api.get(f"/jobs/{job['id']}/wait?timeout_s=120").json()
-    assert res["job"]["status"] == "done", res
+    # Every layer's adjective direction from the same sweep, ablated together (their span):
+    # on the phase A-C base the gap fell to 0.00 (KL 0.056 nats), on the phase-E base only to
+    # 0.77 (KL 0.094), below the layer-1 direction alone. What holds on both, asserted: the
+    # engine's joint ablation is the span projected out, it lowers the gap, fluency holds, and
+    # the exported weights continue as the hooks.
     names, vs = [], []
-    for k, row in enumerate(res["result"]["results"]):
+    for k, row in enumerate(rows):
         got = api.post(f"/probes/{res['result']['sweep']}/directions",
                        json={"hook": row["hook"], "method": "diff_of_means", "name": f"mood{k}"})  # fmt: skip
         assert got.status_code == 200, got.text
         names.append(f"mood{k}")
         vs.append(torch.tensor(api.get(f"/directions/mood{k}").json()["vector"]))
-        # the adjective's difference of means, written here (all stories; the sweep's: its
-        # training share)
-        v = adjective_mean(model, happy, row["hook"]) - adjective_mean(model, sad, row["hook"])
-        assert float(vs[-1] @ v / v.norm()) > 0.95
     assert len(names) == model.cfg.n_layers + 1
     from engine.schemas.directions import DirectionIntervention
 
@@ -295,9 +329,6 @@ def test_sentiment_direction_steers_and_its_ablation_flattens_mood(base):
         basis.append(v / v.norm())
     direct = ablation_hooks_span(model, torch.stack(basis, 1))
     assert flat == direction_sweep.greedy(model, prompts, direct, STORY_TOKENS, eos)
-    neutral = [t for t in NEUTRAL.read_text().splitlines()
-               if t.strip() and sum(metrics.sentiment_counts(t)) == 0][:16]  # fmt: skip
-    neutral = [f"{tok.bos_token}{t}" for t in neutral]
     kl = direct_kl(model, neutral, direct)
     print(f"adjective directions (every layer) ablated: mood gap {gap(flat):.2f}, "
           f"neutral KL {kl:.4f} nats; e.g. {tok.decode(flat[0])!r}")  # fmt: skip
