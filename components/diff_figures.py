@@ -283,12 +283,14 @@ def latent_rows_at(result: DiffLatentsResult, pos: int) -> list[dict]:
 
 def set_rows(result: LatentDiffSetResult) -> list[dict]:
     """A ``latent_diff_set`` answer's increased then decreased latents as figure rows (mean
-    activations), each with its first example's text around the change."""
+    activations), each with its first example's text around the change (and, with a control
+    set, its change there and the net change it is ranked by)."""
     out = []
     for x in [*result.increased, *result.decreased]:
         ex = x.examples[0] if x.examples else None
         out.append({"index": x.index, "label": x.label, "a": x.mean_a, "b": x.mean_b,
-                    "delta": x.delta, "example": "".join(ex.tokens) if ex else None})  # fmt: skip
+                    "delta": x.delta, "example": "".join(ex.tokens) if ex else None,
+                    "control_delta": x.control_delta, "net_delta": x.net_delta})  # fmt: skip
     return out
 
 

@@ -5,7 +5,9 @@ Side A is the ``model`` slot, side B the ``model_b`` slot; their tokenizers must
 (engine/pairs.py). The texts are the built-in neutral set (``neutral_texts.txt``: short
 stories, IOI sentences and facts drawn from the base organism's corpus, none about the chat
 organism's implanted differences) or a file or dataset (engine/text_sources.py, confined to
-the data directories). A result is written under the cache directory, keyed by both models'
+the data directories). ``latent_diff_set`` may take a second, control set from the same
+sources (read the same way); its latents are then ranked by the change on the texts minus the
+change on the control. A result is written under the cache directory, keyed by both models'
 fingerprints, the SAE, the texts and the parameters, and served from there next time.
 """
 
@@ -206,7 +208,28 @@ def check_set(engine: Engine, p: LatentDiffSetParams) -> LatentDiffSetParams:
     if d.reads not in lm_b.model.hook_dict:
         raise EngineError(422, "sae_hook_missing",
                           f"Side B ({lm_b.name}) has no hook point {d.reads!r}.")  # fmt: skip
-    return check_source(engine, p)  # type: ignore[return-value]
+    p = check_source(engine, p)  # type: ignore[assignment]
+    if p.control is not None and (p.control.path or p.control.dataset):
+        control = text_sources.check(p.control, engine.settings)  # type: ignore[arg-type]
+        p = p.model_copy(update={"control": control})
+    return p
+
+
+def _set_stats(
+    engine: Engine, ctx: JobContext, lm_a: LoadedModel, lm_b: LoadedModel, d: saes.Dictionary,
+    p: LatentDiffSetParams, texts: list[str], n_examples: int, what: str, span: tuple[float, float],
+) -> dl.SetStats:  # fmt: skip
+    """Both models' SAE activations over `texts`, summed (progress within `span`)."""
+    rows = rows_for(lm_a, lm_b, texts, p.chat)
+    special = set(lm_a.model.tokenizer.all_special_ids)
+    stats = dl.SetStats(d.d_latent, n_examples, device=lm_a.device)
+    lo, hi = span
+    for i, ids in enumerate(rows):
+        if ctx.cancelled:
+            raise JobCancelled()
+        ctx.progress(lo + (hi - lo) * i / max(len(rows), 1), f"{what} {i + 1} of {len(rows)}")
+        engine.compute(dl.add_text, stats, d, lm_a.model, lm_b.model, ids, special, p.where, i)
+    return stats
 
 
 def run_set(engine: Engine, ctx: JobContext, p: LatentDiffSetParams) -> dict:
@@ -214,26 +237,33 @@ def run_set(engine: Engine, ctx: JobContext, p: LatentDiffSetParams) -> dict:
     d = saes.for_model(lm_a).get(p.sae)
     tick = _ticker(ctx, 1, "")
     texts, name, where = read_texts(engine, p, lambda: tick())
+    c_texts, c_name, c_where = [], None, None
+    if p.control is not None:
+        c_texts, c_name, c_where = read_texts(engine, p.control, lambda: tick())  # type: ignore[arg-type]
     parts = {"a": lm_a.fingerprint, "b": lm_b.fingerprint, "sae": d.key, "texts": name,
-             "params": p.model_dump(mode="json", exclude={"model", "model_b"}), "v": 1}  # fmt: skip
+             "control": c_name, "params": p.model_dump(mode="json", exclude={"model", "model_b"}),
+             "v": 2}  # fmt: skip
     path = _cache_path(engine, "latent_diff_set", parts)
     if path.is_file():
         return json.loads(path.read_text()) | {"cached": True}
-    tok = lm_a.model.tokenizer
-    rows = rows_for(lm_a, lm_b, texts, p.chat)
-    special = set(tok.all_special_ids)
-    stats = dl.SetStats(d.d_latent, p.n_examples, device=lm_a.device)
-    step = _ticker(ctx, len(rows), "text")
-    for i, ids in enumerate(rows):
-        step(i)
-        engine.compute(dl.add_text, stats, d, lm_a.model, lm_b.model, ids, special, p.where, i)
+    split = 0.95 if p.control is None else 0.95 * len(texts) / max(len(texts) + len(c_texts), 1)
+    stats = _set_stats(engine, ctx, lm_a, lm_b, d, p, texts, p.n_examples, "text", (0, split))
+    control = None
+    if p.control is not None:
+        control = _set_stats(engine, ctx, lm_a, lm_b, d, p, c_texts, 0, "control text",
+                             (split, 0.95))  # fmt: skip
     ctx.progress(0.97, "ranking")
+    tok = lm_a.model.tokenizer
     vocab = tok.batch_decode([[i] for i in range(lm_a.model.cfg.d_vocab)])
-    up, down, f_up, f_down = dl.set_changes(stats, d, p.n_top, vocab)
+    up, down, f_up, f_down = dl.set_changes(stats, d, p.n_top, vocab, control)
     res = LatentDiffSetResult(sae=d.info, model_a=lm_a.name, model_b=lm_b.name,
                               over=f"{len(texts)} texts of {where}", n_texts=len(texts),
                               n_tokens=stats.n, where=p.where, increased=up, decreased=down,
-                              freq_increased=f_up, freq_decreased=f_down)  # fmt: skip
+                              freq_increased=f_up, freq_decreased=f_down,
+                              control_over=None if control is None
+                              else f"{len(c_texts)} texts of {c_where}",
+                              n_control_texts=len(c_texts),
+                              n_control_tokens=0 if control is None else control.n)  # fmt: skip
     doc = res.model_dump(mode="json")
     atomic_write(path, json.dumps(doc))
     return doc

@@ -217,6 +217,10 @@ def test_diff_latents_on_two_prompts_of_one_model(pair_engine, models):
 
 
 def test_refusal_latents_top_the_latent_diff_on_harmful_requests(pair_engine, models):
+    """The issue's claim, with a control: over held-out harmful requests, ranked by the change
+    minus the change on held-out harmless requests, refusal-related latents top the latent diff.
+    Without the control a chat-format latent that rises on every request can come first (on
+    the phase-E base: 453, whose harmful-minus-harmless gap in the chat model is negative)."""
     from organism import chat_corpus as cc
 
     A, B = models
@@ -237,13 +241,16 @@ def test_refusal_latents_top_the_latent_diff_on_harmful_requests(pair_engine, mo
     ).mean(0)
     refusal = set(gap.abs().topk(10).indices.tolist())
 
-    # the latent diff over held-out harmful requests in chat form, at the last prompt token
-    harmful = cc.heldout_requests(True)[::3]
+    # the latent diff over held-out harmful requests in chat form, at the last prompt token,
+    # first alone, then with held-out harmless requests as the control
+    harmful, harmless = cc.heldout_requests(True)[::3], cc.heldout_requests(False)[::3]
     eng, client = pair_engine
-    f = eng.settings.data_dirs[0] / "harmful.txt"
+    f, g = (eng.settings.data_dirs[0] / n for n in ("harmful.txt", "harmless.txt"))
     f.write_text("\n".join(harmful) + "\n")
+    g.write_text("\n".join(harmless) + "\n")
     res = client.latent_diff_set(SAE, path=str(f), chat=True, where="last", n_top=10)
     assert res.n_texts == len(harmful) and res.n_tokens == len(harmful)
+    assert res.control_over is None and res.increased[0].net_delta is None
 
     la, lb = last_acts(A, harmful), last_acts(B, harmful)
     ma, mb = la.mean(0), lb.mean(0)
@@ -256,18 +263,46 @@ def test_refusal_latents_top_the_latent_diff_on_harmful_requests(pair_engine, mo
         assert (c.freq_a, c.freq_b) == pytest.approx((float(fa[c.index]), float(fb[c.index])))
     assert [c.index for c in res.decreased] == (ma - mb).topk(10).indices.tolist()
     top5 = [c.index for c in res.increased[:5]]
-    hits = [i for i in top5 if i in refusal]
-    print(json.dumps({"top5_increased": top5, "refusal_top10": sorted(refusal), "hits": hits,
-                      "gap_of_top1": float(gap[top5[0]])}))  # fmt: skip
-    # the latent that rose most is one that marks harmful requests in the chat model, and
-    # most of the top 5 are refusal-related (measured: 147 first, 3 of 5; 10 of 1536 latents)
-    assert top5[0] in refusal and gap[top5[0]] > 0, (top5, sorted(refusal))
-    assert len(hits) >= 3, (top5, sorted(refusal))
+    # what holds without the control: a refusal-related latent, and a latent silent in the
+    # base that the chat model fires on harmful requests (gap > 0), are in the top 5
+    # (measured on the phase-E base: [453, 1015, 264, 5, 1339]; 264 refusal-related, 1339
+    # 0 -> 0.57 on harmful requests, +0.02 on harmless ones)
+    assert any(i in refusal for i in top5), (top5, sorted(refusal))
+    assert any(float(ma[i]) == 0 and gap[i] > 0.2 for i in top5), top5
     # its first example: the text where it rose most, at that text's last token
     per_text = (lb - la)[:, top5[0]]
     ex = res.increased[0].examples[0]
     assert ex.text == int(per_text.argmax())
     assert ex.deltas[ex.max_pos] == pytest.approx(float(per_text.max()), abs=1e-3)
+
+    # with the control: ranked by (change on harmful) - (change on harmless)
+    ctl = client.latent_diff_set(SAE, path=str(f), chat=True, where="last", n_top=10,
+                                 control={"path": str(g)})  # fmt: skip
+    assert ctl.n_control_texts == len(harmless) and ctl.n_control_tokens == len(harmless)
+    assert ctl.control_over and "harmless" in ctl.control_over
+    na, nb = last_acts(A, harmless), last_acts(B, harmless)
+    c_delta = nb.mean(0) - na.mean(0)
+    net = (mb - ma) - c_delta
+    assert [c.index for c in ctl.increased] == net.topk(10).indices.tolist()
+    assert [c.index for c in ctl.decreased] == (-net).topk(10).indices.tolist()
+    for c in ctl.increased[:5]:
+        assert c.delta == pytest.approx(float(mb[c.index] - ma[c.index]), abs=1e-4)
+        assert c.control_delta == pytest.approx(float(c_delta[c.index]), abs=1e-4)
+        assert c.net_delta == pytest.approx(float(net[c.index]), abs=1e-4)
+    top5c = [c.index for c in ctl.increased[:5]]
+    hits = [i for i in top5c if i in refusal]
+    print(json.dumps({"top5_increased": top5, "top5_with_control": top5c,
+                      "refusal_top10": sorted(refusal), "hits_with_control": hits,
+                      "gap_of_top1": float(gap[top5[0]]),
+                      "gap_of_top5_with_control": [round(float(gap[i]), 3) for i in top5c]}))  # fmt: skip
+    # the issue's claim: the latent that rose most is one that marks harmful requests in the
+    # chat model, most of the top 5 are refusal-related, and all of them mark harmful requests
+    # (measured on the phase-E base: [264, 287, 1339, 454, 391], 3 of 5 in the refusal top
+    # 10 of 1536 latents, gaps 0.77, 0.77, 0.32, 0.71, 0.85)
+    assert top5c[0] in refusal and gap[top5c[0]] > 0, (top5c, sorted(refusal))
+    assert len(hits) >= 3, (top5c, sorted(refusal))
+    assert all(gap[i] > 0 for i in top5c), [float(gap[i]) for i in top5c]
+    assert ctl.increased[0].examples  # the harmful texts' own examples
 
 
 def test_latent_diff_set_over_every_content_token(pair_engine, models):
@@ -322,4 +357,7 @@ def test_pair_jobs_refuse_what_does_not_fit(pair_engine, tmp_path):
     outside.write_text("hello\n")
     with pytest.raises(EngineRequestError) as e:
         client.start_job("adiff_lens", {"path": str(outside)})
+    assert e.value.status == 403
+    with pytest.raises(EngineRequestError) as e:  # a control file is confined the same way
+        client.start_job("latent_diff_set", {"sae": SAE, "control": {"path": str(outside)}})
     assert e.value.status == 403

@@ -82,13 +82,17 @@ st.caption(
 texts = st.text_input("Texts (a file in the engine's data directories; empty: the built-in "
                       "neutral set)", key="w_diff_texts")  # fmt: skip
 source = {"model_b": compare.SLOT_B, "max_texts": MAX_TEXTS, **({"path": texts} if texts else {})}
+control = st.text_input("Control texts for the latent changes (a file; empty: none): latents are "
+                        "then ranked by their change on the texts minus their change on these",
+                        key="w_diff_control")  # fmt: skip
 # the bundles' snippets recompute over the built-in texts (a file is read on the engine's side)
 builtin = None if texts else diff_snippets.builtin_texts(MAX_TEXTS)
 j1, j2 = st.columns(2)
 if j1.button("Activation-difference lens", icon=":material/play_arrow:"):
     job_box.start(client, "adiff_job", "adiff_lens", {**source, "top_k": 10})
 if j2.button("Latent changes over the set", icon=":material/play_arrow:"):
-    job_box.start(client, "ldiff_job", "latent_diff_set", {**source, "sae": sae, "n_top": 10})
+    job_box.start(client, "ldiff_job", "latent_diff_set", {**source, "sae": sae, "n_top": 10,
+                  **({"control": {"path": control, "max_texts": MAX_TEXTS}} if control else {})})  # fmt: skip
 for key, what, typed in (("adiff_job", "the activation-difference lens", AdiffLensResult),
                          ("ldiff_job", "the latent changes job", LatentDiffSetResult)):  # fmt: skip
     if out := job_box.follow(client, key, what):
@@ -123,10 +127,15 @@ if ldiff := st.session_state.get("ldiff_job:result"):
     widgets.figure(
         dfig.latent_changes_figure(
             rows_set, title="Latents whose mean activation changed most over the texts",
-            subtitle=f"{ldiff.sae.id} · {ldiff.over} · rose most (top), fell most (bottom)",
+            subtitle=f"{ldiff.sae.id} · {ldiff.over} · rose most (top), fell most (bottom)"
+            + (f" · minus the change on {ldiff.control_over}" if ldiff.control_over else ""),
         ),
         name="diff_latent_set", params={"sae": ldiff.sae.id},
         bundle=diff_snippets.latent_set(ldiff, rows_set, builtin, diff_panels.side_code(client, cmp))
-        if builtin else None,
+        if builtin and not ldiff.control_over else None,
     )  # fmt: skip
+    if ldiff.control_over:
+        st.caption("Change on the texts − change on the control: " + " · ".join(
+            f"#{r['index']} {r['delta']:+.2f} − {r['control_delta']:+.2f} = {r['net_delta']:+.2f}"
+            for r in rows_set[:8]))  # fmt: skip
     diff_panels.latent_rows(client, prompt, ldiff.sae.id, rows_set, key="set")

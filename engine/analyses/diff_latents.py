@@ -8,7 +8,8 @@ hook point, so its latents name what changed between two models (or two prompts)
 - over a text set (``set_stats``, the ``latent_diff_set`` job): each latent's mean activation
   and firing frequency on both sides over the counted tokens, and the texts where it changed
   most (``TopExamples`` of engine/latent_book.py, fed with the change instead of an
-  activation).
+  activation); with a control text set, each latent's change there is subtracted before
+  ranking, so changes common to both sets (the chat format's) cancel.
 
 Both sides are encoded by the same ``Dictionary.encode`` (SAELens ``SAE.encode``).
 """
@@ -192,22 +193,32 @@ def _examples(c: TopExamples | None, i: int, vocab: list[str]) -> list[DiffExamp
 
 
 def set_changes(
-    stats: SetStats, d: saes.Dictionary, n_top: int, vocab: list[str]
-) -> tuple[list[LatentChange], list[LatentChange], list[int], list[int]]:
+    stats: SetStats, d: saes.Dictionary, n_top: int, vocab: list[str],
+    control: SetStats | None = None,
+) -> tuple[list[LatentChange], list[LatentChange], list[int], list[int]]:  # fmt: skip
     """The latents whose mean activation rose most and fell most (with labels and the texts
-    where they changed most), and the latents by firing-frequency gain and loss."""
+    where they changed most), and the latents by firing-frequency gain and loss. With a
+    `control` set, each change is taken minus the same latent's change on the control."""
     ma, mb, fa, fb = stats.means()
     delta = mb - ma
+    df = fb - fa
+    key, c_delta = delta, None
+    if control is not None:
+        ca, cb, cfa, cfb = control.means()
+        c_delta = cb - ca
+        key = delta - c_delta
+        df = df - (cfb - cfa)
 
     def change(i: int, c: TopExamples | None) -> LatentChange:
         return LatentChange(index=i, label=label(d, i), mean_a=float(ma[i]), mean_b=float(mb[i]),
                             delta=float(delta[i]), freq_a=float(fa[i]), freq_b=float(fb[i]),
-                            examples=_examples(c, i, vocab))  # fmt: skip
+                            examples=_examples(c, i, vocab),
+                            control_delta=None if c_delta is None else float(c_delta[i]),
+                            net_delta=None if c_delta is None else float(key[i]))  # fmt: skip
 
-    n_top = min(n_top, delta.numel())
-    up = [change(i, stats.up) for i in delta.topk(n_top).indices.tolist() if delta[i] > 0]
-    down = [change(i, stats.down) for i in (-delta).topk(n_top).indices.tolist() if delta[i] < 0]
-    df = fb - fa
+    n_top = min(n_top, key.numel())
+    up = [change(i, stats.up) for i in key.topk(n_top).indices.tolist() if key[i] > 0]
+    down = [change(i, stats.down) for i in (-key).topk(n_top).indices.tolist() if key[i] < 0]
     f_up = [i for i in df.topk(n_top).indices.tolist() if df[i] > 0]
     f_down = [i for i in (-df).topk(n_top).indices.tolist() if df[i] < 0]
     return up, down, f_up, f_down

@@ -134,8 +134,35 @@ class AdiffLensResult(BaseModel):
     cached: bool = False
 
 
+class ControlSet(BaseModel):
+    """A control text set for ``latent_diff_set``: the same sources as the main set (the
+    built-in neutral texts unless a file or dataset is named), read with the main set's
+    ``chat`` and ``where``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str | None = Field(default=None, max_length=MAX_PATH, description="a text file")
+    dataset: str | None = Field(default=None, max_length=MAX_PATH, description="a dataset")
+    split: Name = Field(default="train", min_length=1)
+    column: Name = Field(default="text", min_length=1)
+    max_texts: int = Field(default=256, ge=1, le=100_000)
+
+    @model_validator(mode="after")
+    def _at_most_one_source(self) -> ControlSet:
+        if self.path and self.dataset:
+            raise ValueError("give a text file (path) or a dataset, not both")
+        return self
+
+
 class LatentDiffSetParams(TextSetParams):
     sae: PathName = Field(description="an SAE attached to side A's model")
+    control: ControlSet | None = Field(
+        default=None,
+        description="a control text set (e.g. harmless requests beside harmful ones): when "
+        "given, latents are ranked by their change on the texts minus their change on the "
+        "control (``net_delta``), which cancels changes common to both (a chat-format latent "
+        "that rises on every request); both changes are reported per latent",
+    )
     where: Literal["all", "last"] = Field(
         default="all", description="every content token of each text, or its last token only"
     )
@@ -159,6 +186,12 @@ class LatentChange(BaseModel):
     freq_a: float = Field(description="share of counted tokens where it fires, side A")
     freq_b: float
     examples: list[DiffExample] = Field(description="texts where its delta is largest")
+    control_delta: float | None = Field(
+        default=None, description="mean_b - mean_a on the control set (None: no control)"
+    )
+    net_delta: float | None = Field(
+        default=None, description="delta - control_delta: the ranking key with a control"
+    )
 
 
 class LatentDiffSetResult(BaseModel):
@@ -169,8 +202,17 @@ class LatentDiffSetResult(BaseModel):
     n_texts: int
     n_tokens: int = Field(description="tokens counted (special tokens left out)")
     where: Literal["all", "last"]
-    increased: list[LatentChange] = Field(description="largest delta first")
-    decreased: list[LatentChange] = Field(description="most negative delta first")
-    freq_increased: list[int] = Field(description="latents by firing-frequency gain")
+    increased: list[LatentChange] = Field(
+        description="largest delta first (with a control: largest net_delta)"
+    )
+    decreased: list[LatentChange] = Field(
+        description="most negative delta first (with a control: most negative net_delta)"
+    )
+    freq_increased: list[int] = Field(
+        description="latents by firing-frequency gain (with a control: minus the control's)"
+    )
     freq_decreased: list[int]
+    control_over: str | None = Field(default=None, description="the control texts, if any")
+    n_control_texts: int = 0
+    n_control_tokens: int = 0
     cached: bool = False

@@ -141,3 +141,39 @@ def test_other_views_and_side_by_side_generation(pair_page, app_server):
     assert "Canberra" in a and "Sydney" in b
     page.locator(".gtitle", has_text="along A's text").first.wait_for(timeout=30_000)
     screenshot(page, "steering_side_by_side", 1400)
+
+
+def test_latent_changes_over_a_set_with_a_control(pair_page, app_server, tmp_path_factory):
+    """The text-set job form's control: the page shows each latent's change on the texts, on
+    the control, and the net change it is ranked by, as the engine's job answers them."""
+    from engine.client import EngineClient
+    from organism import chat_corpus as cc
+
+    page = pair_page
+    d = tmp_path_factory.mktemp("control")  # inside the engine's data directories
+    f, g = d / "harmful.txt", d / "harmless.txt"
+    f.write_text("\n".join(cc.heldout_requests(True)[::9]) + "\n")
+    g.write_text("\n".join(cc.heldout_requests(False)[::9]) + "\n")
+    open_view(page, app_server, "diff")
+    for label, path in (("Texts (a file", f), ("Control texts for the latent changes", g)):
+        box = page.get_by_label(label).first
+        box.fill(str(path))
+        box.press("Enter")
+        settle(page)
+    page.get_by_role("button", name="Latent changes over the set").click()
+    shown = page.get_by_text("Change on the texts − change on the control").first
+    shown.wait_for(timeout=120_000)
+    client = EngineClient(app_server["engine_url"])
+    sae = client.saes()[0].id  # the page's default
+    want = client.latent_diff_set(
+        sae, model_b="b", max_texts=64, path=str(f), n_top=10,
+        control={"path": str(g), "max_texts": 64},
+    )  # fmt: skip
+    assert want.cached  # the page's own job, served again
+    c = want.increased[0]
+    assert c.net_delta == pytest.approx(c.delta - c.control_delta, abs=1e-5)
+    text = shown.inner_text()
+    assert text.split(": ", 1)[1].startswith(
+        f"#{c.index} {c.delta:+.2f} − {c.control_delta:+.2f} = {c.net_delta:+.2f}"
+    ), text
+    screenshot(page, "diff_latent_set_control", 3400)
