@@ -55,7 +55,7 @@ def test_directions_page_main_flow(page, app_server, demo_model_dir):
     client.save_direction({"name": "sentiment0", "hook": "blocks.0.hook_resid_pre",
                            "vector": sentiment_vector(demo_model_dir, "blocks.0.hook_resid_pre"),
                            "provenance": {"method": "diff_of_means"}})  # fmt: skip
-    page.goto(url)
+    page.goto(url + "&dir=sentiment")  # named: other tests' saved directions may sort first
     try:
         page.get_by_text("Act on it").first.wait_for(timeout=90_000)
     finally:

@@ -3,8 +3,11 @@ curve and the verdict, save a direction; then the every-token heatmap."""
 
 from __future__ import annotations
 
+import contextlib
+
 import httpx
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.e2e.conftest import screenshot
 from tests.e2e.pages import LOAD, page_errors, settle
@@ -32,8 +35,18 @@ def test_a_sweep_runs_shows_its_curve_and_saves_a_direction(page, app_server):
     saved = httpx.get(f"{app_server['engine_url']}/directions", timeout=10).json()
     assert "mood-probe" in [d["name"] for d in saved]
     sidebar = page.get_by_test_id("stSidebar")
-    sidebar.get_by_text("Saved directions (").first.click()  # the sidebar's list
-    sidebar.get_by_text("mood-probe").first.wait_for(timeout=30_000)
+    # the sidebar's list: its label carries the count, so a rerun that has not reached the
+    # sidebar yet shows the old label (a stale expander; clicking it opens nothing)
+    label = sidebar.get_by_text(f"Saved directions ({len(saved)})").first
+    label.wait_for(timeout=LOAD)
+    item = sidebar.get_by_text("mood-probe").first
+    for _ in range(3):  # a click on an expander a rerun replaced is lost: open it again
+        if item.is_visible():
+            break
+        label.click()
+        with contextlib.suppress(PlaywrightTimeoutError):
+            item.wait_for(timeout=10_000)
+    item.wait_for(timeout=10_000)
     screenshot(page, "probes_saved", 1000)
     # the sweep shown is in the URL: the same view in presenter mode, from the link alone
     assert "probe=" in page.url
