@@ -31,7 +31,9 @@ def test_a_sweep_runs_shows_its_curve_and_saves_a_direction(page, app_server):
     screenshot(page, "probes_page", 1900)
     page.get_by_label("Direction name").fill("mood-probe")
     page.get_by_role("button", name="Save direction").click()
-    page.get_by_text("Saved direction").first.wait_for(timeout=LOAD)
+    # the page's own confirmation, naming it (the sidebar's "Saved directions (n)" matches
+    # "Saved direction" too, from the start when other tests saved some)
+    page.get_by_text("Saved direction mood-probe").first.wait_for(timeout=LOAD)
     saved = httpx.get(f"{app_server['engine_url']}/directions", timeout=10).json()
     assert "mood-probe" in [d["name"] for d in saved]
     sidebar = page.get_by_test_id("stSidebar")
