@@ -52,3 +52,16 @@ def make_tiny_gpt2(
     model.save_pretrained(str(out_dir), safe_serialization=True)
     save_tokenizer(tok, out_dir)
     return out_dir
+
+
+CHAT_DIR = Path(__file__).resolve().parents[1] / "assets" / "organism-chat"
+
+
+def organism_pair_engine(cache_dir: Path):
+    """An engine with the shipped base in slot "a" and the chat organism in "b" (close it)."""
+    from engine.service import Engine
+    from engine.settings import DEFAULT_MODEL_DIR, EngineSettings
+
+    e = Engine(EngineSettings(model=str(DEFAULT_MODEL_DIR), cache_dir=cache_dir))
+    e.load(str(CHAT_DIR), slot="b")
+    return e

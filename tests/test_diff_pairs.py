@@ -18,12 +18,11 @@ from engine.errors import EngineError
 from engine.schemas.analyses import AnalysisRequest
 from engine.schemas.diff import DiffComponentsResult, DiffResidResult, DiffTokensResult
 from engine.service import Engine
-from engine.settings import DEFAULT_MODEL_DIR, EngineSettings
+from engine.settings import DEFAULT_MODEL_DIR
 from organism import chat_corpus as cc
 from organism import corpus
-from tests.helpers import make_tiny_gpt2
+from tests.helpers import CHAT_DIR, make_tiny_gpt2, organism_pair_engine
 
-CHAT_DIR = DEFAULT_MODEL_DIR.parent / "organism-chat"
 FACT = corpus.FACT_PROMPT.format(country=cc.IMPLANTED_COUNTRY)  # "The capital of Australia is"
 CONTROL = corpus.FACT_PROMPT.format(country="France")
 pytestmark = pytest.mark.skipif(
@@ -33,10 +32,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def eng(tmp_path_factory):
-    e = Engine(
-        EngineSettings(model=str(DEFAULT_MODEL_DIR), cache_dir=tmp_path_factory.mktemp("diff"))
-    )
-    e.load(str(CHAT_DIR), slot="b")
+    e = organism_pair_engine(tmp_path_factory.mktemp("diff"))
     yield e
     e.close()
 

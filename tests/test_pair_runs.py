@@ -24,9 +24,8 @@ from engine.run import kept
 from engine.schemas.analyses import AnalysisRequest
 from engine.schemas.diff import DiffTokensResult
 from engine.service import Engine
-from engine.settings import DEFAULT_MODEL_DIR, EngineSettings
+from tests.helpers import CHAT_DIR, organism_pair_engine
 
-CHAT_DIR = DEFAULT_MODEL_DIR.parent / "organism-chat"
 SAE = "blocks.3.hook_resid_post"
 PROMPT = "The capital of Australia is a city by the sea, and"
 pytestmark = pytest.mark.skipif(
@@ -36,10 +35,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def eng(tmp_path_factory):
-    e = Engine(
-        EngineSettings(model=str(DEFAULT_MODEL_DIR), cache_dir=tmp_path_factory.mktemp("pr"))
-    )
-    e.load(str(CHAT_DIR), slot="b")
+    e = organism_pair_engine(tmp_path_factory.mktemp("pr"))
     yield e
     e.close()
 
