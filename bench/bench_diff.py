@@ -68,8 +68,8 @@ FULL_B = "diff_tokens_full_b"  # diff_tokens as before side B's run went logits-
 
 def add_full_b(eng: Engine) -> None:
     """``diff_tokens`` with side B's run in full (activation cache and all), as it ran before
-    ``logits_only``: the same function and result, measured beside it for the difference."""
-    eng.analyses[FULL_B] = replace(eng.analyses["diff_tokens"], name=FULL_B, logits_only=False)
+    ``light_b``: the same function and result, measured beside it for the difference."""
+    eng.analyses[FULL_B] = replace(eng.analyses["diff_tokens"], name=FULL_B, light_b=False)
 
 
 def measure(eng: Engine, label: str, n: int, reps: int) -> dict:

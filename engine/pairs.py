@@ -46,7 +46,7 @@ class OtherSide:
     ids: list[int]
     infos: list[TokenInfo]
     kind: PairKind
-    logits_only: bool = False  # the analysis reads only logits (``Analysis.logits_only``)
+    light_b: bool = False  # B is read only through logits and streams (``Analysis.light_b``)
 
     @property
     def key(self) -> dict:
@@ -54,10 +54,10 @@ class OtherSide:
 
     def pair(self, a: PromptRun, b: PromptRun) -> RunPair:
         """The pair of side A's run and side B's; B's forward pass, when the run store has not
-        run it yet, without its activation cache if the analysis reads only logits: side A's
-        run is what every view of the prompt reads, side B's cache is left until one asks."""
-        if self.logits_only:
-            b.run_logits()
+        run it yet, a light run if the analysis reads only logits and residual streams: side A's
+        run is what every view of the prompt reads, side B's full cache is left until one asks."""
+        if self.light_b:
+            b.run_light()
         return RunPair(a=a, b=b, kind=self.kind)
 
 
@@ -155,7 +155,7 @@ def other_side(
             analysis.check(lm_b, params)
         else:
             analysis.check_b(lm, lm_b, params)
-        return OtherSide(lm_b, ids_b, infos_b, "models", analysis.logits_only)
+        return OtherSide(lm_b, ids_b, infos_b, "models", analysis.light_b)
     ids_b, infos_b = engine.tokenize(req.prompt_b, req.prepend_bos, req.model)
     if len(ids_b) != len(ids):
         raise EngineError(
@@ -164,4 +164,4 @@ def other_side(
             "compared position by position, so they need as many tokens.",
             {"n_tokens_a": len(ids), "n_tokens_b": len(ids_b)},
         )  # fmt: skip
-    return OtherSide(lm, ids_b, infos_b, "prompts", analysis.logits_only)
+    return OtherSide(lm, ids_b, infos_b, "prompts", analysis.light_b)

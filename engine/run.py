@@ -1,8 +1,9 @@
 """One forward pass of a prompt, shared by every analysis of it.
 
 A ``PromptRun`` is the tokens plus the logits and activation cache of one
-``run_with_cache``, computed on first use (or, for an analysis that reads only logits, the
-logits of a plain forward pass, until something reads the cache: ``run_logits``). The engine keeps a few recent runs so that
+``run_with_cache``, computed on first use. Side B of a pair analysis that reads only logits
+and residual streams gets a light run instead (``run_light``: the logits and the residual
+streams, no other activation), until something reads its full cache. The engine keeps a few recent runs so that
 opening several views of the same prompt costs one forward pass; the activation cache
 itself never leaves the engine process.
 """
@@ -30,13 +31,20 @@ def kept(hook: str) -> bool:
     return not hook.endswith("hook_attn_scores") and hook != "unembed.hook_out"
 
 
+def stream(hook: str) -> bool:
+    """The activations a light run keeps: the residual streams (every block's ``resid_pre``
+    and ``resid_post``), a few percent of a full cache (no patterns, no MLP activations)."""
+    return hook.endswith(("hook_resid_pre", "hook_resid_post"))
+
+
 class PromptRun:
     def __init__(self, lm: LoadedModel, token_ids: list[int], infos: list[TokenInfo]):
         self.lm = lm
         self.token_ids = token_ids
         self.token_infos = infos
         self.memo: dict = {}  # per-prompt results of analyses (e.g. lens blocks), kept with it
-        self._light: Float[Tensor, "pos vocab"] | None = None  # logits of run_logits, no cache
+        # a light run (``run_light``): its logits and residual streams, until the full run
+        self._light: tuple[Float[Tensor, "pos vocab"], dict[str, Tensor]] | None = None
 
     @property
     def tokens(self) -> Int[Tensor, "1 pos"]:
@@ -49,21 +57,31 @@ class PromptRun:
         self._light = None  # the same logits, now held by the full run
         return logits[0].float(), cache.remove_batch_dim()
 
-    def run_logits(self) -> None:
-        """Run the forward pass for its logits only, when it has not run: what an analysis
-        that reads nothing but logits asks for, so that it neither builds nor keeps an
-        activation cache (most of a run's memory, and at 1000 tokens of GPT-2 small most of
-        its time: fresh pages faulted in). Reading ``cache`` later runs the full pass."""
+    def run_light(self) -> None:
+        """Run the forward pass keeping only its logits and residual streams, when nothing
+        has run: what side B of an analysis that reads nothing else asks for, so that it
+        neither builds nor keeps a full activation cache (most of a run's memory, and at 1000
+        tokens of GPT-2 small much of its time: fresh pages faulted in). Reading ``cache``
+        later runs the full pass; ``act`` reads a stream from whichever run there is."""
         if "_forward" not in self.__dict__ and self._light is None:
             with torch.inference_mode():
-                self._light = self.lm.model(self.tokens)[0].float()
+                logits, cache = self.lm.model.run_with_cache(self.tokens, names_filter=stream)
+            self._light = logits[0].float(), {h: t[0] for h, t in cache.cache_dict.items()}
 
     @property
     def logits(self) -> Float[Tensor, "pos vocab"]:
         light = self._light
         if light is not None and "_forward" not in self.__dict__:
-            return light
+            return light[0]
         return self._forward[0]
+
+    def act(self, hook: str) -> Float[Tensor, "pos ..."]:
+        """The activation at `hook` ([pos, ...]): from the light run when it holds it and the
+        full run has not run, else from the full cache (running it when needed)."""
+        light = self._light
+        if light is not None and "_forward" not in self.__dict__ and hook in light[1]:
+            return light[1][hook]
+        return self.cache[hook]
 
     @property
     def cache(self) -> ActivationCache:
@@ -74,7 +92,9 @@ class PromptRun:
         """Bytes its forward pass holds (0 until it has run)."""
         if "_forward" not in self.__dict__:
             light = self._light
-            return 0 if light is None else light.numel() * light.element_size()
+            if light is None:
+                return 0
+            return sum(t.numel() * t.element_size() for t in (light[0], *light[1].values()))
         logits, cache = self._forward
         held = sum(t.numel() * t.element_size() for t in cache.cache_dict.values())
         return held + logits.numel() * logits.element_size()

@@ -1,9 +1,11 @@
 """How pair analyses use the engine's prompt runs, and what they refuse before any forward pass.
 
-- ``diff_tokens`` reads only logits: side B's run, when the run store has not run it, runs
-  without an activation cache (the cost of a diff view at 1000 tokens, bench/RESULTS.md); its
-  logits and the result are the same as with B's full run, and the cache is still there for
-  the next view that reads it.
+- ``diff_tokens``, ``diff_resid`` and ``diff_latents`` (an SAE at a residual stream) read
+  side B only through its logits and residual streams: B's run, when the run store has not
+  run it, is one light run (no patterns, no MLP activations: the cost of a diff view at 1000
+  tokens, bench/RESULTS.md) that all three share; its logits, streams and the results are the
+  same as with B's full run, and the full cache is still there for the next view that reads
+  it.
 - ``diff_latents`` checks side A (its SAE) and side B (the SAE's hook point) before any run.
 - The same slot on both sides of one prompt is refused everywhere with one reason.
 
@@ -57,29 +59,39 @@ def tl_logits_and_cache(eng: Engine, slot: str, prompt: str = PROMPT):
     return logits[0], cache
 
 
-def test_diff_tokens_leaves_side_b_without_a_cache_and_answers_the_same(eng):
+def test_diff_views_share_one_light_run_of_side_b_and_answer_the_same(eng):
     eng.runs.clear()
     eng.cache.clear()
-    light = ask(eng, "diff_tokens", model_b="b", params={"top_k": 3})
+    views = {
+        "diff_tokens": {"top_k": 3},
+        "diff_resid": {"top_k": 2},
+        "diff_latents": {"sae": SAE, "top_k": 3},
+    }
+    light = {name: ask(eng, name, model_b="b", params=p) for name, p in views.items()}
     (run_a,), (run_b,) = runs_of(eng, "a"), runs_of(eng, "b")
     assert "_forward" in run_a.__dict__  # side A: the full run every view of the prompt reads
-    assert "_forward" not in run_b.__dict__  # side B: logits only
+    assert "_forward" not in run_b.__dict__  # side B: one light run served all three
     la, cache_b = tl_logits_and_cache(eng, "b")
     assert torch.equal(run_b.logits, la)
-    assert run_b.nbytes == la.numel() * 4  # what it holds is counted: its logits
-    # the next view that reads B's cache gets the full run (the same logits)
-    ask(eng, "diff_resid", model_b="b", params={"top_k": 2})
+    streams = [h for h in cache_b.cache_dict if h.endswith(("hook_resid_pre", "hook_resid_post"))]
+    assert sorted(run_b._light[1]) == sorted(streams)  # nothing else kept
+    for h in streams:
+        assert torch.equal(run_b.act(h), cache_b[h][0]), h
+    held = la.numel() * 4 + sum(cache_b[h][0].numel() * 4 for h in streams)
+    assert run_b.nbytes == held  # what it holds is counted
+    # a hook outside the streams runs B in full (the same logits and streams)
+    pattern = run_b.act("blocks.0.attn.hook_pattern")
+    assert torch.equal(pattern, cache_b["blocks.0.attn.hook_pattern"][0])
     assert "_forward" in run_b.__dict__ and run_b._light is None
     assert torch.equal(run_b.logits, la)
-    assert torch.equal(
-        run_b.cache["blocks.0.hook_resid_post"], cache_b["blocks.0.hook_resid_post"][0]
-    )
-    assert run_b.nbytes > la.numel() * 4
-    # with B's full run in the store, diff_tokens answers exactly as it did without it
+    assert torch.equal(run_b.act(streams[0]), cache_b[streams[0]][0])
+    assert run_b.nbytes > held
+    # with B's full run in the store, every view answers exactly as it did with the light run
     eng.cache.clear()
     run_a.memo.clear()
-    assert ask(eng, "diff_tokens", model_b="b", params={"top_k": 3}) == light
-    assert DiffTokensResult.model_validate(light).kl[-1] >= 0
+    for name, p in views.items():
+        assert ask(eng, name, model_b="b", params=p) == light[name], name
+    assert DiffTokensResult.model_validate(light["diff_tokens"]).kl[-1] >= 0
 
 
 def test_diff_latents_checks_both_sides_before_any_run(eng):

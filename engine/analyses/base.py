@@ -46,6 +46,7 @@ class Analysis(Generic[P, R]):
     # a pair analysis's check of side B's model (``model_b``), given side A's and B's: `check`
     # is side A's; None: `check` on side B too. For what only side A has (e.g. an SAE).
     check_b: Callable[[LoadedModel, LoadedModel, P], None] | None = None
-    # a pair analysis that reads only the runs' logits: side B's run, when its forward pass
-    # has not run yet, runs without an activation cache (``PromptRun.run_logits``)
-    logits_only: bool = False
+    # a pair analysis that reads side B only through its logits and ``PromptRun.act`` of
+    # residual streams: B's run, when its forward pass has not run yet, is a light run
+    # (``PromptRun.run_light``: logits and residual streams, no full activation cache)
+    light_b: bool = False

@@ -27,6 +27,7 @@ from engine import saes
 from engine.analyses.base import Analysis
 from engine.errors import EngineError
 from engine.latent_book import TopExamples
+from engine.latent_shift import LatentSums
 from engine.loading import LoadedModel
 from engine.pairs import RunPair
 from engine.run import PromptRun
@@ -94,8 +95,8 @@ def diff_latents(pair: RunPair, params: DiffLatentsParams) -> DiffLatentsResult:
     run_b: PromptRun = pair.b
     d = saes.for_model(run_a.lm).get(params.sae)  # 404 when side A does not have it
     _check_side_b(d, run_b.lm)
-    a = d.encode(run_a.cache[d.reads]).float()  # the forward passes run here, on first use
-    b = d.encode(run_b.cache[d.reads].to(a.device)).float()
+    a = d.encode(run_a.act(d.reads)).float()  # the forward passes run here, on first use
+    b = d.encode(run_b.act(d.reads).to(a.device)).float()  # B: a light run at a stream
     special = set(run_a.lm.model.tokenizer.all_special_ids)
     keep = [p for p in content_positions(run_a.token_ids, special)
             if run_b.token_ids[p] not in special]  # fmt: skip
@@ -131,48 +132,45 @@ def _check_side_b(d: saes.Dictionary, lm_b: LoadedModel) -> None:
 # --- over a text set ---------------------------------------------------------------------
 @dataclass
 class SetStats:
-    """Running sums over the counted tokens of a text set, and the texts where each latent
-    changed most each way."""
+    """Running sums over the counted tokens of a text set on both sides (``LatentSums`` of
+    engine/latent_shift.py, the shipped shift files' reduction), and the texts where each
+    latent changed most each way."""
 
     d_latent: int
     n_examples: int
     device: str | torch.device = "cpu"
-    sum_a: Tensor = field(init=False)
-    sum_b: Tensor = field(init=False)
-    fire_a: Tensor = field(init=False)
-    fire_b: Tensor = field(init=False)
-    n: int = 0
+    a: LatentSums = field(init=False)
+    b: LatentSums = field(init=False)
     up: TopExamples | None = field(init=False)
     down: TopExamples | None = field(init=False)
 
     def __post_init__(self) -> None:
-        z = lambda dt: torch.zeros(self.d_latent, dtype=dt, device=self.device)  # noqa: E731
-        self.sum_a, self.sum_b = z(torch.float64), z(torch.float64)
-        self.fire_a, self.fire_b = z(torch.long), z(torch.long)
+        self.a = LatentSums(self.d_latent, self.device)
+        self.b = LatentSums(self.d_latent, self.device)
         k = self.n_examples
         self.up = TopExamples(k, self.d_latent, device=self.device) if k else None
         self.down = TopExamples(k, self.d_latent, device=self.device) if k else None
+
+    @property
+    def n(self) -> int:
+        return self.a.n
 
     def add(
         self, a: Float[Tensor, "pos d"], b: Float[Tensor, "pos d"], tokens: Int[Tensor, " pos"],
         mask: Tensor, row: int,
     ) -> None:  # fmt: skip
         """One text: its activations on both sides and which positions count (`mask`)."""
-        m = mask[:, None]
-        self.sum_a += (a * m).sum(0).double()
-        self.sum_b += (b * m).sum(0).double()
-        self.fire_a += ((a > 0) & m).sum(0)
-        self.fire_b += ((b > 0) & m).sum(0)
-        self.n += int(mask.sum())
+        self.a.add(a[mask])
+        self.b.add(b[mask])
         if self.up is not None:
-            delta = (b - a) * m
+            delta = (b - a) * mask[:, None]
             self.up.add(delta.clamp(min=0)[None], tokens[None], row)
             self.down.add((-delta).clamp(min=0)[None], tokens[None], row)
 
     def means(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        n = max(self.n, 1)
-        return (self.sum_a / n).float().cpu(), (self.sum_b / n).float().cpu(), \
-            (self.fire_a / n).float().cpu(), (self.fire_b / n).float().cpu()  # fmt: skip
+        """(mean A, mean B, frequency A, frequency B), float32 on the CPU."""
+        (ma, fa), (mb, fb) = self.a.means(), self.b.means()
+        return ma, mb, fa, fb
 
 
 def _examples(c: TopExamples | None, i: int, vocab: list[str]) -> list[DiffExample]:
@@ -257,6 +255,7 @@ DIFF_LATENTS = Analysis(
     check=check,
     check_b=check_b,
     pair=True,
+    light_b=True,  # an SAE at a residual stream reads B's light run; elsewhere, B in full
     description="one SAE on both sides of a pair: per token the latents whose activation "
     "changed most, and the prompt's strongest changes with labels",
 )

@@ -61,12 +61,11 @@ def diff_resid(pair: RunPair, params: DiffResidParams) -> DiffResidResult:
     start, stop = clamp_window(params.start, params.width, n)
     hooks = resid_hooks(n_layers)
     on = lm.model.W_U.device  # the lens reads A's unembedding
-    a = resid_stack(pair.a.cache, hooks, start, stop, on)
-    diff = resid_stack(pair.b.cache, hooks, start, stop, on) - a
-    at = (
-        resid_stack(pair.b.cache, hooks, pos, pos + 1, on)
-        - resid_stack(pair.a.cache, hooks, pos, pos + 1, on)
-    )[:, 0]
+    ca = {h: pair.a.act(h) for h in hooks}
+    cb = {h: pair.b.act(h) for h in hooks}  # B: its light run's streams, unless it ran in full
+    a = resid_stack(ca, hooks, start, stop, on)
+    diff = resid_stack(cb, hooks, start, stop, on) - a
+    at = (resid_stack(cb, hooks, pos, pos + 1, on) - resid_stack(ca, hooks, pos, pos + 1, on))[:, 0]
     k = min(params.top_k, lm.model.cfg.d_vocab)
     up_i, up_v, down_i, down_v = diff_lens(lm.model, at, k)
     tok = lm.model.tokenizer
@@ -103,5 +102,6 @@ DIFF_RESID = Analysis(
     fn=diff_resid,
     feature="diff",
     pair=True,
+    light_b=True,
     description="per-layer residual-stream difference norms and the logit lens of the difference",
 )

@@ -113,6 +113,6 @@ DIFF_TOKENS = Analysis(
     fn=diff_tokens,
     feature="diff",
     pair=True,
-    logits_only=True,
+    light_b=True,
     description="per-token KL(A || B) and top-prediction changes between two runs",
 )
