@@ -293,10 +293,13 @@ def builtin_texts(n: int) -> list[str] | None:
     return [t for t in NEUTRAL.read_text(encoding="utf-8").splitlines() if t.strip()][:n]
 
 
-def adiff_lens(result: AdiffLensResult, texts: list[str], b: str) -> BundleSpec:
-    """The activation-difference lens over the built-in texts: the mean of resid_B − resid_A
-    over their first positions at each layer, read through side B's unembedding
-    (``engine/adiff.py``: ``mean_difference``, ``unembed_read``)."""
+def adiff_lens(
+    result: AdiffLensResult, texts: list[str], b: str, *, chat: bool = False
+) -> BundleSpec:
+    """The activation-difference lens over the built-in texts (with `chat`, each a user turn
+    in side B's chat template, else A's, as the engine's job wraps them): the mean of
+    resid_B − resid_A over their first positions at each layer, read through side B's
+    unembedding (``engine/adiff.py``: ``token_rows``, ``mean_difference``, ``unembed_read``)."""
     layers = result.mean.layers
     k = len(layers[0].top_tokens) if layers else 1
     return _spec(
@@ -306,9 +309,12 @@ def adiff_lens(result: AdiffLensResult, texts: list[str], b: str) -> BundleSpec:
         source("adiff"), b,
         f"""
         TEXTS = {texts!r}
-        POSITIONS, K = {result.positions}, {k}
+        POSITIONS, K, CHAT = {result.positions}, {k}, {chat!r}
         hooks = resid_hooks(model.cfg.n_layers)
-        rows = token_rows(model.tokenizer, TEXTS, min(model.cfg.n_ctx, model_b.cfg.n_ctx))
+        tok = model.tokenizer  # the chat template: B's (the chat model of a pair), else A's
+        if CHAT and getattr(model_b.tokenizer, "chat_template", None):
+            tok = model_b.tokenizer
+        rows = token_rows(tok, TEXTS, min(model.cfg.n_ctx, model_b.cfg.n_ctx), chat=CHAT)
         _, mean, _, _ = mean_difference(model, model_b, rows, hooks, POSITIONS)  # [hook, d]
         skip = set(model_b.tokenizer.all_special_ids)
         reads = [unembed_read(model_b, mean[j], K, skip) for j in range(len(hooks))]

@@ -21,8 +21,8 @@ from engine.schemas.diff_latents import AdiffLensResult, LatentDiffSetResult
 from engine.schemas.steering import StreamEvent
 from engine.service import Engine
 from engine.settings import DEFAULT_MODEL_DIR, EngineSettings
+from tests.helpers import CHAT_DIR
 
-CHAT_DIR = DEFAULT_MODEL_DIR.parent / "organism-chat"
 PROMPT = "The capital of Australia is"
 PROMPT_B = "The capital of France is"
 pytestmark = pytest.mark.skipif(
@@ -144,10 +144,14 @@ def test_latent_and_text_set_snippets(pair, tmp_path, monkeypatch):
         return typed.model_validate(done["result"])
 
     adiff = result("adiff_lens", {**job, "top_k": 3}, AdiffLensResult)
+    # as chat requests (the Diff page's switch): wrapped in the chat model's template
+    chat = result("adiff_lens", {**job, "top_k": 3, "positions": 3, "chat": True}, AdiffLensResult)
+    assert [x.top_values for x in chat.mean.layers] != [x.top_values for x in adiff.mean.layers]
     ldiff = result("latent_diff_set", {**job, "sae": sae, "n_top": 3}, LatentDiffSetResult)
     specs = [
         diff_snippets.latents(lat, rows, b),
         diff_snippets.adiff_lens(adiff, texts, b),
+        diff_snippets.adiff_lens(chat, texts, b, chat=True),
         diff_snippets.latent_set(ldiff, dfig.set_rows(ldiff), texts, b),
     ]
     for spec in specs:

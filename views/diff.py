@@ -81,17 +81,35 @@ st.caption(
 )
 texts = st.text_input("Texts (a file in the engine's data directories; empty: the built-in "
                       "neutral set)", key="w_diff_texts")  # fmt: skip
-source = {"model_b": compare.SLOT_B, "max_texts": MAX_TEXTS, **({"path": texts} if texts else {})}
 control = st.text_input("Control texts for the latent changes (a file; empty: none): latents are "
                         "then ranked by their change on the texts minus their change on these",
                         key="w_diff_control")  # fmt: skip
+o1, o2, o3 = st.columns([2, 2, 1.4])
+chat = o1.toggle("Chat template", key="w_diff_chat",
+                 help="Wrap each text as a user turn in the chat template (model B's, else A's), "
+                 "ending where the assistant's reply starts: to compare models on requests.")  # fmt: skip
+where = o2.segmented_control(
+    "Latent changes read", ["all", "last"], default="all", key="w_diff_where",
+    format_func={"all": "every token", "last": "last token"}.get,
+    help="Every content token of each text, or its last token only (with the chat template: "
+    "where the reply starts).",
+) or "all"  # fmt: skip
+positions = o3.number_input("Lens positions", 1, 32, 5, key="w_diff_positions",
+                            help="The activation-difference lens reads the first tokens of each "
+                            "text after the BOS (Minder et al.: the first few).")  # fmt: skip
+source = {"model_b": compare.SLOT_B, "max_texts": MAX_TEXTS, "chat": chat,
+          **({"path": texts} if texts else {})}  # fmt: skip
 # the bundles' snippets recompute over the built-in texts (a file is read on the engine's side)
 builtin = None if texts else diff_snippets.builtin_texts(MAX_TEXTS)
 j1, j2 = st.columns(2)
 if j1.button("Activation-difference lens", icon=":material/play_arrow:"):
-    job_box.start(client, "adiff_job", "adiff_lens", {**source, "top_k": 10})
+    st.session_state["adiff_job:chat"] = chat
+    job_box.start(client, "adiff_job", "adiff_lens",
+                  {**source, "top_k": 10, "positions": int(positions)})  # fmt: skip
 if j2.button("Latent changes over the set", icon=":material/play_arrow:"):
+    st.session_state["ldiff_job:chat"] = chat
     job_box.start(client, "ldiff_job", "latent_diff_set", {**source, "sae": sae, "n_top": 10,
+                  "where": where,
                   **({"control": {"path": control, "max_texts": MAX_TEXTS}} if control else {})})  # fmt: skip
 for key, what, typed in (("adiff_job", "the activation-difference lens", AdiffLensResult),
                          ("ldiff_job", "the latent changes job", LatentDiffSetResult)):  # fmt: skip
@@ -103,16 +121,18 @@ for key, what, typed in (("adiff_job", "the activation-difference lens", AdiffLe
         else:
             st.error(out.job.error or out.job.message)
 if adiff := st.session_state.get("adiff_job:result"):
+    adiff_chat = bool(st.session_state.get("adiff_job:chat"))
     rows, top = dfig.adiff_rows(adiff)
     widgets.figure(
         dfig.layer_tokens_figure(
             rows, top, title="Activation-difference lens",
             subtitle=f"mean resid_B − resid_A over the first {adiff.positions} tokens of "
-            f"{adiff.over}, through B's unembedding",
+            f"{adiff.over}" + (" (as chat requests)" if adiff_chat else "")
+            + ", through B's unembedding",
         ),
         name="diff_adiff_lens", params={"texts": adiff.over},
-        bundle=diff_snippets.adiff_lens(adiff, builtin, diff_panels.side_code(client, cmp))
-        if builtin else None,
+        bundle=diff_snippets.adiff_lens(adiff, builtin, diff_panels.side_code(client, cmp),
+                                        chat=adiff_chat) if builtin else None,
     )  # fmt: skip
     st.caption(md(adiff.normalisation))
     for reading in adiff.mean.saes:
@@ -123,16 +143,19 @@ if adiff := st.session_state.get("adiff_job:result"):
             )  # fmt: skip
         )
 if ldiff := st.session_state.get("ldiff_job:result"):
+    ldiff_chat = bool(st.session_state.get("ldiff_job:chat"))
     rows_set = dfig.set_rows(ldiff)
     widgets.figure(
         dfig.latent_changes_figure(
             rows_set, title="Latents whose mean activation changed most over the texts",
-            subtitle=f"{ldiff.sae.id} · {ldiff.over} · rose most (top), fell most (bottom)"
+            subtitle=f"{ldiff.sae.id} · {ldiff.over}" + (" as chat requests" if ldiff_chat else "")
+            + (" · last tokens" if ldiff.where == "last" else "")
+            + " · rose most (top), fell most (bottom)"
             + (f" · minus the change on {ldiff.control_over}" if ldiff.control_over else ""),
         ),
         name="diff_latent_set", params={"sae": ldiff.sae.id},
         bundle=diff_snippets.latent_set(ldiff, rows_set, builtin, diff_panels.side_code(client, cmp))
-        if builtin and not ldiff.control_over else None,
+        if builtin and not (ldiff.control_over or ldiff_chat or ldiff.where == "last") else None,
     )  # fmt: skip
     if ldiff.control_over:
         st.caption("Change on the texts − change on the control: " + " · ".join(

@@ -144,8 +144,9 @@ def test_other_views_and_side_by_side_generation(pair_page, app_server):
 
 
 def test_latent_changes_over_a_set_with_a_control(pair_page, app_server, tmp_path_factory):
-    """The text-set job form's control: the page shows each latent's change on the texts, on
-    the control, and the net change it is ranked by, as the engine's job answers them."""
+    """The text-set job form's control and switches (chat template, last token: where a chat
+    model's reply starts): the page runs the job with them and shows each latent's change on
+    the texts, on the control, and the net change it is ranked by, as the engine answers."""
     from engine.client import EngineClient
     from organism import chat_corpus as cc
 
@@ -160,6 +161,10 @@ def test_latent_changes_over_a_set_with_a_control(pair_page, app_server, tmp_pat
         box.fill(str(path))
         box.press("Enter")
         settle(page)
+    page.get_by_text("Chat template", exact=True).click()
+    settle(page)
+    page.get_by_role("radio", name="last token", exact=True).click()
+    settle(page)
     page.get_by_role("button", name="Latent changes over the set").click()
     shown = page.get_by_text("Change on the texts − change on the control").first
     shown.wait_for(timeout=120_000)
@@ -167,9 +172,10 @@ def test_latent_changes_over_a_set_with_a_control(pair_page, app_server, tmp_pat
     sae = client.saes()[0].id  # the page's default
     want = client.latent_diff_set(
         sae, model_b="b", max_texts=64, path=str(f), n_top=10,
-        control={"path": str(g), "max_texts": 64},
+        control={"path": str(g), "max_texts": 64}, chat=True, where="last",
     )  # fmt: skip
-    assert want.cached  # the page's own job, served again
+    assert want.cached  # the page's own job (chat template, last tokens), served again
+    assert want.where == "last" and want.n_tokens == want.n_texts  # one token a text
     c = want.increased[0]
     assert c.net_delta == pytest.approx(c.delta - c.control_delta, abs=1e-5)
     text = shown.inner_text()
