@@ -29,6 +29,7 @@ from engine.errors import EngineError
 from engine.graphs.service import GraphService, transcoder_capability
 from engine.job_kinds import JOB_KINDS, check_load
 from engine.jobs import Job, JobManager
+from engine.layout import forward_layout
 from engine.loading import LoadedModel, estimate_load, load_model
 from engine.memory import Budget, held_bytes
 from engine.model_thread import ModelThread
@@ -115,9 +116,11 @@ class Engine:
     def use(self, lm: LoadedModel, slot: str = PRIMARY) -> None:
         """Serve `lm` in `slot` from now on: open its session (engine/session.py; the SAEs
         shipped in its directory are attached) and drop the prompt runs, on the model thread.
-        The slot's old model and its session go."""
+        The slot's old model and its session go. Its weights are laid out for the forward pass
+        first (``engine.layout.forward_layout``: the same values, no copy per forward pass)."""
 
         def swap() -> None:
+            forward_layout(lm.model)  # no weight copied per forward pass (engine/layout.py)
             lm.opened = ModelSession.open(lm)
             if slot == PRIMARY:
                 self.lm = lm
