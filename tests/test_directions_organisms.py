@@ -49,8 +49,8 @@ from engine.settings import DEFAULT_MODEL_DIR, EngineSettings
 from organism import chat_corpus as cc
 from organism import corpus, metrics
 from organism import refusal_direction as rd
+from tests.helpers import CHAT_DIR
 
-CHAT_DIR = DEFAULT_MODEL_DIR.parent / "organism-chat"
 REFUSAL_KEYWORD = "I can't"
 MAX_NEW = 6
 NEUTRAL = Path(direction_sweep.__file__).with_name("neutral_texts.txt")

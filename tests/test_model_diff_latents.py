@@ -24,8 +24,8 @@ from engine.saes import read_local
 from engine.schemas.diff_latents import AdiffLensResult
 from engine.service import Engine
 from engine.settings import DEFAULT_MODEL_DIR, EngineSettings
+from tests.helpers import CHAT_DIR
 
-CHAT_DIR = DEFAULT_MODEL_DIR.parent / "organism-chat"
 SAE = "blocks.3.hook_resid_post"  # the card's refusal direction lives at layer 3
 pytestmark = pytest.mark.skipif(
     not (CHAT_DIR / "model.safetensors").exists() or not (DEFAULT_MODEL_DIR / "saes").is_dir(),

@@ -18,8 +18,8 @@ from engine.memory import held_bytes
 from engine.schemas.analyses import AnalysisRequest, PredictionsResult
 from engine.service import Engine
 from engine.settings import DEFAULT_MODEL_DIR, EngineSettings
+from tests.helpers import CHAT_DIR
 
-CHAT_DIR = DEFAULT_MODEL_DIR.parent / "organism-chat"
 PROMPT = "The capital of Australia is"
 pytestmark = pytest.mark.skipif(
     not (CHAT_DIR / "model.safetensors").exists(), reason="the chat organism is not shipped"
