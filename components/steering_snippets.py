@@ -7,8 +7,8 @@ row (SAELens), a transcoder latent's (its safetensors file), or a contrastive me
 recomputed from the two prompt sets; conditions the same way. It then generates as
 ``engine/steering.py`` does, with that module's own code (its source, read by
 ``components.engine_source``: ``mean_activation``, ``Probe``, ``_hooks``, ``_sample``, the
-``Continuation`` a step at a time and ``_steps``, which pairs them and takes the KL) and the
-engine's unembedding (``engine/fast_unembed.py``): each continuation on its own
+``Continuation`` a step at a time and ``_steps``, which pairs them and takes the KL) on the
+engine's layout of the weights (``engine/layout.py``): each continuation on its own
 TransformerLens KV cache with its own ``torch.Generator`` seeded alike, so on the same device
 it samples the same tokens. A saved direction acted on (Directions page) is its stored unit
 vector, resolved and hooked by ``engine/interventions.py``'s own ``residual_direction``,
@@ -33,7 +33,7 @@ from engine.schemas.steering import (
 
 # The engine's own functions the snippet runs (read from their files: components.engine_source)
 ENGINE = engine_source(
-    ("engine.fast_unembed", ("_forward", "speed_up")),
+    ("engine.layout", ("QKV", "_store", "forward_layout")),
     (
         "engine.steering",
         ("mean_activation", "Probe", "_hooks", "_sample", "Step", "Continuation", "_kl", "_steps"),
@@ -54,7 +54,7 @@ from types import SimpleNamespace
 MAX_NEW_TOKENS, TEMPERATURE, TOP_K, SEED, STOP_AT_EOS = {settings}
 device, dtype = model.cfg.device, model.cfg.dtype
 {tokens}
-speed_up(model.unembed)  # the engine's unembedding: F.linear on a copy can differ in a last bit
+forward_layout(model)  # the engine's layout of the weights: its very products, bit for bit
 lm = SimpleNamespace(model=model, n_ctx=model.cfg.n_ctx, path="hooked")  # what the engine reads
 req = SimpleNamespace(temperature=TEMPERATURE, top_k=TOP_K, seed=SEED, stop_at_eos=STOP_AT_EOS)
 

@@ -36,7 +36,6 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, Pretra
 from engine import conversion_check as check
 from engine import hf_config, memory, weights
 from engine.errors import EngineError
-from engine.fast_unembed import install_fast_unembed
 from engine.memory import MemoryEstimate
 from engine.schemas.model import LoadEstimate
 
@@ -349,7 +348,6 @@ def build_hooked(plan: Plan) -> HookedTransformer:
     weights.load_processed(model, box, processing(cfg))
     model.move_model_modules_to_device()
     model.eval()
-    install_fast_unembed(model)
     if reference is not None:
         probe = check.probe(cfg.d_vocab, cfg.n_ctx).to(cfg.device)
         with torch.inference_mode():

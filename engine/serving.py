@@ -7,7 +7,9 @@
     handle.stop()
 
 The engine runs in this process (uvicorn on a background thread) over the very model object,
-so nothing is copied or reloaded. Its fingerprint, which keys the result cache, is a hash of
+so nothing is copied or reloaded. Its attention and unembedding weights are laid out in place
+for the forward pass (engine/layout.py: the same values and outputs, no weight copied per
+forward pass; only ``.view()`` of one of them would now need ``.reshape()``). Its fingerprint, which keys the result cache, is a hash of
 the weights as they are when served (or refreshed): results of other weights never mix.
 """
 
@@ -25,7 +27,6 @@ from transformer_lens import HookedTransformer
 
 from engine.api import create_app
 from engine.errors import EngineError
-from engine.fast_unembed import install_fast_unembed
 from engine.loading import DTYPES, LoadedModel
 from engine.service import Engine
 from engine.settings import EngineSettings
@@ -60,7 +61,6 @@ def in_memory(model: HookedTransformer, name: str | None = None) -> LoadedModel:
     dtype = next((k for k, v in DTYPES.items() if v == cfg.dtype), str(cfg.dtype))
     display = name or f"{cfg.model_name} (in memory)"
     model.eval()
-    install_fast_unembed(model)
     t0 = time.perf_counter()
     fingerprint = f"{display}@{tensor_hash(model)}:{dtype}"
     return LoadedModel(

@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from components import bundles, snippets, steering_snippets
 from components import steering_setup as ss
 from components.dla_figures import bar_terms
-from engine import fast_unembed, saes, steering
+from engine import layout, saes, steering
 from engine.api import create_app
 from engine.client import RESULTS
 from engine.launcher import REPO_ROOT
@@ -190,7 +190,7 @@ def test_steering_kl_snippet_regenerates_a_sampled_contrastive_steering(org, tmp
     assert spec.data["steered_id"].values != spec.data["baseline_id"].values  # it steers
     assert_regenerates(spec, run_snippet(spec, org, SAD, tmp_path))
     engine_code = (steering._hooks, steering._sample, steering.mean_activation,
-                   steering.Continuation, steering._steps, fast_unembed._forward)  # fmt: skip
+                   steering.Continuation, steering._steps, layout.forward_layout)  # fmt: skip
     for fn in engine_code:
         assert inspect.getsource(fn) in spec.code  # the engine's own, not a copy
     assert "for _ in range" not in spec.code  # no loop of its own: the engine's Continuation

@@ -1,25 +1,32 @@
-"""The engine's unembedding (engine/fast_unembed.py): TransformerLens's numbers, its hook
-points still firing."""
+"""The engine's unembedding, on weights laid out for the forward pass (engine/layout.py):
+TransformerLens's own forward, no copy of W_U per call, its numbers and hook points."""
 
 from __future__ import annotations
 
+import einops
 import torch
 import torch.nn.functional as F
-
-from engine import fast_unembed
 
 PROMPT = "When Mary and John went to the store"
 
 
-def test_the_loaded_model_uses_it(model):
-    assert model.unembed.forward.__func__ is fast_unembed._forward
+def test_the_loaded_model_is_laid_out(model):
+    assert "forward" not in vars(model.unembed)  # TransformerLens's own forward
+    assert model.unembed.W_U.T.is_contiguous()  # W_U.T.contiguous() copies nothing
+    attn = model.blocks[0].attn
+    w = einops.rearrange(attn.W_Q, "head_index d_model d_head -> (head_index d_head) d_model")
+    assert w.data_ptr() == attn.W_Q.data_ptr()
 
 
 def test_same_logits_as_transformer_lens(model):
     x = torch.randn(2, 5, model.cfg.d_model)
     with torch.no_grad():
-        plain = F.linear(x, model.W_U.T.contiguous(), model.b_U)
-        assert torch.allclose(model.unembed(x), plain, atol=1e-5)
+        plain = F.linear(x, model.W_U.T.contiguous(), model.b_U)  # TransformerLens's product
+        assert torch.equal(model.unembed(x), plain)
+        copy = F.linear(
+            x, model.W_U.detach().T.clone(memory_format=torch.contiguous_format), model.b_U
+        )
+        assert torch.allclose(model.unembed(x), copy, atol=1e-5)
 
 
 def test_unembed_hook_points_fire(model):
