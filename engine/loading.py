@@ -36,6 +36,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, Pretra
 from engine import conversion_check as check
 from engine import hf_config, memory, weights
 from engine.errors import EngineError
+from engine.layout import forward_layout
 from engine.memory import MemoryEstimate
 from engine.schemas.model import LoadEstimate
 
@@ -348,6 +349,7 @@ def build_hooked(plan: Plan) -> HookedTransformer:
     weights.load_processed(model, box, processing(cfg))
     model.move_model_modules_to_device()
     model.eval()
+    forward_layout(model)  # before the check: what it compares is what the engine will run
     if reference is not None:
         probe = check.probe(cfg.d_vocab, cfg.n_ctx).to(cfg.device)
         with torch.inference_mode():
