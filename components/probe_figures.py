@@ -97,6 +97,10 @@ def setup_line(result: ProbeSweepResult) -> str:
     if result.position == "match":
         rule += f" /{result.pattern}/"
     dropped = f", {result.n_dropped} without a match dropped" if result.n_dropped else ""
+    n_rows = result.n_train + result.n_test
+    if result.n_distinct is not None and result.n_distinct < n_rows:
+        dropped += (f", {result.n_distinct} distinct texts (repeats kept on one side of the "
+                    "split)")  # fmt: skip
     return (
         f"{rule} · {result.n_train} train / {result.n_test} held out{dropped} · "
         "baselines: shuffled labels, best single SAE latent (chosen on the train split)"

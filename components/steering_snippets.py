@@ -33,7 +33,7 @@ from engine.schemas.steering import (
 
 # The engine's own functions the snippet runs (read from their files: components.engine_source)
 ENGINE = engine_source(
-    ("engine.layout", ("QKV", "_store", "forward_layout")),
+    ("engine.layout", ("QKV", "_store", "_unembed_forward", "forward_layout")),
     (
         "engine.steering",
         ("mean_activation", "Probe", "_hooks", "_sample", "Step", "Continuation", "_kl", "_steps"),
@@ -54,7 +54,7 @@ from types import SimpleNamespace
 MAX_NEW_TOKENS, TEMPERATURE, TOP_K, SEED, STOP_AT_EOS = {settings}
 device, dtype = model.cfg.device, model.cfg.dtype
 {tokens}
-forward_layout(model)  # the engine's layout of the weights: its very products, bit for bit
+forward_layout(model)  # the engine's forward pass: its weights' layout and its unembedding
 lm = SimpleNamespace(model=model, n_ctx=model.cfg.n_ctx, path="hooked")  # what the engine reads
 req = SimpleNamespace(temperature=TEMPERATURE, top_k=TOP_K, seed=SEED, stop_at_eos=STOP_AT_EOS)
 

@@ -254,7 +254,8 @@ def run(engine: Engine, ctx: JobContext, p: ProbeSweepParams) -> dict:
     back = np.argsort(order)  # the rows back in the order of `keep`
     x = {h: np.concatenate(acts[h])[back] for h in hooks}  # [n, positions, d]
     z = {h: np.concatenate(lat[h])[back] for h in at}
-    train, test = probes.split(y, p.heldout_fraction, p.seed)
+    kept_texts = [texts[i] for i in keep]  # a text given twice: both rows on one side
+    train, test = probes.split(y, p.heldout_fraction, p.seed, groups=kept_texts)
 
     results, vectors = [], {}
     cells = [(h, j) for h in hooks for j in range(x[h].shape[1])]
@@ -279,7 +280,8 @@ def run(engine: Engine, ctx: JobContext, p: ProbeSweepParams) -> dict:
         pattern=p.pattern, positions=positions or None,
         position_tokens=[lm.model.tokenizer.decode([first[i]]) for i in positions] or None,
         n_positive=int(y.sum()), n_negative=int(len(y) - y.sum()), n_train=len(train),
-        n_test=len(test), n_dropped=len(texts) - len(keep), results=results,
+        n_test=len(test), n_dropped=len(texts) - len(keep), n_distinct=len(set(kept_texts)),
+        results=results,
         best_hook=best.hook, best_position=best.position, wins=wins(results),
     ).model_dump()  # fmt: skip
     out["source"] = where

@@ -17,6 +17,7 @@ measured on the held-out split:
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 import numpy as np
 from jaxtyping import Float, Int
@@ -26,6 +27,8 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
+
+from engine.errors import EngineError
 
 PROBE_C = 1.0  # inverse L2 strength (scikit-learn's default)
 PROBE_MAX_ITER = 2000
@@ -51,12 +54,32 @@ def pick_positions(
 
 
 def split(
-    labels: Int[np.ndarray, " n"], heldout: float, seed: int
+    labels: Int[np.ndarray, " n"], heldout: float, seed: int, groups: Sequence | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of the train and held-out rows: stratified by label, seeded."""
-    idx = np.arange(len(labels))
-    train, test = train_test_split(idx, test_size=heldout, random_state=seed, stratify=labels)
-    return np.sort(train), np.sort(test)
+    """Indices of the train and held-out rows: stratified by label, seeded, and grouped: rows
+    of one group (the same prompt text given twice) all fall on one side, so a held-out score
+    is never of a text the fit has seen. Groups are numbered by first appearance, so with every
+    row its own group this is ``train_test_split`` of the rows themselves. A 422 when there are
+    too few distinct texts of a label to hold some out."""
+    n = len(labels)
+    if groups is None:
+        groups = range(n)
+    first: dict = {}
+    row_group = np.array([first.setdefault(g, len(first)) for g in groups])
+    group_labels = labels[np.unique(row_group, return_index=True)[1]]  # of each first row
+    try:
+        g_train, g_test = train_test_split(
+            np.arange(len(first)), test_size=heldout, random_state=seed, stratify=group_labels
+        )
+    except ValueError as e:
+        raise EngineError(
+            422, "too_few_distinct_prompts",
+            f"{len(first)} distinct prompts ({int(group_labels.sum())} positive) cannot be split "
+            f"into train and held-out sets with both labels on each side: {e}. Give more "
+            "distinct prompts (a prompt given twice counts once).",
+        ) from e  # fmt: skip
+    held = np.isin(row_group, g_test)
+    return np.flatnonzero(~held), np.flatnonzero(held)
 
 
 def threshold(scores: Float[np.ndarray, " n"], labels: Int[np.ndarray, " n"]) -> float:

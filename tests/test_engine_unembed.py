@@ -1,5 +1,5 @@
-"""The engine's unembedding, on weights laid out for the forward pass (engine/layout.py):
-TransformerLens's own forward, no copy of W_U per call, its numbers and hook points."""
+"""The engine's unembedding (engine/layout.py): one addmm on W_U itself, no copy of it per
+call; TransformerLens's numbers and hook points."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ import einops
 import torch
 import torch.nn.functional as F
 
+from engine import layout
+
 PROMPT = "When Mary and John went to the store"
 
 
 def test_the_loaded_model_is_laid_out(model):
-    assert "forward" not in vars(model.unembed)  # TransformerLens's own forward
-    assert model.unembed.W_U.T.is_contiguous()  # W_U.T.contiguous() copies nothing
+    assert model.unembed.forward.__func__ is layout._unembed_forward
+    assert model.unembed.W_U.is_contiguous()  # what the lens and attribution products read
     attn = model.blocks[0].attn
     w = einops.rearrange(attn.W_Q, "head_index d_model d_head -> (head_index d_head) d_model")
     assert w.data_ptr() == attn.W_Q.data_ptr()

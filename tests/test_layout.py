@@ -1,8 +1,9 @@
-"""Weights laid out for the forward pass (engine/layout.py): the same model, no weight copied.
+"""The forward pass without weight copies (engine/layout.py): the same model, no weight copied.
 
 Ground truth: TransformerLens's own forward pass of an untouched copy of each model (GPT-2
 style attention, and Llama-style grouped-query attention with RMSNorm and rotary), compared
-bit for bit; and torch's profiler, which sees every copy the forward pass makes.
+bit for bit up to the unembedding (the logits to 1e-6: one addmm instead of F.linear on a
+copy); and torch's profiler, which sees every copy the forward pass makes.
 """
 
 from __future__ import annotations
@@ -72,13 +73,15 @@ def test_laid_out_model_computes_the_same_without_copying_weights(shape):
     a = model.blocks[1].attn
     q = einops.rearrange(a.W_Q, "head_index d_model d_head -> (head_index d_head) d_model")
     assert q.data_ptr() == a.W_Q.data_ptr() and q.is_contiguous()  # a view, not a copy
-    assert model.unembed.W_U.T.is_contiguous()
+    assert model.unembed.W_U.is_contiguous()  # as the lens and attribution read it
     with torch.inference_mode():
         want_logits, want = before.run_with_cache(tokens)
         logits, got = model.run_with_cache(tokens)
-    assert torch.equal(logits, want_logits)
+    torch.testing.assert_close(logits, want_logits, rtol=1e-6, atol=1e-6)
     assert set(got.cache_dict) == set(want.cache_dict)
     for k, v in want.cache_dict.items():
+        if k == "unembed.hook_out":  # the logits: above
+            continue
         assert torch.equal(got[k], v), k
     with torch.inference_mode():  # what analyses read: the same weights, products as before
         x = torch.randn(5, model.cfg.d_model, generator=torch.Generator().manual_seed(2))
@@ -87,11 +90,11 @@ def test_laid_out_model_computes_the_same_without_copying_weights(shape):
     assert forward_layout(model) > 0 and weight_copies(model, tokens) == 0  # twice: no change
 
 
-def test_split_qkv_models_are_left_as_they_are():
+def test_split_qkv_models_keep_their_attention_weights():
     model = tiny("gpt2")
     model.set_use_split_qkv_input(True)
     ptr = model.blocks[0].attn.W_Q.data_ptr()
-    assert forward_layout(model) == 0
+    forward_layout(model)
     assert model.blocks[0].attn.W_Q.data_ptr() == ptr and model.blocks[0].attn.W_Q.is_contiguous()
 
 
@@ -104,6 +107,6 @@ def test_the_engine_serves_models_laid_out(tmp_path):
         tokens = torch.randint(0, 97, (1, 9), generator=torch.Generator().manual_seed(3))
         assert weight_copies(eng.require_model().model, tokens) == 0
         with torch.inference_mode():
-            assert torch.equal(eng.require_model().model(tokens), before(tokens))
+            torch.testing.assert_close(eng.require_model().model(tokens), before(tokens))
     finally:
         eng.close()

@@ -338,3 +338,32 @@ def test_the_saved_probe_direction_steers_the_mood(org, sweep, tmp_path, monkeyp
         f"happy share with the probe sweep's direction: +{scale:.2f} {up:.2f}, -{scale:.2f} {down:.2f}"
     )
     assert up >= 0.8 and down <= 0.2
+
+
+def test_a_text_given_twice_stays_on_one_side_of_the_split(org):
+    """Repeated prompts (the same opening given several times) are held out as whole texts: the
+    split is the stratified one of the distinct texts (scikit-learn, in order of appearance),
+    every row of a text on its side, so no held-out score is of a text the fit has seen."""
+    happy, sad = felt_prompts("happy", 6, 31), felt_prompts("sad", 6, 32)
+    assert len(set(happy + sad)) == 12
+    pos, neg = happy * 3, sad * 3  # each text three times
+    job = org.start_job("probe_sweep", {"positive": pos, "negative": neg, "seed": SEED,
+                                        "hooks": ["blocks.1.hook_resid_pre"]})  # fmt: skip
+    wait(job)
+    assert job.status == "done", job.error
+    r = job.result
+    texts = pos + neg
+    distinct = list(dict.fromkeys(texts))
+    labels = np.array([1 if t in happy else 0 for t in distinct])
+    g_train, g_test = train_test_split(np.arange(12), test_size=0.25, random_state=SEED,
+                                       stratify=labels)  # fmt: skip
+    held = {distinct[g] for g in g_test}
+    assert r["n_distinct"] == 12
+    assert (r["n_train"], r["n_test"]) == (3 * len(g_train), 3 * len(g_test))
+    assert not held & {distinct[g] for g in g_train}
+    assert r["n_test"] == sum(t in held for t in texts)
+    # too few distinct texts to hold both labels out: a clear refusal, not a leaky split
+    job = org.start_job("probe_sweep", {"positive": happy[:1] * 8, "negative": sad[:1] * 8,
+                                        "hooks": ["blocks.1.hook_resid_pre"]})  # fmt: skip
+    wait(job)
+    assert job.status == "failed" and "distinct prompts" in (job.error or ""), job.error

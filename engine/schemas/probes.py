@@ -120,6 +120,11 @@ class ProbeSweepResult(BaseModel):
     n_train: int
     n_test: int
     n_dropped: int = 0  # "match": prompts with no matching token
+    n_distinct: int | None = Field(
+        default=None,
+        description="distinct prompt texts among those read (a text given more than once has "
+        "all its rows on one side of the split); None in sweeps made before it was counted",
+    )
     results: list[HookResult]
     best_hook: str  # the hook (at its best position) whose probe has the best held-out AUROC
     best_position: int | None = None
