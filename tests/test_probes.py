@@ -198,7 +198,8 @@ def test_every_token_and_match_rules(org):
     assert len(r["results"]) == len(hooks) * (shortest - 1)
     assert r["position_tokens"][0] == org.lm.model.to_str_tokens(pos[0])[1]
     job = org.start_job("probe_sweep", {"positive": pos * 3 + ["no adjective here"], "negative": neg * 3,
-                                        "hooks": hooks, "position": "match", "pattern": "^ (happy|sad|glad|gloomy)$"})  # fmt: skip
+                                        "hooks": hooks, "position": "match", "pattern": "^ (happy|sad|glad|gloomy)$",
+                                        "heldout_fraction": 0.5})  # 2 of 4 distinct texts  # fmt: skip
     wait(job)
     r = job.result
     assert job.status == "done", job.error
