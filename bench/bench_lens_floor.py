@@ -1,9 +1,11 @@
 """The logit lens on a short prompt: the engine's cold answer against a bare ``run_with_cache``
 and against the same lens written directly in TransformerLens, as a notebook would.
 
-At 16 tokens the lens reads rows x positions streams through the unembedding (13 x 16 for
-gpt2-small, 13x what the model's own forward unembeds), so against a bare forward it cannot be
-near 1x; against the notebook's lens it shows what the engine adds.
+At 16 tokens the lens reads rows x positions streams through the unembedding (12 x 16 for
+gpt2-small, 12x what the model's own forward unembeds): against the engine's own forward pass
+(its weights laid out, engine/layout.py: no weight copied per call) it costs about as much
+again; against a bare ``run_with_cache`` of the model as TransformerLens loads it (the bar),
+and against the notebook's lens, it shows what the engine adds.
 
     OMP_NUM_THREADS=1 .venv/bin/python -m bench.bench_lens_floor [--reps 5] [--n 16]
 """

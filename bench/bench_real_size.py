@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import resource
 import statistics
 import tempfile
 import time
@@ -105,6 +106,13 @@ def bare_ms(lm: LoadedModel, ids: list[int]) -> float:
         return (time.perf_counter() - t0) * 1e3
 
 
+def user_ms() -> float:
+    """User CPU time of this process, every thread (the engine's model thread included), ms:
+    the computation without the kernel's page faults, which on this VM swing from 1 to 20 s
+    for the same 1000-token forward pass (fresh pages of a freed cache, bench/RESULTS.md)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_utime * 1e3
+
+
 def measure(
     eng: Engine,
     prompt: str,
@@ -122,17 +130,21 @@ def measure(
         return eng.analyze(name, AnalysisRequest(prompt=prompt, params=p))
 
     ids, _ = eng.tokenize(prompt)
-    colds, bares, laid = [], [], []
+    colds, bares, laid, cold_cpu, bare_cpu = [], [], [], [], []
     for _ in range(reps):
+        u0 = user_ms()
         bares.append(bare_ms(notebook, ids))
+        bare_cpu.append(user_ms() - u0)
         laid.append(bare_ms(eng.lm, ids))
         eng.runs.clear()
         eng.cache.clear()
         gc.collect()
-        t0 = time.perf_counter()
+        t0, u0 = time.perf_counter(), user_ms()
         data = ask(params)
         colds.append((time.perf_counter() - t0) * 1e3)
+        cold_cpu.append(user_ms() - u0)
     cold, bare, bare_laid = (statistics.median(x) for x in (colds, bares, laid))
+    cpu_ratio = statistics.median(cold_cpu) / statistics.median(bare_cpu)
     cached = timed(lambda: ask(params), repeat=5, warmup=1)
     moved_ms = None
     if moved is not None:
@@ -141,7 +153,7 @@ def measure(
         moved_ms = (time.perf_counter() - t0) * 1e3
     return {
         "bare_ms": bare, "bare_laid_ms": bare_laid, "cold_ms": cold, "ratio": cold / bare,
-        "ratio_laid": cold / bare_laid, "cached_ms": cached,
+        "ratio_laid": cold / bare_laid, "ratio_user_cpu": cpu_ratio, "cached_ms": cached,
         "moved_ms": moved_ms, "bytes": len(data),
     }  # fmt: skip
 
@@ -168,7 +180,14 @@ def old_layer_bytes(lm: LoadedModel, ids: list[int]) -> int:
     return len(json.dumps(cache["pattern", lm.n_layers - 1][0].tolist()))
 
 
-def bench_model(name: str, shape: dict, lengths: tuple[int, ...], before: bool) -> list[dict]:
+def bench_model(
+    name: str,
+    shape: dict,
+    lengths: tuple[int, ...],
+    before: bool,
+    reps_short: int = 2,
+    reps_long: int = 1,
+) -> list[dict]:
     lm = build(name, shape)
     notebook = build(name, shape)  # the same weights, as TransformerLens lays them out
     rows = []
@@ -178,7 +197,7 @@ def bench_model(name: str, shape: dict, lengths: tuple[int, ...], before: bool) 
         for n in lengths:
             prompt = prompt_of(eng, n)
             ids, _ = eng.tokenize(prompt)
-            reps = 2 if n <= 256 else 1  # the machine is shared: a cold 1000 is slow
+            reps = reps_short if n <= 256 else reps_long
             bare_ms(lm, ids), bare_ms(notebook, ids)  # warm-up
             extra = {}
             if before:
@@ -198,15 +217,16 @@ def bench_model(name: str, shape: dict, lengths: tuple[int, ...], before: bool) 
 def table(rows: list[dict]) -> str:
     out = [
         "| model | tokens | analysis | bare run_with_cache ms | the same, laid out ms | cold ms "
-        "| cold / bare | cold / laid out | cached ms | window moved ms | bytes |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| cold / bare | cold / laid out | user CPU: cold / bare | cached ms | window moved ms "
+        "| bytes |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         moved = "" if r["moved_ms"] is None else f"{r['moved_ms']:.1f}"
         out.append(
             f"| {r['model']} | {r['n']} | {r['analysis']} | {r['bare_ms']:.0f} | "
             f"{r['bare_laid_ms']:.0f} | {r['cold_ms']:.0f} | {r['ratio']:.2f} | "
-            f"{r['ratio_laid']:.2f} | {r['cached_ms']:.2f} | {moved} | "
+            f"{r['ratio_laid']:.2f} | {r['ratio_user_cpu']:.2f} | {r['cached_ms']:.2f} | {moved} | "
             f"{r['bytes']:,} |"
         )
     return "\n".join(out)
@@ -218,6 +238,8 @@ def main() -> None:
     ap.add_argument("--only", help="gpt2, llama or gemma")
     ap.add_argument("--lengths", default=",".join(map(str, LENGTHS)))
     ap.add_argument("--before", action="store_true", help="also the old lens / layer answer")
+    ap.add_argument("--reps", type=int, default=2, help="cold samples at 16 and 256 tokens")
+    ap.add_argument("--reps-long", type=int, default=1, help="cold samples at 1000 tokens")
     args = ap.parse_args()
     torch.set_num_threads(1)
     lengths = tuple(int(x) for x in args.lengths.split(","))
@@ -231,7 +253,9 @@ def main() -> None:
     for key, (name, shape) in shapes.items():
         if args.only and key != args.only:
             continue
-        rows += bench_model(name, shape, lengths, args.before and key == "gpt2")
+        rows += bench_model(
+            name, shape, lengths, args.before and key == "gpt2", args.reps, args.reps_long
+        )
     print(table(rows))
     worst = max(r["bytes"] for r in rows)
     print(f"largest answer: {worst:,} bytes; slowest cached: "
