@@ -26,6 +26,8 @@ from concurrent.futures import Future
 from contextlib import AbstractContextManager
 from typing import TypeVar
 
+from engine.malloc import one_arena
+
 T = TypeVar("T")
 _Task = tuple[Future, Callable, tuple, dict]
 
@@ -47,6 +49,7 @@ class ModelThread:
         self._cv = threading.Condition()
         self._stopped = False
         self.interleaved = 0  # interactive tasks run inside a long step's pauses, for tests
+        one_arena()  # before the thread allocates: it reuses the main arena (engine/malloc.py)
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
