@@ -56,8 +56,8 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".c
 def project_out(w: Tensor, r: Float[Tensor, " d"] | Float[Tensor, "d k"], axis: int) -> Tensor:
     """`w` with the component along unit `r` (or in the span of orthonormal columns `r`)
     removed from its `axis` (of length d_model)."""
-    wf = w.float().movedim(axis, -1)
-    wf = wf - (wf @ r)[..., None] * r if r.ndim == 1 else wf - (wf @ r) @ r.T
+    wf = w.float().movedim(axis, -1)  # the hooks' own ablations, on the weights' rows
+    wf = interventions.ablate(wf, r) if r.ndim == 1 else interventions.ablate_span(wf, r)
     return wf.movedim(-1, axis).to(w.dtype).contiguous()
 
 
