@@ -293,11 +293,9 @@ def builtin_texts(n: int) -> list[str] | None:
     return [t for t in NEUTRAL.read_text(encoding="utf-8").splitlines() if t.strip()][:n]
 
 
-def adiff_lens(
-    result: AdiffLensResult, texts: list[str], b: str, *, chat: bool = False
-) -> BundleSpec:
-    """The activation-difference lens over the built-in texts (with `chat`, each a user turn
-    in side B's chat template, else A's, as the engine's job wraps them): the mean of
+def adiff_lens(result: AdiffLensResult, texts: list[str], b: str) -> BundleSpec:
+    """The activation-difference lens over the built-in texts (as chat requests when the job
+    wrapped them: each a user turn in side B's chat template, else A's): the mean of
     resid_B − resid_A over their first positions at each layer, read through side B's
     unembedding (``engine/adiff.py``: ``token_rows``, ``mean_difference``, ``unembed_read``)."""
     layers = result.mean.layers
@@ -309,7 +307,7 @@ def adiff_lens(
         source("adiff"), b,
         f"""
         TEXTS = {texts!r}
-        POSITIONS, K, CHAT = {result.positions}, {k}, {chat!r}
+        POSITIONS, K, CHAT = {result.positions}, {k}, {result.chat!r}
         hooks = resid_hooks(model.cfg.n_layers)
         tok = model.tokenizer  # the chat template: B's (the chat model of a pair), else A's
         if CHAT and getattr(model_b.tokenizer, "chat_template", None):

@@ -172,7 +172,7 @@ def run_lens(engine: Engine, ctx: JobContext, p: AdiffLensParams) -> dict:
     sae_keys = [i.id for i in saes.for_model(lm_a).infos()]  # the SAEs it reads through
     parts = {"a": lm_a.fingerprint, "b": lm_b.fingerprint, "texts": name, "hooks": hooks,
              "saes": sae_keys, "params": p.model_dump(mode="json", exclude={"model", "model_b"}),
-             "v": 1}  # fmt: skip
+             "v": 2}  # fmt: skip
     path = _cache_path(engine, "adiff_lens", parts)
     if path.is_file():
         return json.loads(path.read_text()) | {"cached": True}
@@ -194,7 +194,7 @@ def run_lens(engine: Engine, ctx: JobContext, p: AdiffLensParams) -> dict:
 
     mean_r, by_pos = engine.compute(read)
     res = AdiffLensResult(model_a=lm_a.name, model_b=lm_b.name, over=f"{len(texts)} texts of {where}",
-                          n_texts=len(texts), positions=p.positions,
+                          n_texts=len(texts), chat=p.chat, positions=p.positions,
                           normalisation=adiff.NORMALISATION, mean=mean_r, by_position=by_pos)  # fmt: skip
     doc = res.model_dump(mode="json")
     atomic_write(path, json.dumps(doc))
@@ -242,7 +242,7 @@ def run_set(engine: Engine, ctx: JobContext, p: LatentDiffSetParams) -> dict:
         c_texts, c_name, c_where = read_texts(engine, p.control, lambda: tick())  # type: ignore[arg-type]
     parts = {"a": lm_a.fingerprint, "b": lm_b.fingerprint, "sae": d.key, "texts": name,
              "control": c_name, "params": p.model_dump(mode="json", exclude={"model", "model_b"}),
-             "v": 2}  # fmt: skip
+             "v": 3}  # fmt: skip
     path = _cache_path(engine, "latent_diff_set", parts)
     if path.is_file():
         return json.loads(path.read_text()) | {"cached": True}
@@ -258,7 +258,8 @@ def run_set(engine: Engine, ctx: JobContext, p: LatentDiffSetParams) -> dict:
     up, down, f_up, f_down = dl.set_changes(stats, d, p.n_top, vocab, control)
     res = LatentDiffSetResult(sae=d.info, model_a=lm_a.name, model_b=lm_b.name,
                               over=f"{len(texts)} texts of {where}", n_texts=len(texts),
-                              n_tokens=stats.n, where=p.where, increased=up, decreased=down,
+                              n_tokens=stats.n, chat=p.chat, where=p.where, increased=up,
+                              decreased=down,
                               freq_increased=f_up, freq_decreased=f_down,
                               control_over=None if control is None
                               else f"{len(c_texts)} texts of {c_where}",

@@ -146,12 +146,13 @@ def test_latent_and_text_set_snippets(pair, tmp_path, monkeypatch):
     adiff = result("adiff_lens", {**job, "top_k": 3}, AdiffLensResult)
     # as chat requests (the Diff page's switch): wrapped in the chat model's template
     chat = result("adiff_lens", {**job, "top_k": 3, "positions": 3, "chat": True}, AdiffLensResult)
+    assert chat.chat and not adiff.chat
     assert [x.top_values for x in chat.mean.layers] != [x.top_values for x in adiff.mean.layers]
     ldiff = result("latent_diff_set", {**job, "sae": sae, "n_top": 3}, LatentDiffSetResult)
     specs = [
         diff_snippets.latents(lat, rows, b),
         diff_snippets.adiff_lens(adiff, texts, b),
-        diff_snippets.adiff_lens(chat, texts, b, chat=True),
+        diff_snippets.adiff_lens(chat, texts, b),
         diff_snippets.latent_set(ldiff, dfig.set_rows(ldiff), texts, b),
     ]
     for spec in specs:

@@ -103,11 +103,9 @@ source = {"model_b": compare.SLOT_B, "max_texts": MAX_TEXTS, "chat": chat,
 builtin = None if texts else diff_snippets.builtin_texts(MAX_TEXTS)
 j1, j2 = st.columns(2)
 if j1.button("Activation-difference lens", icon=":material/play_arrow:"):
-    st.session_state["adiff_job:chat"] = chat
     job_box.start(client, "adiff_job", "adiff_lens",
                   {**source, "top_k": 10, "positions": int(positions)})  # fmt: skip
 if j2.button("Latent changes over the set", icon=":material/play_arrow:"):
-    st.session_state["ldiff_job:chat"] = chat
     job_box.start(client, "ldiff_job", "latent_diff_set", {**source, "sae": sae, "n_top": 10,
                   "where": where,
                   **({"control": {"path": control, "max_texts": MAX_TEXTS}} if control else {})})  # fmt: skip
@@ -121,18 +119,17 @@ for key, what, typed in (("adiff_job", "the activation-difference lens", AdiffLe
         else:
             st.error(out.job.error or out.job.message)
 if adiff := st.session_state.get("adiff_job:result"):
-    adiff_chat = bool(st.session_state.get("adiff_job:chat"))
     rows, top = dfig.adiff_rows(adiff)
     widgets.figure(
         dfig.layer_tokens_figure(
             rows, top, title="Activation-difference lens",
             subtitle=f"mean resid_B − resid_A over the first {adiff.positions} tokens of "
-            f"{adiff.over}" + (" (as chat requests)" if adiff_chat else "")
+            f"{adiff.over}" + (" (as chat requests)" if adiff.chat else "")
             + ", through B's unembedding",
         ),
         name="diff_adiff_lens", params={"texts": adiff.over},
-        bundle=diff_snippets.adiff_lens(adiff, builtin, diff_panels.side_code(client, cmp),
-                                        chat=adiff_chat) if builtin else None,
+        bundle=diff_snippets.adiff_lens(adiff, builtin, diff_panels.side_code(client, cmp))
+        if builtin else None,
     )  # fmt: skip
     st.caption(md(adiff.normalisation))
     for reading in adiff.mean.saes:
@@ -143,19 +140,18 @@ if adiff := st.session_state.get("adiff_job:result"):
             )  # fmt: skip
         )
 if ldiff := st.session_state.get("ldiff_job:result"):
-    ldiff_chat = bool(st.session_state.get("ldiff_job:chat"))
     rows_set = dfig.set_rows(ldiff)
     widgets.figure(
         dfig.latent_changes_figure(
             rows_set, title="Latents whose mean activation changed most over the texts",
-            subtitle=f"{ldiff.sae.id} · {ldiff.over}" + (" as chat requests" if ldiff_chat else "")
+            subtitle=f"{ldiff.sae.id} · {ldiff.over}" + (" as chat requests" if ldiff.chat else "")
             + (" · last tokens" if ldiff.where == "last" else "")
             + " · rose most (top), fell most (bottom)"
             + (f" · minus the change on {ldiff.control_over}" if ldiff.control_over else ""),
         ),
         name="diff_latent_set", params={"sae": ldiff.sae.id},
         bundle=diff_snippets.latent_set(ldiff, rows_set, builtin, diff_panels.side_code(client, cmp))
-        if builtin and not (ldiff.control_over or ldiff_chat or ldiff.where == "last") else None,
+        if builtin and not (ldiff.control_over or ldiff.chat or ldiff.where == "last") else None,
     )  # fmt: skip
     if ldiff.control_over:
         st.caption("Change on the texts − change on the control: " + " · ".join(

@@ -53,31 +53,36 @@ class DiffLatentsResult(BaseModel):
 
 
 # --- text sets for the jobs --------------------------------------------------------------
-class TextSetParams(BaseModel):
-    """Texts to compare the two models on: the built-in neutral set (short stories, IOI
-    sentences and facts drawn from the base organism's corpus) unless a file or dataset is
-    named (read as the latent_examples job reads them: engine/text_sources.py)."""
+class TextSource(BaseModel):
+    """Where texts come from: the built-in neutral set (short stories, IOI sentences and facts
+    drawn from the base organism's corpus) unless a file or dataset is named (read as the
+    latent_examples job reads them: engine/text_sources.py)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    model: Slot = Field(default="a", description="side A: the SAE's model, the reference")
-    model_b: Slot = Field(default="b", description="side B: the model compared with A")
     path: str | None = Field(default=None, max_length=MAX_PATH, description="a text file")
     dataset: str | None = Field(default=None, max_length=MAX_PATH, description="a dataset")
     split: Name = Field(default="train", min_length=1)
     column: Name = Field(default="text", min_length=1)
     max_texts: int = Field(default=256, ge=1, le=100_000)
+
+    @model_validator(mode="after")
+    def _at_most_one_source(self) -> TextSource:
+        if self.path and self.dataset:
+            raise ValueError("give a text file (path) or a dataset, not both")
+        return self
+
+
+class TextSetParams(TextSource):
+    """Texts to compare the two models on (a ``TextSource``), and the two models."""
+
+    model: Slot = Field(default="a", description="side A: the SAE's model, the reference")
+    model_b: Slot = Field(default="b", description="side B: the model compared with A")
     chat: bool = Field(
         default=False,
         description="wrap each text as a user turn in a chat template (side B's, else side "
         "A's), ending where the assistant's reply starts: to compare models on requests",
     )
-
-    @model_validator(mode="after")
-    def _at_most_one_source(self) -> TextSetParams:
-        if self.path and self.dataset:
-            raise ValueError("give a text file (path) or a dataset, not both")
-        return self
 
 
 class AdiffLensParams(TextSetParams):
@@ -127,6 +132,7 @@ class AdiffLensResult(BaseModel):
     model_b: str
     over: str = Field(description="the texts: how many, from where")
     n_texts: int
+    chat: bool = Field(default=False, description="the texts were wrapped as chat requests")
     positions: int
     normalisation: str = Field(description="how the difference is read through the unembedding")
     mean: LensReading = Field(description="over the first `positions` positions together")
@@ -134,24 +140,10 @@ class AdiffLensResult(BaseModel):
     cached: bool = False
 
 
-class ControlSet(BaseModel):
+class ControlSet(TextSource):
     """A control text set for ``latent_diff_set``: the same sources as the main set (the
     built-in neutral texts unless a file or dataset is named), read with the main set's
     ``chat`` and ``where``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    path: str | None = Field(default=None, max_length=MAX_PATH, description="a text file")
-    dataset: str | None = Field(default=None, max_length=MAX_PATH, description="a dataset")
-    split: Name = Field(default="train", min_length=1)
-    column: Name = Field(default="text", min_length=1)
-    max_texts: int = Field(default=256, ge=1, le=100_000)
-
-    @model_validator(mode="after")
-    def _at_most_one_source(self) -> ControlSet:
-        if self.path and self.dataset:
-            raise ValueError("give a text file (path) or a dataset, not both")
-        return self
 
 
 class LatentDiffSetParams(TextSetParams):
@@ -201,6 +193,7 @@ class LatentDiffSetResult(BaseModel):
     over: str
     n_texts: int
     n_tokens: int = Field(description="tokens counted (special tokens left out)")
+    chat: bool = Field(default=False, description="the texts were wrapped as chat requests")
     where: Literal["all", "last"]
     increased: list[LatentChange] = Field(
         description="largest delta first (with a control: largest net_delta)"

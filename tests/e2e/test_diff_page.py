@@ -175,7 +175,7 @@ def test_latent_changes_over_a_set_with_a_control(pair_page, app_server, tmp_pat
         control={"path": str(g), "max_texts": 64}, chat=True, where="last",
     )  # fmt: skip
     assert want.cached  # the page's own job (chat template, last tokens), served again
-    assert want.where == "last" and want.n_tokens == want.n_texts  # one token a text
+    assert want.chat and want.where == "last" and want.n_tokens == want.n_texts  # one a text
     c = want.increased[0]
     assert c.net_delta == pytest.approx(c.delta - c.control_delta, abs=1e-5)
     text = shown.inner_text()
