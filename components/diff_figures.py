@@ -179,9 +179,10 @@ def diff_lens_figure(
 def layer_tokens_figure(
     rows: list[str], top: list[list[DiffToken]], *, title: str, subtitle: str
 ) -> go.Figure:
-    """A [row][rank] token grid (the activation-difference lens of a text set)."""
+    """A [row][rank] token grid (the activation-difference lens of a text set); `subtitle`
+    (which names the texts: a user's file) is shown as typed."""
     fig = diff_lens_figure(rows, top, pos=0, token="")
-    fig.update_layout(title=dict(text=title, subtitle=dict(text=subtitle)))
+    fig.update_layout(title=dict(text=title, subtitle=dict(text=plot_text(subtitle))))
     return fig
 
 
@@ -315,7 +316,7 @@ def latent_changes_figure(latents: list[dict], *, title: str, subtitle: str) -> 
                 marker_color=B_COLOR)  # fmt: skip
     fig.update_xaxes(title="activation")
     fig.update_layout(
-        title=dict(text=title, subtitle=dict(text=subtitle)), barmode="group",
+        title=dict(text=title, subtitle=dict(text=plot_text(subtitle))), barmode="group",
         height=140 + 40 * max(len(latents), 1),
         legend=dict(orientation="h", y=1.02, x=1, xanchor="right"),
     )  # fmt: skip

@@ -3,6 +3,7 @@ figures, which carry their numbers (read back here from synthetic engine answers
 
 from __future__ import annotations
 
+import html
 from urllib.parse import parse_qs
 
 import pytest
@@ -180,3 +181,19 @@ def test_a_model_b_with_another_tokenizer_is_refused_with_the_reason(org, tiny_m
             assert compare.not_comparable(client, "The capital of France is", same) is None
         finally:
             org.unload("b")
+
+
+def test_text_set_subtitles_show_a_file_name_as_typed():
+    """The text-set figures' subtitles name the user's files: plotly's tags there are text."""
+    hostile = "12 texts of <b>x</b>&<a href='javascript:alert(1)'>y</a>.txt"
+    rows = [{"index": 1, "label": "l", "a": 0.0, "b": 1.0}]
+    figs = [
+        dfig.latent_changes_figure(rows, title="t", subtitle=hostile),
+        dfig.layer_tokens_figure(
+            ["L0"], [[DiffToken(id=1, text="a", value=1.0)]], title="t", subtitle=hostile
+        ),  # fmt: skip
+    ]
+    for fig in figs:
+        shown = fig.layout.title.subtitle.text
+        assert "<" not in shown and ">" not in shown
+        assert html.unescape(shown) == hostile  # plotly turns the entities back into characters
